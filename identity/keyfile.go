@@ -1,0 +1,257 @@
+package identity
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/youmark/pkcs8"
+)
+
+// Sentinel errors callers can test with errors.Is.
+var (
+	ErrWrongPassphrase = errors.New("wrong passphrase")
+	ErrNotRSA          = errors.New("not an RSA key")
+	ErrKeySize         = errors.New("RSA key is not 4096 bits")
+	ErrKeyExists       = errors.New("key file already exists")
+	ErrMalformedKey    = errors.New("malformed key file")
+)
+
+// pbkdf2Iterations follows OWASP's 2023 advice for PBKDF2-HMAC-SHA-256.
+const pbkdf2Iterations = 600_000
+
+// PEM block types.
+const (
+	pemEncryptedPrivateKey = "ENCRYPTED PRIVATE KEY"
+	pemPrivateKey          = "PRIVATE KEY"
+	pemPublicKey           = "PUBLIC KEY"
+)
+
+// GenerateKey makes a fresh RSA-4096 key.
+func GenerateKey() (*rsa.PrivateKey, error) {
+	return rsa.GenerateKey(rand.Reader, KeyBits)
+}
+
+// EncodePrivateKey returns key as PKCS#8 PEM encrypted with PBES2
+// (PBKDF2-HMAC-SHA-256, AES-256-CBC), readable by `openssl pkey`.
+func EncodePrivateKey(key *rsa.PrivateKey, passphrase []byte) ([]byte, error) {
+	if len(passphrase) == 0 {
+		return nil, errors.New("empty passphrase: private keys are always encrypted")
+	}
+	der, err := pkcs8.MarshalPrivateKey(key, passphrase, &pkcs8.Opts{
+		Cipher: pkcs8.AES256CBC,
+		KDFOpts: pkcs8.PBKDF2Opts{
+			SaltSize:       16,
+			IterationCount: pbkdf2Iterations,
+			HMACHash:       crypto.SHA256,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to encrypt private key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemEncryptedPrivateKey, Bytes: der}), nil
+}
+
+// EncodePublicKey returns pub as SubjectPublicKeyInfo PEM.
+func EncodePublicKey(pub *rsa.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPublicKey, Bytes: der}), nil
+}
+
+// ParsePrivateKey decodes an encrypted private key PEM. It accepts PBES2
+// PKCS#8 ("ENCRYPTED PRIVATE KEY") and the legacy form PyCryptodome's
+// exportKey(pkcs=8, passphrase=...) writes: a "PRIVATE KEY" block with
+// Proc-Type/DEK-Info headers (DES-EDE3-CBC) around PKCS#8. name is used in
+// errors only.
+func ParsePrivateKey(name string, data, passphrase []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: %w: no PEM block", name, ErrMalformedKey)
+	}
+	var parsed any
+	var err error
+	switch {
+	case block.Type == pemEncryptedPrivateKey:
+		parsed, _, err = pkcs8.ParsePrivateKey(block.Bytes, passphrase)
+		if err != nil {
+			if err.Error() == "pkcs8: incorrect password" {
+				return nil, fmt.Errorf("%s: %w", name, ErrWrongPassphrase)
+			}
+			return nil, fmt.Errorf("%s: %w: %v", name, ErrMalformedKey, err)
+		}
+	case block.Type == pemPrivateKey && block.Headers["Proc-Type"] == "4,ENCRYPTED":
+		//lint:ignore SA1019 legacy PEM encryption is what PyCryptodome wrote; we only read it.
+		der, derr := x509.DecryptPEMBlock(block, passphrase) //nolint:staticcheck
+		if derr != nil {
+			if errors.Is(derr, x509.IncorrectPasswordError) {
+				return nil, fmt.Errorf("%s: %w", name, ErrWrongPassphrase)
+			}
+			return nil, fmt.Errorf("%s: %w: %v", name, ErrMalformedKey, derr)
+		}
+		parsed, err = x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			// DES-EDE3-CBC padding checks pass by chance for ~1 in 256
+			// wrong passphrases; the garbage then fails to parse.
+			return nil, fmt.Errorf("%s: %w (legacy PEM decrypted to garbage)", name, ErrWrongPassphrase)
+		}
+	case block.Type == pemPrivateKey || block.Type == "RSA PRIVATE KEY":
+		return nil, fmt.Errorf("%s: %w: private key is not encrypted; re-create it with tsnode keygen", name, ErrMalformedKey)
+	default:
+		return nil, fmt.Errorf("%s: %w: unexpected PEM block %q", name, ErrMalformedKey, block.Type)
+	}
+	key, ok := parsed.(*rsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w (%T)", name, ErrNotRSA, parsed)
+	}
+	if err := checkSize(name, &key.PublicKey); err != nil {
+		return nil, err
+	}
+	if err := key.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrMalformedKey, err)
+	}
+	return key, nil
+}
+
+// ParsePublicKey decodes a SubjectPublicKeyInfo PEM (also the PKCS#1
+// "RSA PUBLIC KEY" form) holding an RSA-4096 key.
+func ParsePublicKey(name string, data []byte) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: %w: no PEM block", name, ErrMalformedKey)
+	}
+	var parsed any
+	var err error
+	switch block.Type {
+	case pemPublicKey:
+		parsed, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		parsed, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%s: %w: unexpected PEM block %q", name, ErrMalformedKey, block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrMalformedKey, err)
+	}
+	pub, ok := parsed.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w (%T)", name, ErrNotRSA, parsed)
+	}
+	if err := checkSize(name, pub); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+func checkSize(name string, pub *rsa.PublicKey) error {
+	if bits := pub.N.BitLen(); bits != KeyBits {
+		return fmt.Errorf("%s: %w: it has %d bits", name, ErrKeySize, bits)
+	}
+	return nil
+}
+
+// LoadPrivateKey reads and decrypts a private key file. warn, if not nil,
+// is told when the file is readable by group or others.
+func LoadPrivateKey(path string, passphrase []byte, warn func(string)) (*rsa.PrivateKey, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read private key: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 && warn != nil {
+		warn(fmt.Sprintf("private key %s has mode %04o; it should be 0600 (chmod 600 %s)", path, perm, path))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read private key: %w", err)
+	}
+	return ParsePrivateKey(path, data, passphrase)
+}
+
+// LoadPublicKey reads a public key file.
+func LoadPublicKey(path string) (*rsa.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read public key: %w", err)
+	}
+	return ParsePublicKey(path, data)
+}
+
+// Paths of an id's key files under a keys directory.
+func PrivateKeyPath(dir string, id ID) string {
+	return filepath.Join(dir, "private", string(id)+".pem")
+}
+
+func PublicKeyPath(dir string, id ID) string {
+	return filepath.Join(dir, "public", string(id)+".pem")
+}
+
+// WriteKeyPair writes dir/private/<id>.pem (mode 0600) and
+// dir/public/<id>.pem. Without force it refuses to replace either file.
+func WriteKeyPair(dir string, id ID, key *rsa.PrivateKey, passphrase []byte, force bool) error {
+	privPEM, err := EncodePrivateKey(key, passphrase)
+	if err != nil {
+		return err
+	}
+	pubPEM, err := EncodePublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	privPath, pubPath := PrivateKeyPath(dir, id), PublicKeyPath(dir, id)
+	if !force {
+		for _, p := range []string{privPath, pubPath} {
+			if _, err := os.Lstat(p); err == nil {
+				return fmt.Errorf("%s: %w (use --force to replace it)", p, ErrKeyExists)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("failed to check %s: %w", p, err)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(privPath), 0o700); err != nil {
+		return fmt.Errorf("failed to create private key directory: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(pubPath), 0o755); err != nil {
+		return fmt.Errorf("failed to create public key directory: %w", err)
+	}
+	if err := writeFileAtomic(privPath, privPEM, 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(pubPath, pubPEM, 0o644)
+}
+
+// writeFileAtomic writes through a temporary file and rename, so an
+// interrupted write never leaves a truncated key behind.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	return nil
+}
