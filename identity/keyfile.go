@@ -82,7 +82,12 @@ func ParsePrivateKey(name string, data, passphrase []byte) (*rsa.PrivateKey, err
 	var err error
 	switch {
 	case block.Type == pemEncryptedPrivateKey:
-		parsed, _, err = pkcs8.ParsePrivateKey(block.Bytes, passphrase)
+		if len(passphrase) == 0 {
+			// pkcs8.ParsePrivateKey takes an empty passphrase to mean "not
+			// encrypted" and would accept a plain PKCS#8 body here.
+			return nil, fmt.Errorf("%s: %w (empty passphrase)", name, ErrWrongPassphrase)
+		}
+		parsed, err = parsePBES2(block.Bytes, passphrase)
 		if err != nil {
 			if err.Error() == "pkcs8: incorrect password" {
 				return nil, fmt.Errorf("%s: %w", name, ErrWrongPassphrase)
@@ -120,6 +125,19 @@ func ParsePrivateKey(name string, data, passphrase []byte) (*rsa.PrivateKey, err
 		return nil, fmt.Errorf("%s: %w: %v", name, ErrMalformedKey, err)
 	}
 	return key, nil
+}
+
+// parsePBES2 decrypts PBES2 PKCS#8 DER. pkcs8.ParsePrivateKey panics when
+// the ciphertext is not whole cipher blocks or the IV has the wrong size,
+// which a corrupt file can hold; that panic is returned as an error.
+func parsePBES2(der, passphrase []byte) (key any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			key, err = nil, fmt.Errorf("corrupt encrypted key: %v", r)
+		}
+	}()
+	key, _, err = pkcs8.ParsePrivateKey(der, passphrase)
+	return key, err
 }
 
 // ParsePublicKey decodes a SubjectPublicKeyInfo PEM (also the PKCS#1
@@ -197,6 +215,9 @@ func PublicKeyPath(dir string, id ID) string {
 // WriteKeyPair writes dir/private/<id>.pem (mode 0600) and
 // dir/public/<id>.pem. Without force it refuses to replace either file.
 func WriteKeyPair(dir string, id ID, key *rsa.PrivateKey, passphrase []byte, force bool) error {
+	if _, err := ParseID(string(id)); err != nil {
+		return err
+	}
 	privPEM, err := EncodePrivateKey(key, passphrase)
 	if err != nil {
 		return err

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"tsnode/identity"
+)
+
+const defaultKeysDir = "./keys"
+
+func cmdKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tsnode keygen", stderr)
+	idFlag := fs.String("id", "", "id to create a key for, e.g. server, 1000 or 2000 (required)")
+	keys := fs.String("keys", defaultKeysDir, "keys directory: writes `DIR`/private/<id>.pem (0600) and DIR/public/<id>.pem")
+	force := fs.Bool("force", false, "replace existing key files")
+	passFile := fs.String("passphrase-file", "", "read the passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("keygen takes no arguments, got %q", pos)
+	}
+	if *idFlag == "" {
+		return usageErr("keygen needs --id")
+	}
+	id, err := identity.ParseID(*idFlag)
+	if err != nil {
+		return usageErr("--id: %v", err)
+	}
+	pass, err := readPassphrase(*passFile, true)
+	if err != nil {
+		return err
+	}
+	key, err := identity.GenerateKey()
+	if err != nil {
+		return fmt.Errorf("failed to generate key: %w", err)
+	}
+	if err := identity.WriteKeyPair(*keys, id, key, pass, *force); err != nil {
+		return err
+	}
+	pid, err := identity.PeerIDFromPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "id          %s\npeer ID     %s\nprivate key %s\npublic key  %s\n",
+		id, pid, identity.PrivateKeyPath(*keys, id), identity.PublicKeyPath(*keys, id))
+	return nil
+}
+
+func cmdID(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tsnode id", stderr)
+	keys := fs.String("keys", defaultKeysDir, "keys `DIR`ectory whose public/ folder is listed")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("id takes no arguments, got %q", pos)
+	}
+	dir, err := identity.LoadDirectory(*keys)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPEER ID")
+	for _, e := range dir.Entries() {
+		fmt.Fprintf(tw, "%s\t%s\n", e.ID, e.PeerID)
+	}
+	return tw.Flush()
+}

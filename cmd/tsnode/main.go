@@ -1,0 +1,137 @@
+// Command tsnode is a peer-to-peer trusted-timestamping daemon.
+//
+//	tsnode keygen --id ID [--keys DIR] [--force] [--passphrase-file F]
+//	tsnode id [--keys DIR]
+//	tsnode verify --receipt R [--keys DIR] FILE
+//	tsnode --role server|verifier|requester [flags]
+//
+// Run `tsnode help` for every flag.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	logging "github.com/ipfs/go-log/v2"
+)
+
+// Exit codes: 0 success, 1 a check or step failed, 2 bad usage.
+const (
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// errUsage marks errors caused by the command line.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var err error
+	switch {
+	case len(args) == 0:
+		usage(stderr)
+		return exitUsage
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		usage(stdout)
+		return 0
+	case args[0] == "keygen":
+		err = cmdKeygen(args[1:], stdout, stderr)
+	case args[0] == "id":
+		err = cmdID(args[1:], stdout, stderr)
+	case args[0] == "verify":
+		err = cmdVerify(args[1:], stdout, stderr)
+	default:
+		err = cmdRole(args, stdout, stderr)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "tsnode: %v\n", err)
+		return exitUsage
+	case errors.Is(err, errReported):
+		return exitFailed
+	default:
+		fmt.Fprintf(stderr, "tsnode: %v\n", err)
+		return exitFailed
+	}
+}
+
+// errReported means the failure was already printed.
+var errReported = errors.New("failed")
+
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseInterspersed parses flags that may come after positional
+// arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// setupLogging sends logs to stderr: tsnode's at level, libp2p's at
+// warnings and above.
+func setupLogging(level string) error {
+	logging.SetupLogging(logging.Config{Format: logging.PlaintextOutput, Stderr: true, Level: logging.LevelError})
+	if err := logging.SetLogLevelRegex("tsnode/.*", level); err != nil {
+		return usageErr("--log-level %q: %v", level, err)
+	}
+	return nil
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `tsnode: peer-to-peer trusted timestamping over libp2p
+
+Usage:
+  tsnode keygen --id ID [--keys DIR] [--force] [--passphrase-file F]
+  tsnode id [--keys DIR]
+  tsnode verify --receipt R [--keys DIR] FILE
+  tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...]
+  tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR]
+  tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
+                          --file PATH [--file PATH ...] [--out DIR]
+
+The passphrase of a private key comes from --passphrase-file, else from
+$TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.
+Run "tsnode keygen -h", "tsnode --role server -h", ... for each flag.
+`)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"tsnode/identity"
+	"tsnode/node"
+)
+
+// defaultIDs is the prototype's mapping of roles to ids.
+var defaultIDs = map[string]identity.ID{
+	"server":    identity.ServerID,
+	"requester": identity.RequesterID,
+	"verifier":  identity.VerifierID,
+}
+
+type roleFlags struct {
+	role, id, keys, passFile, logLevel string
+	listen, files                      stringList
+	server, verifier                   string
+	serverID, verifierID               string
+	out, store                         string
+	timeout                            time.Duration
+}
+
+func cmdRole(args []string, stdout, stderr io.Writer) error {
+	var f roleFlags
+	fs := newFlags("tsnode", stderr)
+	fs.StringVar(&f.role, "role", "", "server, verifier or requester (required)")
+	fs.StringVar(&f.id, "id", "", "this node's id (default: server → server, requester → 1000, verifier → 2000)")
+	fs.StringVar(&f.keys, "keys", defaultKeysDir, "keys `DIR`ectory: private/<id>.pem and public/*.pem")
+	fs.StringVar(&f.passFile, "passphrase-file", "", "read the private key's passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
+	fs.Var(&f.listen, "listen", "listen `multiaddr` (repeatable; default TCP and QUIC on port 7400 for the server, 7401 for the verifier, none for the requester)")
+	fs.StringVar(&f.server, "server", "", "requester: the server's `multiaddr` (/p2p/ optional)")
+	fs.StringVar(&f.verifier, "verifier", "", "requester: the verifier's `multiaddr` (/p2p/ optional)")
+	fs.StringVar(&f.serverID, "server-id", string(identity.ServerID), "requester: the server's id in the identity directory")
+	fs.StringVar(&f.verifierID, "verifier-id", string(identity.VerifierID), "requester: the verifier's id in the identity directory")
+	fs.Var(&f.files, "file", "requester: document to stamp and relay (repeatable)")
+	fs.StringVar(&f.out, "out", "", "requester: write receipts into this `DIR` (default: <file>.receipt next to each file)")
+	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected arguments %q (documents go with --file)", pos)
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	if err := setupLogging(f.logLevel); err != nil {
+		return err
+	}
+	id, err := loadIdentity(f.keys, identity.ID(f.id), f.passFile, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch f.role {
+	case "server":
+		return runServer(ctx, id, f, stdout)
+	case "verifier":
+		return runVerifier(ctx, id, f, stdout)
+	default:
+		return runRequester(ctx, id, f, stdout)
+	}
+}
+
+func (f *roleFlags) check() error {
+	def, ok := defaultIDs[f.role]
+	if !ok {
+		if f.role == "" {
+			return usageErr("give a subcommand (keygen, id, verify) or --role server|verifier|requester")
+		}
+		return usageErr("--role %q: want server, verifier or requester", f.role)
+	}
+	if f.id == "" {
+		f.id = string(def)
+	}
+	if _, err := identity.ParseID(f.id); err != nil {
+		return usageErr("--id: %v", err)
+	}
+	isRequester := f.role == "requester"
+	if isRequester && (f.server == "" || f.verifier == "" || len(f.files) == 0) {
+		return usageErr("--role requester needs --server, --verifier and at least one --file")
+	}
+	if !isRequester && (f.server != "" || f.verifier != "" || len(f.files) > 0 || f.out != "") {
+		return usageErr("--server, --verifier, --file and --out are for --role requester")
+	}
+	if f.store != "" && f.role != "verifier" {
+		return usageErr("--store is for --role verifier")
+	}
+	for _, s := range []struct{ flag, v string }{{"--server-id", f.serverID}, {"--verifier-id", f.verifierID}} {
+		if _, err := identity.ParseID(s.v); err != nil {
+			return usageErr("%s: %v", s.flag, err)
+		}
+	}
+	return nil
+}
+
+// loadIdentity loads the directory and this node's own private key, and
+// nothing else private.
+func loadIdentity(keys string, id identity.ID, passFile string, stderr io.Writer) (*node.Identity, error) {
+	dir, err := identity.LoadDirectory(keys)
+	if err != nil {
+		return nil, err
+	}
+	pass, err := readPassphrase(passFile, false)
+	if err != nil {
+		return nil, err
+	}
+	key, err := identity.LoadPrivateKey(identity.PrivateKeyPath(keys, id), pass, func(w string) {
+		fmt.Fprintf(stderr, "tsnode: warning: %s\n", w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return node.NewIdentity(id, key, dir)
+}
+
+func listenOr(listen []string, port int) []string {
+	if len(listen) > 0 {
+		return listen
+	}
+	return node.DefaultListenAddrs(port)
+}
+
+func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
+	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "server %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
+	svc.PrintAddrs(stdout, "server")
+	err = svc.Run(ctx)
+	fmt.Fprintln(stdout, "server stopped")
+	return err
+}
+
+func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
+	// Each verdict is logged by the relay handler.
+	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{StoreDir: f.store})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
+	svc.PrintAddrs(stdout, "verifier")
+	err = svc.Run(ctx)
+	fmt.Fprintln(stdout, "verifier stopped")
+	return err
+}
+
+func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
+	r, err := node.NewRequester(id, node.RequesterConfig{
+		ServerID: identity.ID(f.serverID), ServerAddr: f.server,
+		VerifierID: identity.ID(f.verifierID), VerifierAddr: f.verifier,
+		OutDir: f.out, Listen: f.listen,
+	})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = r.Connect(connectCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for _, path := range f.files {
+		fileCtx, cancel := context.WithTimeout(ctx, f.timeout)
+		res := r.Process(fileCtx, path)
+		cancel()
+		printResult(stdout, res)
+		if !res.OK() {
+			failed++
+		}
+	}
+	fmt.Fprintf(stdout, "%d of %d documents stamped and verified\n", len(f.files)-failed, len(f.files))
+	if failed > 0 {
+		return errReported
+	}
+	return nil
+}
+
+func printResult(w io.Writer, res *node.Result) {
+	fmt.Fprintf(w, "%s\n", res.Path)
+	if res.Hash != nil {
+		fmt.Fprintf(w, "  sha-256    %x\n", res.Hash)
+	}
+	if rc := res.Receipt; rc != nil {
+		fmt.Fprintf(w, "  stamped    %s  serial %d  by %s\n", rc.Time, rc.Serial, rc.ServerID)
+		fmt.Fprintf(w, "  signature  verified with %s's public key (%s)\n", rc.ServerID, rc.ServerPeer)
+	}
+	if res.ReceiptPath != "" {
+		fmt.Fprintf(w, "  receipt    %s\n", res.ReceiptPath)
+	}
+	if v := res.Verdict; v != nil {
+		fmt.Fprintf(w, "  verifier   %s says %s\n", v.Verifier, v)
+	}
+	if res.Err != nil {
+		fmt.Fprintf(w, "  FAILED     %v\n", res.Err)
+	} else {
+		fmt.Fprintf(w, "  OK\n")
+	}
+}

@@ -1,0 +1,126 @@
+// Package node runs tsnode's roles on a libp2p host whose identity is the
+// node's RSA-4096 key.
+package node
+
+import (
+	"crypto/rsa"
+	"fmt"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"tsnode/identity"
+)
+
+var log = logging.Logger("tsnode/node")
+
+// Default ports of the server and the verifier, on TCP and QUIC.
+const (
+	DefaultServerPort   = 7400
+	DefaultVerifierPort = 7401
+)
+
+// DefaultListenAddrs covers TCP and QUIC on every IPv4 and IPv6 address.
+func DefaultListenAddrs(port int) []string {
+	return []string{
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port),
+		fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", port),
+		fmt.Sprintf("/ip6/::/tcp/%d", port),
+		fmt.Sprintf("/ip6/::/udp/%d/quic-v1", port),
+	}
+}
+
+// Identity is what a node knows: its own id and private key, and the
+// directory of everyone's public keys.
+type Identity struct {
+	Self identity.Entry
+	Key  *rsa.PrivateKey
+	Dir  *identity.Directory
+}
+
+// NewIdentity checks that key is the key the directory holds for id.
+func NewIdentity(id identity.ID, key *rsa.PrivateKey, dir *identity.Directory) (*Identity, error) {
+	self, err := dir.Lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if !self.PublicKey.Equal(&key.PublicKey) {
+		return nil, fmt.Errorf("the private key of %q does not match its public key in the identity directory", id)
+	}
+	return &Identity{Self: self, Key: key, Dir: dir}, nil
+}
+
+// NewHost starts a libp2p host with the node's key as its identity,
+// listening on listen (none: dial only), over TCP and QUIC, admitting only
+// peers of the directory. TLS is preferred to Noise: with RSA-4096 keys
+// its handshake is several times cheaper.
+func NewHost(id *Identity, listen []string) (host.Host, error) {
+	priv, err := identity.LibP2PPrivateKey(id.Key)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.ConnectionGater(directoryGater{dir: id.Dir}),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.DisableRelay(),
+	}
+	if len(listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		addrs := make([]ma.Multiaddr, 0, len(listen))
+		for _, s := range listen {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("bad listen address %q: %w", s, err)
+			}
+			addrs = append(addrs, a)
+		}
+		opts = append(opts, libp2p.ListenAddrs(addrs...))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to start libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// FullAddrs returns h's listen addresses with /p2p/<peer ID> appended.
+func FullAddrs(h host.Host) []ma.Multiaddr {
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// ResolvePeer turns a multiaddr, with or without /p2p/, into the address
+// of the directory's id. A /p2p/ peer ID that is not id's is refused.
+func ResolvePeer(dir *identity.Directory, id identity.ID, addr string) (identity.Entry, peer.AddrInfo, error) {
+	e, err := dir.Lookup(id)
+	if err != nil {
+		return identity.Entry{}, peer.AddrInfo{}, err
+	}
+	a, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		return identity.Entry{}, peer.AddrInfo{}, fmt.Errorf("bad multiaddr %q for %s: %w", addr, id, err)
+	}
+	transport, pid := peer.SplitAddr(a)
+	if pid != "" && pid != e.PeerID {
+		return identity.Entry{}, peer.AddrInfo{}, fmt.Errorf("multiaddr %q names peer %s, but the identity directory says %s is %s", addr, pid, id, e.PeerID)
+	}
+	if transport == nil {
+		return identity.Entry{}, peer.AddrInfo{}, fmt.Errorf("multiaddr %q for %s has no transport address", addr, id)
+	}
+	return e, peer.AddrInfo{ID: e.PeerID, Addrs: []ma.Multiaddr{transport}}, nil
+}

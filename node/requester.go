@@ -1,0 +1,174 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"tsnode/identity"
+	"tsnode/protocol"
+)
+
+// Requester gets documents stamped and relays them to a verifier, over one
+// connection to each.
+type Requester struct {
+	host     host.Host
+	stamp    *protocol.StampClient
+	relay    *protocol.RelayClient
+	server   peer.AddrInfo
+	verifier peer.AddrInfo
+	outDir   string
+}
+
+// RequesterConfig says whom a requester talks to.
+type RequesterConfig struct {
+	ServerID     identity.ID
+	ServerAddr   string // multiaddr, /p2p/ optional
+	VerifierID   identity.ID
+	VerifierAddr string
+	// OutDir receives receipts; empty means next to each document.
+	OutDir string
+	// Listen addresses; usually none.
+	Listen []string
+}
+
+// NewRequester starts a dial-only host for id.
+func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
+	server, serverInfo, err := ResolvePeer(id.Dir, cfg.ServerID, cfg.ServerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	verifier, verifierInfo, err := ResolvePeer(id.Dir, cfg.VerifierID, cfg.VerifierAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--verifier: %w", err)
+	}
+	h, err := NewHost(id, cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	return &Requester{
+		host:     h,
+		stamp:    &protocol.StampClient{Host: h, Key: id.Key, Self: id.Self, Server: server},
+		relay:    &protocol.RelayClient{Host: h, Self: id.Self, Verifier: verifier},
+		server:   serverInfo,
+		verifier: verifierInfo,
+		outDir:   cfg.OutDir,
+	}, nil
+}
+
+// Host is the requester's libp2p host.
+func (r *Requester) Host() host.Host { return r.host }
+
+// Close stops the requester's host.
+func (r *Requester) Close() error { return r.host.Close() }
+
+// Connect dials the server and the verifier.
+func (r *Requester) Connect(ctx context.Context) error {
+	if err := r.host.Connect(ctx, r.server); err != nil {
+		return fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, err)
+	}
+	if err := r.host.Connect(ctx, r.verifier); err != nil {
+		return fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, err)
+	}
+	return nil
+}
+
+// Result is what happened to one document. Err is the first step that
+// failed; the fields before it are filled in.
+type Result struct {
+	Path        string
+	Hash        []byte
+	Receipt     *protocol.Receipt
+	ReceiptPath string
+	Verdict     *protocol.Verdict
+	Err         error
+}
+
+// OK reports whether every step succeeded and the verifier said valid.
+func (res *Result) OK() bool { return res.Err == nil && res.Verdict != nil && res.Verdict.Valid() }
+
+// Process hashes, stamps, saves the receipt of, and relays one document.
+func (r *Requester) Process(ctx context.Context, path string) *Result {
+	res := &Result{Path: path}
+	f, err := os.Open(path)
+	if err != nil {
+		res.Err = fmt.Errorf("cannot read document: %w", err)
+		return res
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		res.Err = fmt.Errorf("document %s is not a regular file", path)
+		return res
+	}
+	if res.Hash, err = protocol.HashReader(f); err != nil {
+		res.Err = fmt.Errorf("cannot hash %s: %w", path, err)
+		return res
+	}
+	if res.Receipt, err = r.stamp.Stamp(ctx, res.Hash); err != nil {
+		res.Err = fmt.Errorf("stamping failed: %w", err)
+		return res
+	}
+	if res.ReceiptPath, err = writeReceipt(r.receiptBase(path), res.Receipt); err != nil {
+		res.Err = err
+		return res
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		res.Err = fmt.Errorf("cannot re-read %s: %w", path, err)
+		return res
+	}
+	if res.Verdict, err = r.relay.Relay(ctx, res.Receipt, f, info.Size()); err != nil {
+		res.Err = fmt.Errorf("relay failed: %w", err)
+		return res
+	}
+	if !res.Verdict.Valid() {
+		res.Err = fmt.Errorf("verifier %s says %s", res.Verdict.Verifier, res.Verdict)
+	}
+	return res
+}
+
+func (r *Requester) receiptBase(doc string) string {
+	if r.outDir == "" {
+		return doc
+	}
+	return filepath.Join(r.outDir, filepath.Base(doc))
+}
+
+// writeReceipt writes <base>.receipt, or <base>.N.receipt when that
+// exists: an earlier receipt is never overwritten.
+func writeReceipt(base string, rc *protocol.Receipt) (string, error) {
+	data := rc.Marshal()
+	for n := 0; n < 1000; n++ {
+		path := base + ".receipt"
+		if n > 0 {
+			path = fmt.Sprintf("%s.%d.receipt", base, n)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("cannot write receipt: %w", err)
+		}
+		_, werr := f.Write(data)
+		if serr := f.Sync(); werr == nil {
+			werr = serr
+		}
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(path)
+			return "", fmt.Errorf("cannot write receipt %s: %w", path, werr)
+		}
+		return path, nil
+	}
+	return "", fmt.Errorf("cannot write receipt: %s.receipt and 999 numbered ones exist", strings.TrimSuffix(base, "/"))
+}

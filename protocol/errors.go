@@ -1,0 +1,28 @@
+package protocol
+
+import "errors"
+
+// Sentinel errors, testable with errors.Is.
+var (
+	// ErrMalformed: bytes that do not parse as the expected message.
+	ErrMalformed = errors.New("malformed message")
+	// ErrTooLarge: a frame longer than the protocol's maximum.
+	ErrTooLarge = errors.New("message too large")
+	// ErrOpen: a sealed box that does not open with this key.
+	ErrOpen = errors.New("cannot open sealed message")
+
+	// Receipt verification failures.
+	ErrMalformedReceipt = errors.New("malformed receipt")
+	ErrHashMismatch     = errors.New("document hash mismatch")
+	ErrBadSignature     = errors.New("bad server signature")
+	ErrUnknownServer    = errors.New("unknown server key")
+	ErrWrongServerKey   = errors.New("wrong server key")
+
+	// Stamp exchange failures seen by a requester.
+	ErrRefused       = errors.New("request refused")
+	ErrReplyMismatch = errors.New("reply does not match request")
+
+	// Relay failures seen by a verifier.
+	ErrTruncated = errors.New("document truncated")
+	ErrChunk     = errors.New("bad document chunk")
+)

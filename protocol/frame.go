@@ -1,0 +1,46 @@
+package protocol
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// WriteFrame writes one frame: an unsigned varint length, then body.
+func WriteFrame(w io.Writer, body []byte) error {
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(body)))
+	buf := make([]byte, 0, n+len(body))
+	buf = append(append(buf, hdr[:n]...), body...)
+	_, err := w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame of at most max bytes. A frame larger than max
+// is refused before its body is read (ErrTooLarge); end of stream before
+// the length yields io.EOF, inside a frame io.ErrUnexpectedEOF.
+func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
+	l, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: bad frame length: %v", ErrMalformed, err)
+	}
+	if l > uint64(max) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, maximum %d", ErrTooLarge, l, max)
+	}
+	body := make([]byte, l)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return body, nil
+}

@@ -1,0 +1,152 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"tsnode/identity"
+)
+
+// Relay protocol /tsnode/relay/1.0.0: the requester sends a header sealed
+// to the verifier's key (its id, a fresh AES-256 session key, the receipt
+// and the document size), then the document as authenticated chunks; the
+// verifier answers with one verdict sealed under the session key. No
+// shared password: the prototype's AES-CBC with a hard-coded password and
+// unchecked unpadding is gone.
+const (
+	RelayProtocolID  = "/tsnode/relay/1.0.0"
+	RelayServiceName = "tsnode.relay"
+	// MaxRelayHeaderSize bounds the sealed header frame.
+	MaxRelayHeaderSize = MaxReceiptSize + SealOverhead + 1024
+	// MaxRelayFrameSize bounds a chunk frame.
+	MaxRelayFrameSize = maxChunkFrame
+	// MaxVerdictSize bounds the verdict frame.
+	MaxVerdictSize = 4 << 10
+	// RelayIdleTimeout bounds the wait for each frame; a whole relay may
+	// take longer, as documents have any size.
+	RelayIdleTimeout = 30 * time.Second
+)
+
+const (
+	relayHeaderTag  = "tsnode/relay-header/v1"
+	relayVerdictTag = "tsnode/relay-verdict/v1"
+	sessionKeySize  = 32
+)
+
+// Verdict codes.
+const (
+	VerdictValid            = "valid"
+	VerdictHashMismatch     = "hash-mismatch"
+	VerdictBadSignature     = "bad-signature"
+	VerdictUnknownServer    = "unknown-server"
+	VerdictWrongServerKey   = "wrong-server-key"
+	VerdictMalformedReceipt = "malformed-receipt"
+	VerdictTruncated        = "truncated"
+	VerdictBadChunk         = "bad-chunk"
+	VerdictSizeMismatch     = "size-mismatch"
+	VerdictPeerMismatch     = "peer-mismatch"
+	VerdictInternal         = "internal-error"
+)
+
+// Verdict is a verifier's answer about one relayed document.
+type Verdict struct {
+	Verifier identity.ID
+	Code     string
+	Message  string
+}
+
+// Valid reports whether the verifier accepted the document and receipt.
+func (v *Verdict) Valid() bool { return v.Code == VerdictValid }
+
+func (v *Verdict) String() string {
+	if v.Message == "" {
+		return v.Code
+	}
+	return v.Code + ": " + v.Message
+}
+
+// verdictFor maps a verification error to its verdict code.
+func verdictFor(err error) string {
+	for _, m := range []struct {
+		err  error
+		code string
+	}{
+		{ErrHashMismatch, VerdictHashMismatch},
+		{ErrBadSignature, VerdictBadSignature},
+		{ErrUnknownServer, VerdictUnknownServer},
+		{ErrWrongServerKey, VerdictWrongServerKey},
+		{ErrMalformedReceipt, VerdictMalformedReceipt},
+		{ErrTruncated, VerdictTruncated},
+		{ErrChunk, VerdictBadChunk},
+	} {
+		if errors.Is(err, m.err) {
+			return m.code
+		}
+	}
+	return VerdictInternal
+}
+
+// relayHeader opens a relay.
+type relayHeader struct {
+	SenderID     identity.ID
+	SessionKey   []byte
+	Receipt      []byte
+	DocumentSize uint64
+}
+
+func newSessionKey() ([]byte, error) {
+	k := make([]byte, sessionKeySize)
+	_, err := rand.Read(k)
+	return k, err
+}
+
+func (h *relayHeader) encode() []byte {
+	return EncodeRecord(relayHeaderTag, []byte(h.SenderID), h.SessionKey, h.Receipt, u64(h.DocumentSize))
+}
+
+func parseRelayHeader(b []byte) (*relayHeader, error) {
+	f, err := DecodeRecord(b, relayHeaderTag, 4)
+	if err != nil {
+		return nil, err
+	}
+	id, err := identity.ParseID(string(f[0]))
+	if err != nil {
+		return nil, fmt.Errorf("%w: sender: %v", ErrMalformed, err)
+	}
+	if len(f[1]) != sessionKeySize {
+		return nil, fmt.Errorf("%w: session key is %d bytes, want %d", ErrMalformed, len(f[1]), sessionKeySize)
+	}
+	size, err := parseU64("document size", f[3])
+	if err != nil {
+		return nil, err
+	}
+	return &relayHeader{SenderID: id, SessionKey: bytes.Clone(f[1]), Receipt: bytes.Clone(f[2]), DocumentSize: size}, nil
+}
+
+func sealVerdict(key []byte, v *Verdict) ([]byte, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	pt := EncodeRecord(relayVerdictTag, []byte(v.Verifier), []byte(v.Code), []byte(v.Message))
+	return aead.Seal(nil, directionNonce(dirVerifierOut, 0), pt, []byte(relayVerdictTag)), nil
+}
+
+func openVerdict(key, b []byte) (*Verdict, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := aead.Open(nil, directionNonce(dirVerifierOut, 0), b, []byte(relayVerdictTag))
+	if err != nil {
+		return nil, fmt.Errorf("%w: verdict does not authenticate", ErrOpen)
+	}
+	f, err := DecodeRecord(pt, relayVerdictTag, 3)
+	if err != nil {
+		return nil, err
+	}
+	return &Verdict{Verifier: identity.ID(f[0]), Code: string(f[1]), Message: string(f[2])}, nil
+}

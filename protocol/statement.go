@@ -1,0 +1,130 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"tsnode/identity"
+)
+
+// StatementTag is the first field of a signed timestamp statement: domain
+// separation and format version in one.
+const StatementTag = "tsnode-timestamp-v1"
+
+// HashAlgorithm names the only document hash in use.
+const HashAlgorithm = "sha-256"
+
+// HashSize and NonceSize are the byte lengths of a document hash and of a
+// requester's nonce.
+const (
+	HashSize  = sha256.Size
+	NonceSize = 32
+)
+
+// TimeLayout is RFC 3339 in UTC with exactly nine fractional digits, so
+// each instant has one encoding.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// Statement is what a timestamp server signs: every field that matters,
+// so a signature cannot be moved to another document, time, serial or
+// party. (The prototype signed SHA-256 of a constant string.)
+type Statement struct {
+	HashAlgorithm string
+	DocumentHash  []byte
+	Time          time.Time
+	Serial        uint64
+	RequesterID   identity.ID
+	RequesterPeer peer.ID
+	ServerID      identity.ID
+	ServerPeer    peer.ID
+	Nonce         []byte
+}
+
+// FormatTime renders t in TimeLayout.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// ParseTime parses a TimeLayout time, refusing any other spelling.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(TimeLayout, s)
+	if err != nil || FormatTime(t) != s {
+		return time.Time{}, fmt.Errorf("%w: time %q is not UTC RFC 3339 with nine fractional digits", ErrMalformed, s)
+	}
+	return t, nil
+}
+
+// Encode returns the canonical bytes that are signed.
+func (s *Statement) Encode() []byte {
+	return EncodeRecord(StatementTag,
+		[]byte(s.HashAlgorithm),
+		s.DocumentHash,
+		[]byte(FormatTime(s.Time)),
+		u64(s.Serial),
+		[]byte(s.RequesterID),
+		[]byte(s.RequesterPeer.String()),
+		[]byte(s.ServerID),
+		[]byte(s.ServerPeer.String()),
+		s.Nonce,
+	)
+}
+
+// ParseStatement decodes and validates canonical statement bytes.
+func ParseStatement(b []byte) (*Statement, error) {
+	f, err := DecodeRecord(b, StatementTag, 9)
+	if err != nil {
+		return nil, err
+	}
+	s := &Statement{HashAlgorithm: string(f[0]), DocumentHash: bytes.Clone(f[1]), Nonce: bytes.Clone(f[8])}
+	if s.HashAlgorithm != HashAlgorithm {
+		return nil, fmt.Errorf("%w: hash algorithm %q, want %q", ErrMalformed, truncate(f[0]), HashAlgorithm)
+	}
+	if len(s.DocumentHash) != HashSize {
+		return nil, fmt.Errorf("%w: document hash is %d bytes, want %d", ErrMalformed, len(s.DocumentHash), HashSize)
+	}
+	if s.Time, err = ParseTime(string(f[2])); err != nil {
+		return nil, err
+	}
+	if s.Serial, err = parseU64("serial", f[3]); err != nil {
+		return nil, err
+	}
+	if s.RequesterID, err = identity.ParseID(string(f[4])); err != nil {
+		return nil, fmt.Errorf("%w: requester: %v", ErrMalformed, err)
+	}
+	if s.RequesterPeer, err = peer.Decode(string(f[5])); err != nil {
+		return nil, fmt.Errorf("%w: requester peer ID: %v", ErrMalformed, err)
+	}
+	if s.ServerID, err = identity.ParseID(string(f[6])); err != nil {
+		return nil, fmt.Errorf("%w: server: %v", ErrMalformed, err)
+	}
+	if s.ServerPeer, err = peer.Decode(string(f[7])); err != nil {
+		return nil, fmt.Errorf("%w: server peer ID: %v", ErrMalformed, err)
+	}
+	if len(s.Nonce) != NonceSize {
+		return nil, fmt.Errorf("%w: nonce is %d bytes, want %d", ErrMalformed, len(s.Nonce), NonceSize)
+	}
+	return s, nil
+}
+
+// Sign signs data with RSASSA-PKCS1-v1_5 over SHA-256(data).
+func Sign(priv *rsa.PrivateKey, data []byte) ([]byte, error) {
+	digest := sha256.Sum256(data)
+	sig, err := rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+	if err != nil {
+		return nil, fmt.Errorf("failed to sign: %w", err)
+	}
+	return sig, nil
+}
+
+// VerifySignature checks an RSASSA-PKCS1-v1_5 SHA-256 signature.
+func VerifySignature(pub *rsa.PublicKey, data, sig []byte) error {
+	digest := sha256.Sum256(data)
+	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
