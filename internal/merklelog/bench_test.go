@@ -1,0 +1,87 @@
+package merklelog
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+// BenchmarkAppend measures durable appends of 256-leaf batches of ~200
+// bytes; one op is one batch (one bbolt commit, one fsync).
+func BenchmarkAppend(b *testing.B) {
+	const batch, leafSize = 256, 200
+	l := openT(b, b.TempDir())
+	defer l.Close()
+	build := func(first uint64, t time.Time) ([][]byte, error) {
+		leaves := make([][]byte, batch)
+		for i := range leaves {
+			leaf := mkLeaf(first+uint64(i), t, "bench")
+			for len(leaf) < leafSize {
+				leaf = append(leaf, '.')
+			}
+			leaves[i] = leaf
+		}
+		return leaves, nil
+	}
+	ops := 0
+	for b.Loop() {
+		if _, err := l.Append(build, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		ops++
+	}
+	b.ReportMetric(float64(ops*batch)/b.Elapsed().Seconds(), "leaves/s")
+}
+
+// BenchmarkInclusionProof measures proof generation in a 100k-leaf log.
+func BenchmarkInclusionProof(b *testing.B) {
+	l := openT(b, b.TempDir())
+	defer l.Close()
+	for range 100 {
+		appendN(b, l, 1000, t0, "p")
+	}
+	size := l.Size()
+	i := uint64(0)
+	for b.Loop() {
+		if _, err := l.InclusionProof(i%size, size); err != nil {
+			b.Fatal(err)
+		}
+		i += 7919
+	}
+}
+
+// TestHeapBounded appends 200k leaves in batches of 1000 and checks that
+// the live heap does not grow with the log: nothing but the head is kept
+// in memory, hashes live in the bbolt file (mmap, not Go heap).
+func TestHeapBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("appends 200k leaves")
+	}
+	l := openT(t, t.TempDir())
+	defer l.Close()
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	var at50k uint64
+	for l.Size() < 200_000 {
+		appendN(t, l, 1000, t0, "heap-test-padding-padding-padding-padding-padding")
+		if l.Size() == 50_000 {
+			at50k = heap()
+		}
+	}
+	// Touch old and new parts of the tree, as a server answering proofs would.
+	for _, i := range []uint64{0, 49_999, 123_456, 199_999} {
+		if _, err := l.InclusionProof(i, l.Size()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at200k := heap()
+	t.Logf("HeapInuse after GC: %d KiB at 50k leaves, %d KiB at 200k leaves", at50k>>10, at200k>>10)
+	const slack = 4 << 20
+	if at200k > 2*at50k+slack {
+		t.Errorf("heap grew from %d to %d bytes between 50k and 200k leaves", at50k, at200k)
+	}
+}
