@@ -60,7 +60,7 @@ func startSwarm(t *testing.T, listen string) *swarm {
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	s := &swarm{dir: dir, verdicts: &verdictLog{}, store: t.TempDir()}
 	var err error
-	if s.server, err = StartServer(testIdentity(t, "server", dir), []string{listen}); err != nil {
+	if s.server, err = StartServer(testIdentity(t, "server", dir), []string{listen}, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.server.Close() })

@@ -20,6 +20,9 @@ import (
 // connection to each.
 type Requester struct {
 	host     host.Host
+	id       *Identity
+	oneShot  bool
+	session  *protocol.Session
 	stamp    *protocol.StampClient
 	relay    *protocol.RelayClient
 	server   peer.AddrInfo
@@ -37,6 +40,9 @@ type RequesterConfig struct {
 	OutDir string
 	// Listen addresses; usually none.
 	Listen []string
+	// OneShot uses the prototype-style flow: one sealed exchange and one
+	// server signature per document (v1 receipts) instead of a session.
+	OneShot bool
 }
 
 // NewRequester starts a dial-only host for id.
@@ -55,6 +61,8 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 	}
 	return &Requester{
 		host:     h,
+		id:       id,
+		oneShot:  cfg.OneShot,
 		stamp:    &protocol.StampClient{Host: h, Key: id.Key, Self: id.Self, Server: server},
 		relay:    &protocol.RelayClient{Host: h, Self: id.Self, Verifier: verifier},
 		server:   serverInfo,
@@ -66,10 +74,16 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 // Host is the requester's libp2p host.
 func (r *Requester) Host() host.Host { return r.host }
 
-// Close stops the requester's host.
-func (r *Requester) Close() error { return r.host.Close() }
+// Close ends the session and stops the requester's host.
+func (r *Requester) Close() error {
+	if r.session != nil {
+		r.session.Close()
+	}
+	return r.host.Close()
+}
 
-// Connect dials the server and the verifier.
+// Connect dials the server and the verifier, and opens the stamp session
+// all documents share.
 func (r *Requester) Connect(ctx context.Context) error {
 	if err := r.host.Connect(ctx, r.server); err != nil {
 		return fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, err)
@@ -77,7 +91,28 @@ func (r *Requester) Connect(ctx context.Context) error {
 	if err := r.host.Connect(ctx, r.verifier); err != nil {
 		return fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, err)
 	}
+	if r.oneShot {
+		return nil
+	}
+	s, err := protocol.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, nil)
+	if err != nil {
+		return err
+	}
+	r.session = s
 	return nil
+}
+
+// stampHash gets a hash stamped by the session or, in one-shot mode, by
+// a one-shot exchange.
+func (r *Requester) stampHash(ctx context.Context, hash []byte) (*protocol.Receipt, error) {
+	if r.session == nil {
+		return r.stamp.Stamp(ctx, hash)
+	}
+	st, err := r.session.Stamp(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return st.Receipt(), nil
 }
 
 // Result is what happened to one document. Err is the first step that
@@ -112,7 +147,7 @@ func (r *Requester) Process(ctx context.Context, path string) *Result {
 		res.Err = fmt.Errorf("cannot hash %s: %w", path, err)
 		return res
 	}
-	if res.Receipt, err = r.stamp.Stamp(ctx, res.Hash); err != nil {
+	if res.Receipt, err = r.stampHash(ctx, res.Hash); err != nil {
 		res.Err = fmt.Errorf("stamping failed: %w", err)
 		return res
 	}

@@ -8,24 +8,43 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"tsnode/internal/merklelog"
 	"tsnode/protocol"
 )
 
 // Service is a started server or verifier.
 type Service struct {
-	Host host.Host
+	Host   host.Host
+	Signer *protocol.LogSigner // server only
+	log    *merklelog.Log
 }
 
-// StartServer starts a timestamp server: the stamp protocol on a host
-// listening on listen.
-func StartServer(id *Identity, listen []string) (*Service, error) {
-	h, err := NewHost(id, listen)
+// StartServer starts a timestamp server whose Merkle log lives in
+// dataDir: stamp sessions (/tsnode/stamp/2.0.0), one-shot stamps
+// (/tsnode/stamp/1.0.0) and the log protocol on a host listening on
+// listen.
+func StartServer(id *Identity, listen []string, dataDir string) (*Service, error) {
+	lg, err := merklelog.Open(dataDir)
 	if err != nil {
 		return nil, err
 	}
+	signer, err := protocol.NewLogSigner(lg, id.Key, id.Self, nil)
+	if err != nil {
+		lg.Close()
+		return nil, err
+	}
+	h, err := NewHost(id, listen)
+	if err != nil {
+		signer.Close()
+		lg.Close()
+		return nil, err
+	}
 	stamper := protocol.NewStamper(id.Key, id.Self, id.Dir, nil)
+	stamper.UseLog(signer)
 	h.SetStreamHandler(protocol.StampProtocolID, protocol.StampHandler(stamper))
-	return &Service{Host: h}, nil
+	sessions := &protocol.SessionServer{Key: id.Key, Self: id.Self, Dir: id.Dir, Signer: signer}
+	h.SetStreamHandler(protocol.SessionProtocolID, sessions.Handler())
+	return &Service{Host: h, Signer: signer, log: lg}, nil
 }
 
 // VerifierOptions tune a verifier.
@@ -41,7 +60,7 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if err != nil {
 		return nil, err
 	}
-	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict}
+	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict, Heads: protocol.NewHeadCache(4096)}
 	h.SetStreamHandler(protocol.RelayProtocolID, v.Handler())
 	return &Service{Host: h}, nil
 }
@@ -59,5 +78,15 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Close()
 }
 
-// Close stops the service.
-func (s *Service) Close() error { return s.Host.Close() }
+// Close stops the service: the host first, so no new stamps arrive, then
+// the signer (finishing queued stamps) and the log.
+func (s *Service) Close() error {
+	err := s.Host.Close()
+	if s.Signer != nil {
+		s.Signer.Close()
+		if cerr := s.log.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

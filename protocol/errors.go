@@ -17,6 +17,7 @@ var (
 	ErrBadSignature     = errors.New("bad server signature")
 	ErrUnknownServer    = errors.New("unknown server key")
 	ErrWrongServerKey   = errors.New("wrong server key")
+	ErrBadProof         = errors.New("bad inclusion proof")
 
 	// Stamp exchange failures seen by a requester.
 	ErrRefused       = errors.New("request refused")

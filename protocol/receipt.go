@@ -10,12 +10,19 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"tsnode/identity"
+	"tsnode/internal/merklelog"
 )
 
-// ReceiptFormatV1 marks a receipt whose statement the server signed
-// directly.
-const ReceiptFormatV1 = "tsnode-receipt-v1"
+// Receipt formats. A v1 receipt carries the server's signature over its
+// statement; a v2 receipt carries the statement as a Merkle log leaf, its
+// inclusion proof and the signed tree head.
+const (
+	ReceiptFormatV1 = "tsnode-receipt-v1"
+	ReceiptFormatV2 = "tsnode-receipt-v2"
+)
 
 // MaxReceiptSize bounds a receipt file or relayed receipt.
 const MaxReceiptSize = 64 << 10
@@ -33,15 +40,54 @@ type Receipt struct {
 	RequesterPeer string `json:"requester_peer_id"`
 	ServerID      string `json:"server_id"`
 	ServerPeer    string `json:"server_peer_id"`
-	Nonce         string `json:"nonce"`       // lowercase hex
-	SignedData    string `json:"signed_data"` // base64 of Statement.Encode()
-	Signature     string `json:"signature"`   // base64, RSASSA-PKCS1-v1_5 SHA-256
+	Nonce         string `json:"nonce"` // lowercase hex
+	// v1 only.
+	SignedData string `json:"signed_data,omitempty"` // base64 of Statement.Encode()
+	Signature  string `json:"signature,omitempty"`   // base64, RSASSA-PKCS1-v1_5 SHA-256
+	// v2 only.
+	Leaf           string           `json:"leaf,omitempty"`            // base64 of Statement.EncodeLeaf()
+	InclusionProof []string         `json:"inclusion_proof,omitempty"` // lowercase hex hashes
+	TreeHead       *ReceiptTreeHead `json:"tree_head,omitempty"`
+}
+
+// ReceiptTreeHead is the signed tree head a v2 receipt's proof leads to.
+type ReceiptTreeHead struct {
+	Size       uint64 `json:"size"`
+	RootHash   string `json:"root_hash"` // lowercase hex
+	Time       string `json:"time"`
+	SignedData string `json:"signed_data"` // base64 of TreeHead.Encode()
+	Signature  string `json:"signature"`   // base64, RSASSA-PKCS1-v1_5 SHA-256
 }
 
 // NewReceipt builds the receipt for a signed statement.
 func NewReceipt(s *Statement, sig []byte) *Receipt {
+	r := readableFields(s)
+	r.Format = ReceiptFormatV1
+	r.SignedData = base64.StdEncoding.EncodeToString(s.Encode())
+	r.Signature = base64.StdEncoding.EncodeToString(sig)
+	return r
+}
+
+// NewLogReceipt builds the v2 receipt of a logged statement.
+func NewLogReceipt(s *Statement, proof tlog.RecordProof, sth *SignedTreeHead) *Receipt {
+	r := readableFields(s)
+	r.Format = ReceiptFormatV2
+	r.Leaf = base64.StdEncoding.EncodeToString(s.EncodeLeaf())
+	for _, h := range proof {
+		r.InclusionProof = append(r.InclusionProof, hex.EncodeToString(h[:]))
+	}
+	r.TreeHead = &ReceiptTreeHead{
+		Size:       sth.Head.Size,
+		RootHash:   hex.EncodeToString(sth.Head.Root[:]),
+		Time:       FormatTime(sth.Head.Time),
+		SignedData: base64.StdEncoding.EncodeToString(sth.Encoded),
+		Signature:  base64.StdEncoding.EncodeToString(sth.Signature),
+	}
+	return r
+}
+
+func readableFields(s *Statement) *Receipt {
 	return &Receipt{
-		Format:        ReceiptFormatV1,
 		HashAlgorithm: s.HashAlgorithm,
 		DocumentHash:  hex.EncodeToString(s.DocumentHash),
 		Time:          FormatTime(s.Time),
@@ -51,8 +97,6 @@ func NewReceipt(s *Statement, sig []byte) *Receipt {
 		ServerID:      string(s.ServerID),
 		ServerPeer:    s.ServerPeer.String(),
 		Nonce:         hex.EncodeToString(s.Nonce),
-		SignedData:    base64.StdEncoding.EncodeToString(s.Encode()),
-		Signature:     base64.StdEncoding.EncodeToString(sig),
 	}
 }
 
@@ -73,7 +117,8 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
 	}
-	if dec.More() {
+	// Only JSON whitespace may follow (dec.More misses a stray '}' or ']').
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformedReceipt)
 	}
 	return &r, nil
@@ -97,21 +142,32 @@ func ReadReceiptFile(path string) (*Receipt, error) {
 	return r, nil
 }
 
-// Statement decodes the signed data and checks that every readable field
-// agrees with it.
-func (r *Receipt) Statement() (*Statement, []byte, error) {
-	if r.Format != ReceiptFormatV1 {
-		return nil, nil, fmt.Errorf("%w: format %q, want %q", ErrMalformedReceipt, r.Format, ReceiptFormatV1)
+// Statement decodes the statement a receipt is about (v1: the signed
+// data; v2: the log leaf) and checks that every readable field agrees
+// with it.
+func (r *Receipt) Statement() (*Statement, error) {
+	var s *Statement
+	switch r.Format {
+	case ReceiptFormatV1:
+		signed, err := decodeB64("signed_data", r.SignedData)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = ParseStatement(signed); err != nil {
+			return nil, fmt.Errorf("%w: signed_data: %v", ErrMalformedReceipt, err)
+		}
+	case ReceiptFormatV2:
+		leaf, err := decodeB64("leaf", r.Leaf)
+		if err != nil {
+			return nil, err
+		}
+		if s, err = ParseLeaf(leaf); err != nil {
+			return nil, fmt.Errorf("%w: leaf: %v", ErrMalformedReceipt, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: format %q, want %q or %q", ErrMalformedReceipt, r.Format, ReceiptFormatV1, ReceiptFormatV2)
 	}
-	signed, err := base64.StdEncoding.DecodeString(r.SignedData)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: signed_data is not base64", ErrMalformedReceipt)
-	}
-	s, err := ParseStatement(signed)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: signed_data: %v", ErrMalformedReceipt, err)
-	}
-	want := NewReceipt(s, nil)
+	want := readableFields(s)
 	for _, c := range []struct{ name, got, want string }{
 		{"hash_algorithm", r.HashAlgorithm, want.HashAlgorithm},
 		{"document_hash", r.DocumentHash, want.DocumentHash},
@@ -124,21 +180,32 @@ func (r *Receipt) Statement() (*Statement, []byte, error) {
 		{"nonce", r.Nonce, want.Nonce},
 	} {
 		if c.got != c.want {
-			return nil, nil, fmt.Errorf("%w: field %s (%q) does not match the signed data (%q)", ErrMalformedReceipt, c.name, c.got, c.want)
+			return nil, fmt.Errorf("%w: field %s (%q) does not match the signed data (%q)", ErrMalformedReceipt, c.name, c.got, c.want)
 		}
 	}
-	sig, err := base64.StdEncoding.DecodeString(r.Signature)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: signature is not base64", ErrMalformedReceipt)
+	return s, nil
+}
+
+func decodeB64(field, v string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(v) == 0 {
+		return nil, fmt.Errorf("%w: %s is missing or not base64", ErrMalformedReceipt, field)
 	}
-	return s, sig, nil
+	return b, nil
 }
 
 // Verify checks the receipt offline: well-formed, signed by the key the
 // directory holds for its server, and (if documentHash is not nil) about
 // that document. The error names the first check that failed.
 func (r *Receipt) Verify(dir *identity.Directory, documentHash []byte) (*Statement, error) {
-	s, sig, err := r.Statement()
+	return r.VerifyCached(dir, documentHash, nil)
+}
+
+// VerifyCached is Verify with a cache of tree heads already checked
+// (may be nil): a v2 receipt then costs one signature check per tree head
+// and a Merkle proof per receipt.
+func (r *Receipt) VerifyCached(dir *identity.Directory, documentHash []byte, cache *HeadCache) (*Statement, error) {
+	s, err := r.Statement()
 	if err != nil {
 		return nil, err
 	}
@@ -149,14 +216,101 @@ func (r *Receipt) Verify(dir *identity.Directory, documentHash []byte) (*Stateme
 	if server.PeerID != s.ServerPeer {
 		return nil, fmt.Errorf("%w: receipt names server peer %s, the directory's key for %q is peer %s", ErrWrongServerKey, s.ServerPeer, s.ServerID, server.PeerID)
 	}
-	signed, _ := base64.StdEncoding.DecodeString(r.SignedData)
-	if err := VerifySignature(server.PublicKey, signed, sig); err != nil {
-		return nil, fmt.Errorf("%w: the signature does not verify with the public key of %q", ErrBadSignature, s.ServerID)
+	if r.Format == ReceiptFormatV1 {
+		err = r.verifyV1(server)
+	} else {
+		err = r.verifyV2(server, s, cache)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if documentHash != nil && subtle.ConstantTimeCompare(documentHash, s.DocumentHash) != 1 {
 		return nil, fmt.Errorf("%w: the document hashes to %x, the receipt is for %x", ErrHashMismatch, documentHash, s.DocumentHash)
 	}
 	return s, nil
+}
+
+func (r *Receipt) verifyV1(server identity.Entry) error {
+	signed, _ := base64.StdEncoding.DecodeString(r.SignedData)
+	sig, err := decodeB64("signature", r.Signature)
+	if err != nil {
+		return err
+	}
+	if err := VerifySignature(server.PublicKey, signed, sig); err != nil {
+		return fmt.Errorf("%w: the signature does not verify with the public key of %q", ErrBadSignature, server.ID)
+	}
+	return nil
+}
+
+// TreeHeadOf decodes a v2 receipt's signed tree head and checks that its
+// readable fields agree with the signed bytes. The signature is not
+// checked here.
+func (r *Receipt) TreeHeadOf() (*SignedTreeHead, error) {
+	th := r.TreeHead
+	if th == nil {
+		return nil, fmt.Errorf("%w: tree_head is missing", ErrMalformedReceipt)
+	}
+	enc, err := decodeB64("tree_head.signed_data", th.SignedData)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := decodeB64("tree_head.signature", th.Signature)
+	if err != nil {
+		return nil, err
+	}
+	h, err := ParseTreeHead(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tree_head.signed_data: %v", ErrMalformedReceipt, err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"tree_head.size", fmt.Sprint(th.Size), fmt.Sprint(h.Size)},
+		{"tree_head.root_hash", th.RootHash, hex.EncodeToString(h.Root[:])},
+		{"tree_head.time", th.Time, FormatTime(h.Time)},
+	} {
+		if c.got != c.want {
+			return nil, fmt.Errorf("%w: field %s (%q) does not match the signed tree head (%q)", ErrMalformedReceipt, c.name, c.got, c.want)
+		}
+	}
+	return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+}
+
+// ProofOf decodes a v2 receipt's inclusion proof.
+func (r *Receipt) ProofOf() (tlog.RecordProof, error) {
+	proof := make(tlog.RecordProof, len(r.InclusionProof))
+	for i, h := range r.InclusionProof {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != tlog.HashSize {
+			return nil, fmt.Errorf("%w: inclusion_proof[%d] is not a %d-byte hex hash", ErrMalformedReceipt, i, tlog.HashSize)
+		}
+		copy(proof[i][:], b)
+	}
+	return proof, nil
+}
+
+func (r *Receipt) verifyV2(server identity.Entry, s *Statement, cache *HeadCache) error {
+	sth, err := r.TreeHeadOf()
+	if err != nil {
+		return err
+	}
+	proof, err := r.ProofOf()
+	if err != nil {
+		return err
+	}
+	h := sth.Head
+	if h.ServerID != s.ServerID || h.ServerPeer != s.ServerPeer {
+		return fmt.Errorf("%w: tree head is of server %s (%s), the leaf of %s (%s)", ErrWrongServerKey, h.ServerID, h.ServerPeer, s.ServerID, s.ServerPeer)
+	}
+	if err := cache.verify(server.PublicKey, sth.Encoded, sth.Signature); err != nil {
+		return fmt.Errorf("%w: the tree head signature does not verify with the public key of %q", ErrBadSignature, server.ID)
+	}
+	if s.Time.After(h.Time) {
+		return fmt.Errorf("%w: stamp time %s is after its tree head's %s", ErrMalformedReceipt, FormatTime(s.Time), FormatTime(h.Time))
+	}
+	leaf, _ := base64.StdEncoding.DecodeString(r.Leaf)
+	if err := merklelog.VerifyInclusion(leaf, s.Serial, h.Size, h.Root, proof); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadProof, err)
+	}
+	return nil
 }
 
 // HashFile returns SHA-256 of a file's exact bytes, streamed.

@@ -41,6 +41,7 @@ const (
 	VerdictValid            = "valid"
 	VerdictHashMismatch     = "hash-mismatch"
 	VerdictBadSignature     = "bad-signature"
+	VerdictBadProof         = "bad-inclusion-proof"
 	VerdictUnknownServer    = "unknown-server"
 	VerdictWrongServerKey   = "wrong-server-key"
 	VerdictMalformedReceipt = "malformed-receipt"
@@ -76,6 +77,7 @@ func verdictFor(err error) string {
 	}{
 		{ErrHashMismatch, VerdictHashMismatch},
 		{ErrBadSignature, VerdictBadSignature},
+		{ErrBadProof, VerdictBadProof},
 		{ErrUnknownServer, VerdictUnknownServer},
 		{ErrWrongServerKey, VerdictWrongServerKey},
 		{ErrMalformedReceipt, VerdictMalformedReceipt},

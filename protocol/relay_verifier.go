@@ -30,6 +30,8 @@ type Verifier struct {
 	StoreDir string
 	// OnVerdict, if set, is told every verdict.
 	OnVerdict func(remote peer.ID, v *Verdict)
+	// Heads, if set, remembers verified tree heads across relays.
+	Heads *HeadCache
 }
 
 // Handler returns the relay stream handler.
@@ -139,7 +141,7 @@ func (v *Verifier) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hd
 	if err != nil {
 		return &Verdict{Code: VerdictMalformedReceipt, Message: err.Error()}, nil
 	}
-	st, err := receipt.Verify(v.Dir, doc.hash.Sum(nil))
+	st, err := receipt.VerifyCached(v.Dir, doc.hash.Sum(nil), v.Heads)
 	if err != nil {
 		return &Verdict{Code: verdictFor(err), Message: err.Error()}, nil
 	}

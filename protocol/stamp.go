@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"errors"
 	"crypto/rsa"
 	"fmt"
 	"sync"
@@ -82,10 +83,16 @@ type Stamper struct {
 	self      identity.Entry
 	dir       *identity.Directory
 	now       func() time.Time
+	signer    *LogSigner // if set, serials and times come from its log
 	mu        sync.Mutex
 	serial    uint64
 	lastStamp time.Time
 }
+
+// UseLog makes every stamp a leaf of signer's durable log, which then
+// assigns its serial and time: serials are never reused and times never
+// go backwards across restarts, and one-shot stamps are auditable too.
+func (s *Stamper) UseLog(signer *LogSigner) { s.signer = signer }
 
 // NewStamper makes a Stamper for the server identity self whose private
 // key is key. now may be nil (time.Now).
@@ -139,8 +146,25 @@ func (s *Stamper) Handle(remote peer.ID, sealed []byte) ([]byte, *Statement, err
 	if claimed.PeerID != remote {
 		return nil, nil, &StampError{StatusPeerMismatch, fmt.Sprintf("request claims id %q (peer %s) but was sent by peer %s", req.RequesterID, claimed.PeerID, remote)}
 	}
+	var st *Statement
+	if s.signer != nil {
+		if st, err = s.logged(claimed, req); err != nil {
+			return nil, nil, &StampError{StatusInternal, "the server could not log the stamp"}
+		}
+	} else {
+		st = s.unlogged(claimed, req)
+	}
+	reply, err := s.seal(claimed, st)
+	if err != nil {
+		return nil, nil, &StampError{StatusInternal, err.Error()}
+	}
+	return reply, st, nil
+}
+
+// unlogged numbers a stamp from the Stamper's own counter and clock.
+func (s *Stamper) unlogged(claimed identity.Entry, req *StampRequest) *Statement {
 	serial, t := s.next()
-	st := &Statement{
+	return &Statement{
 		HashAlgorithm: HashAlgorithm,
 		DocumentHash:  req.DocumentHash,
 		Time:          t,
@@ -151,16 +175,34 @@ func (s *Stamper) Handle(remote peer.ID, sealed []byte) ([]byte, *Statement, err
 		ServerPeer:    s.self.PeerID,
 		Nonce:         req.Nonce,
 	}
+}
+
+func (s *Stamper) logged(requester identity.Entry, req *StampRequest) (*Statement, error) {
+	type result struct {
+		st  *LogStamp
+		err error
+	}
+	ch := make(chan result, 1)
+	s.signer.Submit(requester, req.DocumentHash, req.Nonce, func(st *LogStamp, err error) { ch <- result{st, err} })
+	r := <-ch
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.st.Statement, nil
+}
+
+// seal signs st and seals it to the requester.
+func (s *Stamper) seal(claimed identity.Entry, st *Statement) ([]byte, error) {
 	enc := st.Encode()
 	sig, err := Sign(s.key, enc)
 	if err != nil {
-		return nil, nil, &StampError{StatusInternal, "signing failed"}
+		return nil, errors.New("signing failed")
 	}
 	reply, err := Seal(claimed.PublicKey, stampReplyTag, EncodeRecord(stampReplyTag, enc, sig))
 	if err != nil {
-		return nil, nil, &StampError{StatusInternal, "sealing the reply failed"}
+		return nil, errors.New("sealing the reply failed")
 	}
-	return reply, st, nil
+	return reply, nil
 }
 
 func encodeStampResponse(status string, payload []byte) []byte {

@@ -59,8 +59,10 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 // Encode returns the canonical bytes that are signed.
-func (s *Statement) Encode() []byte {
-	return EncodeRecord(StatementTag,
+func (s *Statement) Encode() []byte { return s.encode(StatementTag) }
+
+func (s *Statement) encode(tag string) []byte {
+	return EncodeRecord(tag,
 		[]byte(s.HashAlgorithm),
 		s.DocumentHash,
 		[]byte(FormatTime(s.Time)),
@@ -74,8 +76,10 @@ func (s *Statement) Encode() []byte {
 }
 
 // ParseStatement decodes and validates canonical statement bytes.
-func ParseStatement(b []byte) (*Statement, error) {
-	f, err := DecodeRecord(b, StatementTag, 9)
+func ParseStatement(b []byte) (*Statement, error) { return parseStatement(b, StatementTag) }
+
+func parseStatement(b []byte, tag string) (*Statement, error) {
+	f, err := DecodeRecord(b, tag, 9)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,8 @@ type roleFlags struct {
 	listen, files                      stringList
 	server, verifier                   string
 	serverID, verifierID               string
-	out, store                         string
+	out, store, data                   string
+	oneShot                            bool
 	timeout                            time.Duration
 }
 
@@ -43,6 +44,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.verifierID, "verifier-id", string(identity.VerifierID), "requester: the verifier's id in the identity directory")
 	fs.Var(&f.files, "file", "requester: document to stamp and relay (repeatable)")
 	fs.StringVar(&f.out, "out", "", "requester: write receipts into this `DIR` (default: <file>.receipt next to each file)")
+	fs.StringVar(&f.data, "data", "./tsnode-data", "server: `DIR`ectory of the durable Merkle log of issued stamps")
+	fs.BoolVar(&f.oneShot, "oneshot", false, "requester: prototype-style flow, one sealed exchange and one server signature per document (v1 receipts) instead of a stamp session")
 	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
@@ -99,6 +102,9 @@ func (f *roleFlags) check() error {
 	if f.store != "" && f.role != "verifier" {
 		return usageErr("--store is for --role verifier")
 	}
+	if f.oneShot && !isRequester {
+		return usageErr("--oneshot is for --role requester")
+	}
 	for _, s := range []struct{ flag, v string }{{"--server-id", f.serverID}, {"--verifier-id", f.verifierID}} {
 		if _, err := identity.ParseID(s.v); err != nil {
 			return usageErr("%s: %v", s.flag, err)
@@ -135,11 +141,11 @@ func listenOr(listen []string, port int) []string {
 }
 
 func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
-	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort))
+	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
+	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.Signer.Log().Size())
 	svc.PrintAddrs(stdout, "server")
 	err = svc.Run(ctx)
 	fmt.Fprintln(stdout, "server stopped")
@@ -160,10 +166,17 @@ func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.
 }
 
 func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
+	// Create --out before anything is stamped: a receipt that cannot be
+	// written wastes the server's signature and serial.
+	if f.out != "" {
+		if err := os.MkdirAll(f.out, 0o755); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
 	r, err := node.NewRequester(id, node.RequesterConfig{
 		ServerID: identity.ID(f.serverID), ServerAddr: f.server,
 		VerifierID: identity.ID(f.verifierID), VerifierAddr: f.verifier,
-		OutDir: f.out, Listen: f.listen,
+		OutDir: f.out, Listen: f.listen, OneShot: f.oneShot,
 	})
 	if err != nil {
 		return err

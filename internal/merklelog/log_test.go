@@ -429,3 +429,42 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestInclusionProofsMatchSingleProofs(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, n := range []int{1, 5, 17, 64} {
+		if _, err := l.Append(func(first uint64, _ time.Time) ([][]byte, error) {
+			leaves := make([][]byte, n)
+			for i := range leaves {
+				leaves[i] = []byte(fmt.Sprintf("leaf %d", first+uint64(i)))
+			}
+			return leaves, nil
+		}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := l.Size()
+	root, _ := l.TreeHash(size)
+	proofs, err := l.InclusionProofs(3, size-3, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range proofs {
+		idx := uint64(3 + i)
+		single, _ := l.InclusionProof(idx, size)
+		if fmt.Sprint(single) != fmt.Sprint(p) {
+			t.Fatalf("leaf %d: batch proof differs from single proof", idx)
+		}
+		leaf, _ := l.Leaf(idx)
+		if err := VerifyInclusion(leaf, idx, size, root, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.InclusionProofs(size-1, 2, size); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("out of range: %v", err)
+	}
+}

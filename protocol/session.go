@@ -1,0 +1,181 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/rsa"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tsnode/identity"
+)
+
+// Session protocol /tsnode/stamp/2.0.0: one RSA-OAEP key exchange each
+// way per stream, then any number of stamp requests and replies sealed
+// with AES-256-GCM under those keys, several in flight, replies matched
+// by request id. Stamps are leaves of the server's Merkle log; a reply
+// carries the leaf, its inclusion proof and the signed tree head.
+const (
+	SessionProtocolID  = "/tsnode/stamp/2.0.0"
+	SessionServiceName = "tsnode.session"
+	// MaxSessionHelloSize bounds the sealed hello and its answer.
+	MaxSessionHelloSize = 2 << 10
+	// MaxSessionRequestSize bounds a sealed stamp request frame.
+	MaxSessionRequestSize = 256
+	// MaxSessionReplySize bounds a sealed reply frame: a leaf, a proof of
+	// up to 64 hashes and a signed tree head.
+	MaxSessionReplySize = 8 << 10
+	// MaxInFlight bounds the unanswered requests of one session; the
+	// server stops reading until replies catch up.
+	MaxInFlight = 1024
+	// SessionIdleTimeout closes a session with nothing to read or write.
+	SessionIdleTimeout = 2 * time.Minute
+	// SessionHelloTimeout bounds the key exchange.
+	SessionHelloTimeout = 30 * time.Second
+)
+
+const (
+	sessionHelloTag   = "tsnode/session-hello/v1"
+	sessionAcceptTag  = "tsnode/session-accept/v1"
+	sessionKeyTag     = "tsnode/session-key/v1"
+	sessionRequestTag = "tsnode/session-request/v1"
+	sessionReplyTag   = "tsnode/session-reply/v1"
+)
+
+// sessionCipher seals or opens one direction of a session: the GCM nonce
+// is the frame's sequence number, so frames cannot be replayed, dropped
+// or reordered without failing to open.
+type sessionCipher struct {
+	aead cipher.AEAD
+	ad   []byte
+	seq  uint64
+}
+
+func newSessionCipher(key []byte, tag string) (*sessionCipher, error) {
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionCipher{aead: aead, ad: []byte(tag)}, nil
+}
+
+func (c *sessionCipher) nonce() []byte {
+	var n [12]byte
+	binary.BigEndian.PutUint64(n[4:], c.seq)
+	c.seq++
+	return n[:]
+}
+
+func (c *sessionCipher) seal(pt []byte) []byte { return c.aead.Seal(nil, c.nonce(), pt, c.ad) }
+
+func (c *sessionCipher) open(ct []byte) ([]byte, error) {
+	seq := c.seq
+	pt, err := c.aead.Open(nil, c.nonce(), ct, c.ad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: session frame %d does not authenticate", ErrOpen, seq)
+	}
+	return pt, nil
+}
+
+// sessionRequest is one stamp request inside a session.
+type sessionRequest struct {
+	id    uint64
+	hash  []byte
+	nonce []byte
+}
+
+func (r *sessionRequest) encode() []byte {
+	return EncodeRecord(sessionRequestTag, u64(r.id), r.hash, r.nonce)
+}
+
+func parseSessionRequest(b []byte) (*sessionRequest, error) {
+	f, err := DecodeRecord(b, sessionRequestTag, 3)
+	if err != nil {
+		return nil, err
+	}
+	id, err := parseU64("request id", f[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(f[1]) != HashSize {
+		return nil, fmt.Errorf("%w: document hash is %d bytes, want %d", ErrMalformed, len(f[1]), HashSize)
+	}
+	if len(f[2]) != NonceSize {
+		return nil, fmt.Errorf("%w: nonce is %d bytes, want %d", ErrMalformed, len(f[2]), NonceSize)
+	}
+	return &sessionRequest{id: id, hash: bytes.Clone(f[1]), nonce: bytes.Clone(f[2])}, nil
+}
+
+// encodeSessionReply encodes a stamp, or (st == nil) a refusal.
+func encodeSessionReply(id uint64, st *LogStamp, status, message string) []byte {
+	if st == nil {
+		return EncodeRecord(sessionReplyTag, u64(id), []byte(status), []byte(message), nil, nil, nil)
+	}
+	proof := make([]byte, 0, len(st.Proof)*tlog.HashSize)
+	for _, h := range st.Proof {
+		proof = append(proof, h[:]...)
+	}
+	return EncodeRecord(sessionReplyTag, u64(id), []byte(StatusOK), st.Statement.EncodeLeaf(), proof, st.Head.Encoded, st.Head.Signature)
+}
+
+// sessionReply is a decoded reply; stamp is nil for a refusal.
+type sessionReply struct {
+	id      uint64
+	status  string
+	message string
+	leaf    []byte
+	proof   tlog.RecordProof
+	head    []byte
+	sig     []byte
+}
+
+func parseSessionReply(b []byte) (*sessionReply, error) {
+	f, err := DecodeRecord(b, sessionReplyTag, 6)
+	if err != nil {
+		return nil, err
+	}
+	r := &sessionReply{status: string(f[1])}
+	if r.id, err = parseU64("request id", f[0]); err != nil {
+		return nil, err
+	}
+	if r.status != StatusOK {
+		r.message = string(f[2])
+		return r, nil
+	}
+	if len(f[3])%tlog.HashSize != 0 || len(f[3]) > 64*tlog.HashSize {
+		return nil, fmt.Errorf("%w: inclusion proof of %d bytes", ErrMalformed, len(f[3]))
+	}
+	r.leaf = bytes.Clone(f[2])
+	for p := f[3]; len(p) > 0; p = p[tlog.HashSize:] {
+		r.proof = append(r.proof, tlog.Hash(p[:tlog.HashSize]))
+	}
+	r.head, r.sig = bytes.Clone(f[4]), bytes.Clone(f[5])
+	return r, nil
+}
+
+// sessionHello opens a session: the requester's id and its request key.
+func sealSessionHello(server *rsa.PublicKey, requester identity.ID, requestKey []byte) ([]byte, error) {
+	return Seal(server, sessionHelloTag, EncodeRecord(sessionHelloTag, []byte(requester), requestKey))
+}
+
+func openSessionHello(key *rsa.PrivateKey, b []byte) (identity.ID, []byte, error) {
+	pt, err := Open(key, sessionHelloTag, b)
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := DecodeRecord(pt, sessionHelloTag, 2)
+	if err != nil {
+		return "", nil, err
+	}
+	id, err := identity.ParseID(string(f[0]))
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: requester: %v", ErrMalformed, err)
+	}
+	if len(f[1]) != sessionKeySize {
+		return "", nil, fmt.Errorf("%w: request key is %d bytes, want %d", ErrMalformed, len(f[1]), sessionKeySize)
+	}
+	return id, bytes.Clone(f[1]), nil
+}

@@ -1,0 +1,306 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"tsnode/identity"
+	"tsnode/internal/merklelog"
+)
+
+// ErrSessionClosed is returned for stamps asked of a closed session.
+var ErrSessionClosed = errors.New("stamp session closed")
+
+// Session is a requester's stamp session: safe for concurrent use, with
+// any number of stamps in flight.
+type Session struct {
+	stream network.Stream
+	self   identity.Entry
+	server identity.Entry
+	cache  *HeadCache
+	in     *sessionCipher
+	sends  chan []byte
+
+	mu      sync.Mutex
+	pending map[uint64]*sessionCall
+	nextID  uint64
+	err     error // set once the session failed or closed
+	closing chan struct{}
+	once    sync.Once
+	done    chan struct{}
+}
+
+type sessionCall struct {
+	req    *sessionRequest
+	result chan sessionResult
+}
+
+type sessionResult struct {
+	stamp *LogStamp
+	err   error
+}
+
+// OpenSession runs the key exchange with server as self. cache (may be
+// nil) lets sessions share verified tree heads.
+func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, server identity.Entry, cache *HeadCache) (*Session, error) {
+	requestKey, err := newSessionKey()
+	if err != nil {
+		return nil, err
+	}
+	hello, err := sealSessionHello(server.PublicKey, self.ID, requestKey)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, SessionHelloTimeout)
+	defer cancel()
+	s, err := h.NewStream(ctx, server.PeerID, SessionProtocolID)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open stamp session with server %s (%s): %w", server.ID, server.PeerID, err)
+	}
+	fail := func(err error) (*Session, error) {
+		s.Reset()
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	_ = s.SetDeadline(deadline)
+	if err := WriteFrame(s, hello); err != nil {
+		return fail(fmt.Errorf("failed to send session hello to %s: %w", server.ID, err))
+	}
+	r := bufio.NewReaderSize(s, sessionReadBuffer)
+	frame, err := ReadFrame(r, MaxSessionHelloSize)
+	if err != nil {
+		return fail(fmt.Errorf("no session answer from %s: %w", server.ID, err))
+	}
+	f, err := DecodeRecord(frame, sessionAcceptTag, 2)
+	if err != nil {
+		return fail(err)
+	}
+	if status := string(f[0]); status != StatusOK {
+		return fail(fmt.Errorf("%w by %s: %s: %s", ErrRefused, server.ID, truncate(f[0]), string(f[1])))
+	}
+	pt, err := Open(key, sessionKeyTag, f[1])
+	if err != nil {
+		return fail(err)
+	}
+	kf, err := DecodeRecord(pt, sessionKeyTag, 1)
+	if err != nil || len(kf[0]) != sessionKeySize {
+		return fail(fmt.Errorf("%w: bad session reply key", ErrMalformed))
+	}
+	_ = s.SetDeadline(time.Time{})
+	out, _ := newSessionCipher(requestKey, sessionRequestTag)
+	in, _ := newSessionCipher(kf[0], sessionReplyTag)
+	if cache == nil {
+		cache = NewHeadCache(1024)
+	}
+	sess := &Session{
+		stream: s, self: self, server: server, cache: cache, in: in,
+		sends: make(chan []byte, MaxInFlight), pending: map[uint64]*sessionCall{},
+		closing: make(chan struct{}), done: make(chan struct{}),
+	}
+	go sess.writeLoop(out)
+	go sess.readLoop(r)
+	return sess, nil
+}
+
+// Stamp asks for documentHash to be stamped and returns the stamp once
+// its leaf, inclusion proof and tree head signature have been checked.
+func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*LogStamp, error) {
+	if len(documentHash) != HashSize {
+		return nil, fmt.Errorf("document hash is %d bytes, want %d", len(documentHash), HashSize)
+	}
+	nonce := make([]byte, NonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	call := &sessionCall{result: make(chan sessionResult, 1)}
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	}
+	call.req = &sessionRequest{id: s.nextID, hash: documentHash, nonce: nonce}
+	s.nextID++
+	s.pending[call.req.id] = call
+	s.mu.Unlock()
+
+	select {
+	case s.sends <- call.req.encode():
+	case <-s.closing:
+		// The read loop fails every pending call once the session ends.
+	case <-ctx.Done():
+		s.forget(call.req.id)
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-call.result:
+		return res.stamp, res.err
+	case <-ctx.Done():
+		s.forget(call.req.id)
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Session) forget(id uint64) {
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
+}
+
+// Close ends the session after the replies in flight arrive.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = ErrSessionClosed
+	}
+	s.mu.Unlock()
+	s.once.Do(func() { close(s.closing) })
+	select {
+	case <-s.done:
+	case <-time.After(SessionHelloTimeout):
+		s.stream.Reset()
+	}
+	return nil
+}
+
+// writeLoop seals requests in order and flushes when none is waiting.
+func (s *Session) writeLoop(out *sessionCipher) {
+	w := bufio.NewWriterSize(s.stream, sessionWriteBuffer)
+	write := func(pt []byte) bool {
+		err := WriteFrame(w, out.seal(pt))
+		if err == nil && len(s.sends) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			s.fail(fmt.Errorf("failed to send to server %s: %w", s.server.ID, err))
+			s.stream.Reset()
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case pt := <-s.sends:
+			if !write(pt) {
+				return
+			}
+		case <-s.closing:
+			// Send what was queued before the close, then end our side.
+			for {
+				select {
+				case pt := <-s.sends:
+					if !write(pt) {
+						return
+					}
+				default:
+					_ = w.Flush()
+					_ = s.stream.CloseWrite()
+					return
+				}
+			}
+		}
+	}
+}
+
+// readLoop matches replies to requests and checks each one.
+func (s *Session) readLoop(r *bufio.Reader) {
+	defer close(s.done)
+	for {
+		frame, err := ReadFrame(r, MaxSessionReplySize)
+		if err != nil {
+			s.fail(fmt.Errorf("session with server %s ended: %w", s.server.ID, err))
+			return
+		}
+		pt, err := s.in.open(frame)
+		if err == nil {
+			var rep *sessionReply
+			if rep, err = parseSessionReply(pt); err == nil {
+				err = s.deliver(rep)
+			}
+		}
+		if err != nil {
+			s.fail(err)
+			s.stream.Reset()
+			return
+		}
+	}
+}
+
+func (s *Session) deliver(rep *sessionReply) error {
+	s.mu.Lock()
+	call, ok := s.pending[rep.id]
+	delete(s.pending, rep.id)
+	s.mu.Unlock()
+	if !ok {
+		return nil // the caller gave up on it
+	}
+	if rep.status != StatusOK {
+		call.result <- sessionResult{err: fmt.Errorf("%w by %s: %s: %s", ErrRefused, s.server.ID, rep.status, rep.message)}
+		return nil
+	}
+	st, err := s.check(call.req, rep)
+	call.result <- sessionResult{stamp: st, err: err}
+	return nil
+}
+
+// check verifies a reply against its request: the leaf is our hash and
+// nonce, for us, by the server; the tree head is signed by the server's
+// key; the proof puts the leaf in that tree.
+func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, error) {
+	st, err := ParseLeaf(rep.leaf)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !bytes.Equal(st.DocumentHash, req.hash):
+		return nil, fmt.Errorf("%w: server returned hash %x, we sent %x", ErrReplyMismatch, st.DocumentHash, req.hash)
+	case !bytes.Equal(st.Nonce, req.nonce):
+		return nil, fmt.Errorf("%w: nonce differs", ErrReplyMismatch)
+	case st.RequesterID != s.self.ID || st.RequesterPeer != s.self.PeerID:
+		return nil, fmt.Errorf("%w: stamped for %s, we are %s", ErrReplyMismatch, st.RequesterID, s.self.ID)
+	case st.ServerID != s.server.ID || st.ServerPeer != s.server.PeerID:
+		return nil, fmt.Errorf("%w: stamped by %s, we asked %s", ErrReplyMismatch, st.ServerID, s.server.ID)
+	}
+	head, err := ParseTreeHead(rep.head)
+	if err != nil {
+		return nil, err
+	}
+	if head.ServerID != s.server.ID || head.ServerPeer != s.server.PeerID {
+		return nil, fmt.Errorf("%w: tree head of %s, we asked %s", ErrReplyMismatch, head.ServerID, s.server.ID)
+	}
+	if err := s.cache.verify(s.server.PublicKey, rep.head, rep.sig); err != nil {
+		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, s.server.ID)
+	}
+	if st.Time.After(head.Time) {
+		return nil, fmt.Errorf("%w: stamp time after its tree head's", ErrReplyMismatch)
+	}
+	if err := merklelog.VerifyInclusion(rep.leaf, st.Serial, head.Size, head.Root, rep.proof); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadProof, err)
+	}
+	return &LogStamp{Statement: st, Proof: rep.proof, Head: &SignedTreeHead{Head: head, Encoded: rep.head, Signature: rep.sig}}, nil
+}
+
+// fail ends the session with err and fails every pending stamp.
+func (s *Session) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil || errors.Is(s.err, ErrSessionClosed) {
+		s.err = err
+	}
+	pending := s.pending
+	s.pending = map[uint64]*sessionCall{}
+	s.mu.Unlock()
+	s.once.Do(func() { close(s.closing) })
+	for _, c := range pending {
+		c.result <- sessionResult{err: err}
+	}
+}

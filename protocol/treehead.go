@@ -1,0 +1,142 @@
+package protocol
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tsnode/identity"
+)
+
+// Batched signing: the server appends each stamp as a leaf of an
+// append-only Merkle log (RFC 6962 hashing) and signs one tree head per
+// batch instead of one statement per stamp.
+
+// Tags of a log leaf and of a signed tree head.
+const (
+	LeafTag     = "tsnode-stamp-leaf-v1"
+	TreeHeadTag = "tsnode-tree-head-v1"
+)
+
+// EncodeLeaf returns the statement as a log leaf: the same fields as the
+// signed statement under the leaf tag.
+func (s *Statement) EncodeLeaf() []byte { return s.encode(LeafTag) }
+
+// ParseLeaf decodes a log leaf.
+func ParseLeaf(b []byte) (*Statement, error) { return parseStatement(b, LeafTag) }
+
+// TreeHead is what the server signs once per batch.
+type TreeHead struct {
+	ServerID   identity.ID
+	ServerPeer peer.ID
+	Size       uint64
+	Root       tlog.Hash
+	Time       time.Time
+}
+
+// Encode returns the canonical bytes that are signed.
+func (h *TreeHead) Encode() []byte {
+	return EncodeRecord(TreeHeadTag, []byte(h.ServerID), []byte(h.ServerPeer.String()), u64(h.Size), h.Root[:], []byte(FormatTime(h.Time)))
+}
+
+// ParseTreeHead decodes canonical tree head bytes.
+func ParseTreeHead(b []byte) (*TreeHead, error) {
+	f, err := DecodeRecord(b, TreeHeadTag, 5)
+	if err != nil {
+		return nil, err
+	}
+	h := &TreeHead{}
+	if h.ServerID, err = identity.ParseID(string(f[0])); err != nil {
+		return nil, fmt.Errorf("%w: tree head server: %v", ErrMalformed, err)
+	}
+	if h.ServerPeer, err = peer.Decode(string(f[1])); err != nil {
+		return nil, fmt.Errorf("%w: tree head server peer ID: %v", ErrMalformed, err)
+	}
+	if h.Size, err = parseU64("tree size", f[2]); err != nil {
+		return nil, err
+	}
+	if len(f[3]) != tlog.HashSize {
+		return nil, fmt.Errorf("%w: root hash is %d bytes, want %d", ErrMalformed, len(f[3]), tlog.HashSize)
+	}
+	copy(h.Root[:], f[3])
+	if h.Time, err = ParseTime(string(f[4])); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// SignedTreeHead is a tree head with the server's signature over its
+// encoding.
+type SignedTreeHead struct {
+	Head      *TreeHead
+	Encoded   []byte
+	Signature []byte
+}
+
+// SignTreeHead encodes and signs h.
+func SignTreeHead(key *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+	enc := h.Encode()
+	sig, err := Sign(key, enc)
+	if err != nil {
+		return nil, err
+	}
+	return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+}
+
+// HeadCache remembers tree heads whose signature verified, so a verifier
+// checks each head's signature once, then only the proof per receipt.
+// It holds at most maxEntries heads; when full it starts over.
+type HeadCache struct {
+	mu      sync.Mutex
+	checked map[[32]byte]struct{}
+	max     int
+}
+
+// NewHeadCache makes a cache of at most maxEntries verified heads.
+func NewHeadCache(maxEntries int) *HeadCache {
+	return &HeadCache{checked: map[[32]byte]struct{}{}, max: maxEntries}
+}
+
+func headCacheKey(pub *rsa.PublicKey, encoded, sig []byte) [32]byte {
+	h := sha256.New()
+	h.Write(pub.N.Bytes())
+	h.Write(EncodeRecord("tsnode/head-cache", encoded, sig))
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// verify checks the head's signature with pub, once per cache.
+func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
+	if c == nil {
+		return VerifySignature(pub, encoded, sig)
+	}
+	k := headCacheKey(pub, encoded, sig)
+	c.mu.Lock()
+	_, ok := c.checked[k]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := VerifySignature(pub, encoded, sig); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if len(c.checked) >= c.max {
+		c.checked = map[[32]byte]struct{}{}
+	}
+	c.checked[k] = struct{}{}
+	c.mu.Unlock()
+	return nil
+}
+
+// sameHead reports whether two signed heads are byte-identical.
+func sameHead(a, b *SignedTreeHead) bool {
+	return bytes.Equal(a.Encoded, b.Encoded) && bytes.Equal(a.Signature, b.Signature)
+}
