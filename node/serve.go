@@ -44,6 +44,7 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 	h.SetStreamHandler(protocol.StampProtocolID, protocol.StampHandler(stamper))
 	sessions := &protocol.SessionServer{Key: id.Key, Self: id.Self, Dir: id.Dir, Signer: signer}
 	h.SetStreamHandler(protocol.SessionProtocolID, sessions.Handler())
+	h.SetStreamHandler(protocol.LogProtocolID, protocol.LogHandler(signer))
 	return &Service{Host: h, Signer: signer, log: lg}, nil
 }
 

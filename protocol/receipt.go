@@ -76,14 +76,18 @@ func NewLogReceipt(s *Statement, proof tlog.RecordProof, sth *SignedTreeHead) *R
 	for _, h := range proof {
 		r.InclusionProof = append(r.InclusionProof, hex.EncodeToString(h[:]))
 	}
-	r.TreeHead = &ReceiptTreeHead{
+	r.TreeHead = newReceiptTreeHead(sth)
+	return r
+}
+
+func newReceiptTreeHead(sth *SignedTreeHead) *ReceiptTreeHead {
+	return &ReceiptTreeHead{
 		Size:       sth.Head.Size,
 		RootHash:   hex.EncodeToString(sth.Head.Root[:]),
 		Time:       FormatTime(sth.Head.Time),
 		SignedData: base64.StdEncoding.EncodeToString(sth.Encoded),
 		Signature:  base64.StdEncoding.EncodeToString(sth.Signature),
 	}
-	return r
 }
 
 func readableFields(s *Statement) *Receipt {

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdID(args[1:], stdout, stderr)
 	case args[0] == "verify":
 		err = cmdVerify(args[1:], stdout, stderr)
+	case args[0] == "log":
+		err = cmdLog(args[1:], stdout, stderr)
 	default:
 		err = cmdRole(args, stdout, stderr)
 	}
@@ -125,6 +128,8 @@ Usage:
   tsnode keygen --id ID [--keys DIR] [--force] [--passphrase-file F]
   tsnode id [--keys DIR]
   tsnode verify --receipt R [--keys DIR] FILE
+  tsnode verify --consistency P [--keys DIR]
+  tsnode log --server MADDR [--keys DIR] [--from R1 [--to R2] [--out P]]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
@@ -134,4 +139,9 @@ The passphrase of a private key comes from --passphrase-file, else from
 $TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.
 Run "tsnode keygen -h", "tsnode --role server -h", ... for each flag.
 `)
+}
+
+func marshalIndent(v any) []byte {
+	b, _ := json.MarshalIndent(v, "", "  ") // only our own plain structs: cannot fail
+	return append(b, '\n')
 }

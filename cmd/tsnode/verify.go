@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"tsnode/identity"
 	"tsnode/protocol"
@@ -12,9 +14,16 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode verify", stderr)
 	receiptPath := fs.String("receipt", "", "receipt `file` to check (required)")
 	keys := fs.String("keys", defaultKeysDir, "keys `DIR`ectory holding the server's public key")
+	consistency := fs.String("consistency", "", "instead, check a consistency proof `file` written by tsnode log --out")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *consistency != "" {
+		if *receiptPath != "" || len(pos) != 0 {
+			return usageErr("--consistency takes no receipt or document")
+		}
+		return verifyConsistency(*consistency, *keys, stdout)
 	}
 	if *receiptPath == "" || len(pos) != 1 {
 		return usageErr("verify needs --receipt R and exactly one document FILE")
@@ -40,5 +49,27 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "VALID: %s (sha-256 %x) existed at %s\n  serial %d, signed by %s (%s), requested by %s\n",
 		doc, st.DocumentHash, protocol.FormatTime(st.Time), st.Serial, st.ServerID, st.ServerPeer, st.RequesterID)
+	return nil
+}
+
+func verifyConsistency(path, keys string, stdout io.Writer) error {
+	dir, err := identity.LoadDirectory(keys)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("failed to read consistency proof: %w", err)
+	}
+	var c protocol.Consistency
+	if err := json.Unmarshal(b, &c); err != nil {
+		fmt.Fprintf(stdout, "INVALID: %s: %v: %v\n", path, protocol.ErrMalformedReceipt, err)
+		return errReported
+	}
+	if err := c.Verify(dir); err != nil {
+		fmt.Fprintf(stdout, "INVALID: %s: %v\n", path, err)
+		return errReported
+	}
+	fmt.Fprintf(stdout, "VALID: the log of size %d extends the log of size %d\n", c.New.Size, c.Old.Size)
 	return nil
 }

@@ -1,0 +1,223 @@
+package protocol
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tsnode/identity"
+	"tsnode/internal/merklelog"
+)
+
+// Log protocol /tsnode/log/1.0.0: ask a server for its latest signed tree
+// head and, optionally, for the proof that the tree of size new extends
+// the tree of size old (new 0: the latest head's size).
+const (
+	LogProtocolID      = "/tsnode/log/1.0.0"
+	LogServiceName     = "tsnode.log"
+	MaxLogRequestSize  = 64
+	MaxLogResponseSize = 8 << 10
+	LogStreamTimeout   = 30 * time.Second
+)
+
+const (
+	logRequestTag  = "tsnode/log-request/v1"
+	logResponseTag = "tsnode/log-response/v1"
+)
+
+// LogHandler serves the log protocol from a LogSigner.
+func LogHandler(signer *LogSigner) network.StreamHandler {
+	return func(s network.Stream) {
+		release, err := prepareStream(s, LogServiceName, MaxLogRequestSize+MaxLogResponseSize)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		defer release()
+		_ = s.SetDeadline(time.Now().Add(LogStreamTimeout))
+		frame, err := ReadFrame(bufio.NewReaderSize(s, 128), MaxLogRequestSize)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		f, err := DecodeRecord(frame, logRequestTag, 2)
+		if err != nil {
+			s.Reset()
+			return
+		}
+		oldSize, err1 := parseU64("old size", f[0])
+		newSize, err2 := parseU64("new size", f[1])
+		if err1 != nil || err2 != nil {
+			s.Reset()
+			return
+		}
+		_ = WriteFrame(s, logResponse(signer, oldSize, newSize))
+		s.Close()
+	}
+}
+
+func logResponse(signer *LogSigner, oldSize, newSize uint64) []byte {
+	refuse := func(status, msg string) []byte {
+		return EncodeRecord(logResponseTag, []byte(status), []byte(msg), nil, nil)
+	}
+	head := signer.Head()
+	if head == nil {
+		return refuse(StatusBadRequest, "the log is empty")
+	}
+	if newSize == 0 {
+		newSize = head.Head.Size
+	}
+	var proof []byte
+	if oldSize > 0 {
+		p, err := signer.Log().ConsistencyProof(oldSize, newSize)
+		if err != nil {
+			return refuse(StatusBadRequest, err.Error())
+		}
+		for _, h := range p {
+			proof = append(proof, h[:]...)
+		}
+	}
+	return EncodeRecord(logResponseTag, []byte(StatusOK), head.Encoded, head.Signature, proof)
+}
+
+// LogClient asks a server about its log.
+type LogClient struct {
+	Host   host.Host
+	Server identity.Entry
+}
+
+// Fetch returns the server's latest signed tree head (signature checked)
+// and, when oldSize > 0, the consistency proof from oldSize to newSize
+// (0: the returned head's size).
+func (c *LogClient) Fetch(ctx context.Context, oldSize, newSize uint64) (*SignedTreeHead, tlog.TreeProof, error) {
+	ctx, cancel := context.WithTimeout(ctx, LogStreamTimeout)
+	defer cancel()
+	s, err := c.Host.NewStream(ctx, c.Server.PeerID, LogProtocolID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to open log stream to server %s: %w", c.Server.ID, err)
+	}
+	defer s.Close()
+	deadline, _ := ctx.Deadline()
+	_ = s.SetDeadline(deadline)
+	if err := WriteFrame(s, EncodeRecord(logRequestTag, u64(oldSize), u64(newSize))); err != nil {
+		s.Reset()
+		return nil, nil, err
+	}
+	_ = s.CloseWrite()
+	frame, err := ReadFrame(bufio.NewReader(s), MaxLogResponseSize)
+	if err != nil {
+		s.Reset()
+		return nil, nil, fmt.Errorf("no log answer from %s: %w", c.Server.ID, err)
+	}
+	f, err := DecodeRecord(frame, logResponseTag, 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	if string(f[0]) != StatusOK {
+		return nil, nil, fmt.Errorf("%w by %s: %s: %s", ErrRefused, c.Server.ID, truncate(f[0]), string(f[1]))
+	}
+	sth, err := c.checkHead(f[1], f[2])
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(f[3])%tlog.HashSize != 0 {
+		return nil, nil, fmt.Errorf("%w: consistency proof of %d bytes", ErrMalformed, len(f[3]))
+	}
+	var proof tlog.TreeProof
+	for p := f[3]; len(p) > 0; p = p[tlog.HashSize:] {
+		proof = append(proof, tlog.Hash(p[:tlog.HashSize]))
+	}
+	return sth, proof, nil
+}
+
+func (c *LogClient) checkHead(enc, sig []byte) (*SignedTreeHead, error) {
+	h, err := ParseTreeHead(enc)
+	if err != nil {
+		return nil, err
+	}
+	if h.ServerID != c.Server.ID || h.ServerPeer != c.Server.PeerID {
+		return nil, fmt.Errorf("%w: tree head of %s (%s), we asked %s", ErrWrongServerKey, h.ServerID, h.ServerPeer, c.Server.ID)
+	}
+	if err := VerifySignature(c.Server.PublicKey, enc, sig); err != nil {
+		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, c.Server.ID)
+	}
+	return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+}
+
+// ConsistencyFormat marks a consistency proof file.
+const ConsistencyFormat = "tsnode-consistency-v1"
+
+// Consistency is a self-contained proof that the log with the New head
+// extends the log with the Old head: two signed heads and the RFC 6962
+// consistency proof between them.
+type Consistency struct {
+	Format string           `json:"format"`
+	Old    *ReceiptTreeHead `json:"old"`
+	New    *ReceiptTreeHead `json:"new"`
+	Proof  []string         `json:"proof"` // lowercase hex hashes
+}
+
+// NewConsistency builds a consistency proof file.
+func NewConsistency(old, new *SignedTreeHead, proof tlog.TreeProof) *Consistency {
+	c := &Consistency{Format: ConsistencyFormat, Old: newReceiptTreeHead(old), New: newReceiptTreeHead(new), Proof: []string{}}
+	for _, h := range proof {
+		c.Proof = append(c.Proof, fmt.Sprintf("%x", h[:]))
+	}
+	return c
+}
+
+// Verify checks both heads' signatures with the directory's key of their
+// server and the proof between them.
+func (c *Consistency) Verify(dir *identity.Directory) error {
+	if c.Format != ConsistencyFormat || c.Old == nil || c.New == nil {
+		return fmt.Errorf("%w: not a %s file", ErrMalformedReceipt, ConsistencyFormat)
+	}
+	old, err := (&Receipt{TreeHead: c.Old}).TreeHeadOf()
+	if err != nil {
+		return fmt.Errorf("old head: %w", err)
+	}
+	nw, err := (&Receipt{TreeHead: c.New}).TreeHeadOf()
+	if err != nil {
+		return fmt.Errorf("new head: %w", err)
+	}
+	for _, h := range []*SignedTreeHead{old, nw} {
+		server, err := dir.Lookup(h.Head.ServerID)
+		if err != nil {
+			return fmt.Errorf("%w: server %q is not in the identity directory", ErrUnknownServer, h.Head.ServerID)
+		}
+		if server.PeerID != h.Head.ServerPeer {
+			return fmt.Errorf("%w: head names peer %s, the directory's key for %q is peer %s", ErrWrongServerKey, h.Head.ServerPeer, h.Head.ServerID, server.PeerID)
+		}
+		if err := VerifySignature(server.PublicKey, h.Encoded, h.Signature); err != nil {
+			return fmt.Errorf("%w: tree head of size %d", ErrBadSignature, h.Head.Size)
+		}
+	}
+	if old.Head.ServerID != nw.Head.ServerID {
+		return fmt.Errorf("%w: heads of two servers (%s, %s)", ErrMalformedReceipt, old.Head.ServerID, nw.Head.ServerID)
+	}
+	proof, err := (&Receipt{InclusionProof: c.Proof}).ProofOf()
+	if err != nil {
+		return err
+	}
+	return CheckConsistency(old.Head, nw.Head, tlog.TreeProof(proof))
+}
+
+// CheckConsistency checks that the tree of head nw extends that of old.
+// Equal sizes need equal roots and no proof.
+func CheckConsistency(old, nw *TreeHead, proof tlog.TreeProof) error {
+	if old.Size == nw.Size {
+		if old.Root != nw.Root {
+			return fmt.Errorf("%w: two different trees of size %d (a forked log)", merklelog.ErrConsistency, old.Size)
+		}
+		return nil
+	}
+	if old.Size > nw.Size {
+		return fmt.Errorf("%w: old head size %d is larger than new head size %d", merklelog.ErrConsistency, old.Size, nw.Size)
+	}
+	return merklelog.VerifyConsistency(old.Size, old.Root, nw.Size, nw.Root, proof)
+}
