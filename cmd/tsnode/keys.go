@@ -52,7 +52,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 
 func cmdID(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode id", stderr)
-	keys := fs.String("keys", defaultKeysDir, "keys `DIR`ectory whose public/ folder is listed")
+	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR` whose public/ folder is listed")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	server := fs.String("server", "", "the server's `multiaddr` (/p2p/ optional; required)")
 	serverID := fs.String("server-id", string(identity.ServerID), "the server's id in the identity directory")
 	idFlag := fs.String("id", string(identity.RequesterID), "this node's id (its key is the libp2p identity)")
-	keys := fs.String("keys", defaultKeysDir, "keys `DIR`ectory")
+	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR`")
 	passFile := fs.String("passphrase-file", "", "read the private key's passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
 	from := fs.String("from", "", "prove that the log extends the tree head of this `receipt` (v2)")
 	to := fs.String("to", "", "... up to the tree head of this later `receipt` (default: the server's latest head)")

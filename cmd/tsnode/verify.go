@@ -13,7 +13,7 @@ import (
 func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode verify", stderr)
 	receiptPath := fs.String("receipt", "", "receipt `file` to check (required)")
-	keys := fs.String("keys", defaultKeysDir, "keys `DIR`ectory holding the server's public key")
+	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR` holding the server's public key")
 	consistency := fs.String("consistency", "", "instead, check a consistency proof `file` written by tsnode log --out")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
