@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"tsnode/identity"
@@ -128,12 +129,21 @@ func parseRelayHeader(b []byte) (*relayHeader, error) {
 	return &relayHeader{SenderID: id, SessionKey: bytes.Clone(f[1]), Receipt: bytes.Clone(f[2]), DocumentSize: size}, nil
 }
 
+// maxVerdictMessage bounds the message of a sealed verdict.
+const maxVerdictMessage = 2 << 10
+
 func sealVerdict(key []byte, v *Verdict) ([]byte, error) {
 	aead, err := newGCM(key)
 	if err != nil {
 		return nil, err
 	}
-	pt := EncodeRecord(relayVerdictTag, []byte(v.Verifier), []byte(v.Code), []byte(v.Message))
+	// The message may quote a relayed receipt at length: cut it so the
+	// sealed verdict always fits MaxVerdictSize.
+	msg := v.Message
+	if len(msg) > maxVerdictMessage {
+		msg = strings.ToValidUTF8(msg[:maxVerdictMessage], "") + "..."
+	}
+	pt := EncodeRecord(relayVerdictTag, []byte(v.Verifier), []byte(v.Code), []byte(msg))
 	return aead.Seal(nil, directionNonce(dirVerifierOut, 0), pt, []byte(relayVerdictTag)), nil
 }
 

@@ -85,8 +85,9 @@ func (c *RelayClient) sendDocument(w writeDeadliner, key []byte, doc io.Reader, 
 	var sent int64
 	for {
 		n, err := io.ReadFull(doc, buf[:min(int64(ChunkSize), size-sent)])
-		if err != nil && !errors.Is(err, io.EOF) {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
+		if err != nil {
+			// io.EOF: not one byte of a non-empty read was left.
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return fmt.Errorf("document shrank while being sent: %d of %d bytes", sent+int64(n), size)
 			}
 			return fmt.Errorf("failed to read document: %w", err)
