@@ -2,8 +2,8 @@ package protocol
 
 import (
 	"bytes"
-	"errors"
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
