@@ -228,12 +228,8 @@ func WriteKeyPair(dir string, id ID, key *rsa.PrivateKey, passphrase []byte, for
 	}
 	privPath, pubPath := PrivateKeyPath(dir, id), PublicKeyPath(dir, id)
 	if !force {
-		for _, p := range []string{privPath, pubPath} {
-			if _, err := os.Lstat(p); err == nil {
-				return fmt.Errorf("%s: %w (use --force to replace it)", p, ErrKeyExists)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("failed to check %s: %w", p, err)
-			}
+		if err := CheckNoKeyPair(dir, id); err != nil {
+			return err
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(privPath), 0o700); err != nil {
@@ -246,6 +242,19 @@ func WriteKeyPair(dir string, id ID, key *rsa.PrivateKey, passphrase []byte, for
 		return err
 	}
 	return writeFileAtomic(pubPath, pubPEM, 0o644)
+}
+
+// CheckNoKeyPair fails with ErrKeyExists if either key file of id exists
+// under dir. keygen calls it before spending seconds on a new key.
+func CheckNoKeyPair(dir string, id ID) error {
+	for _, p := range []string{PrivateKeyPath(dir, id), PublicKeyPath(dir, id)} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%s: %w (use --force to replace it)", p, ErrKeyExists)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("failed to check %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // writeFileAtomic writes through a temporary file and rename, so an

@@ -30,6 +30,12 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("--id: %v", err)
 	}
+	// Refuse before asking for a passphrase and generating a key.
+	if !*force {
+		if err := identity.CheckNoKeyPair(*keys, id); err != nil {
+			return err
+		}
+	}
 	pass, err := readPassphrase(*passFile, true)
 	if err != nil {
 		return err
