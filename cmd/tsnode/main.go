@@ -49,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdVerify(args[1:], stdout, stderr)
 	case args[0] == "log":
 		err = cmdLog(args[1:], stdout, stderr)
+	case args[0] == "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	default:
 		err = cmdRole(args, stdout, stderr)
 	}
@@ -130,6 +132,7 @@ Usage:
   tsnode verify --receipt R [--keys DIR] FILE
   tsnode verify --consistency P [--keys DIR]
   tsnode log --server MADDR [--keys DIR] [--from R1 [--to R2] [--out P]]
+  tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N] [--requesters N] [--json F]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR

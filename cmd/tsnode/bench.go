@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"tsnode/identity"
+	"tsnode/internal/bench"
+)
+
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	var cfg bench.Config
+	fs := newFlags("tsnode bench", stderr)
+	fs.StringVar(&cfg.Keys, "keys", defaultKeysDir, "keys directory `DIR`: public/*.pem, and the private keys of the requester ids (and of the server, unless --server)")
+	passFile := fs.String("passphrase-file", "", "read the private keys' passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt); one passphrase for all")
+	server := fs.String("server", "", "target the running server at this `multiaddr` instead of starting one per flow (then its CPU and RSS are not measured)")
+	serverID := fs.String("server-id", string(identity.ServerID), "the server's id in the identity directory")
+	listen := fs.String("listen", "/ip4/127.0.0.1/tcp/0", "listen `multiaddr` of the server the bench starts")
+	ids := fs.String("ids", "", "comma-separated requester `ids`, one per requester (default 1000, 1001, ...); each needs its own key")
+	fs.IntVar(&cfg.Requesters, "requesters", 0, "number of requester hosts, each with its own identity and one connection (default: one per --ids, else 1)")
+	fs.IntVar(&cfg.Sessions, "sessions", 0, "session flow: stamp sessions in total, spread over the requesters (default 4 per requester, at most --inflight)")
+	fs.IntVar(&cfg.InFlight, "inflight", 256, "stamps in flight at any time, in total")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each flow runs (at most 1h)")
+	fs.DurationVar(&cfg.OneShotDuration, "oneshot-duration", 0, "how long the one-shot flow runs (default: --duration)")
+	fs.IntVar(&cfg.Count, "count", 0, "stop each flow after this many stamps (0: only --duration bounds it)")
+	flows := fs.String("flows", "oneshot,session", "comma-separated flows to run: oneshot (prototype-style, /tsnode/stamp/1.0.0), session (/tsnode/stamp/2.0.0)")
+	fs.IntVar(&cfg.Reverify, "reverify", 1, "also verify every `N`th stamp as a receipt with the offline verifier (1: all, 0: none)")
+	fs.IntVar(&cfg.MaxErrors, "max-errors", 100, "end a flow once more than this many stamps failed")
+	fs.DurationVar(&cfg.StampTimeout, "timeout", 30*time.Second, "give up on one stamp after this long")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this `file`")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("bench takes no arguments, got %q", pos)
+	}
+	cfg.ServerAddr = *server
+	cfg.Listen = *listen
+	cfg.Flows = bench.ParseFlows(*flows)
+	if len(cfg.Flows) == 0 {
+		return usageErr("--flows: give oneshot, session or both")
+	}
+	if cfg.ServerID, err = identity.ParseID(*serverID); err != nil {
+		return usageErr("--server-id: %v", err)
+	}
+	for _, s := range strings.Split(*ids, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		id, err := identity.ParseID(s)
+		if err != nil {
+			return usageErr("--ids: %v", err)
+		}
+		cfg.IDs = append(cfg.IDs, id)
+	}
+	if len(cfg.IDs) > 0 && cfg.Requesters != 0 && cfg.Requesters != len(cfg.IDs) {
+		return usageErr("--requesters %d but %d --ids: give one id per requester", cfg.Requesters, len(cfg.IDs))
+	}
+	if *server != "" && *listen != "/ip4/127.0.0.1/tcp/0" {
+		return usageErr("--listen is for the server the bench starts, not with --server")
+	}
+	if cfg.Reverify == 0 {
+		cfg.Reverify = -1
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	cfg.Defaults()
+	if err := cfg.Check(); err != nil {
+		return usageErr("%v", err)
+	}
+	if err := setupLogging("error"); err != nil {
+		return err
+	}
+	if cfg.Passphrase, err = readPassphrase(*passFile, false); err != nil {
+		return err
+	}
+	cfg.PassphraseFile = *passFile
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg)
+	if rep != nil && len(rep.Flows) > 0 {
+		if werr := rep.WriteTable(stdout); werr != nil && err == nil {
+			err = werr
+		}
+		if *jsonOut != "" {
+			if werr := os.WriteFile(*jsonOut, rep.JSON(), 0o644); werr != nil && err == nil {
+				err = fmt.Errorf("cannot write --json: %w", werr)
+			} else if werr == nil {
+				fmt.Fprintf(stdout, "results written to %s\n", *jsonOut)
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if n := rep.Errors(); n > 0 {
+		fmt.Fprintf(stderr, "tsnode bench: %d stamps failed\n", n)
+		return errReported
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package bench
+
+import (
+	"errors"
+	"syscall"
+)
+
+var errNoProc = errors.New("process statistics need Linux /proc")
+
+func procCPU(int) (float64, error)     { return 0, errNoProc }
+func procPeakRSS(int) (float64, error) { return 0, errNoProc }
+func selfCPU() (float64, error)        { return 0, errNoProc }
+func serverProcAttr() *syscall.SysProcAttr {
+	return nil
+}
