@@ -22,12 +22,14 @@ func WriteFrame(w io.Writer, body []byte) error {
 // is refused before its body is read (ErrTooLarge); end of stream before
 // the length yields io.EOF, inside a frame io.ErrUnexpectedEOF.
 func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
-	l, err := binary.ReadUvarint(r)
+	br := &byteReader{r: r}
+	l, err := binary.ReadUvarint(br)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.ErrUnexpectedEOF) || br.err != nil {
+			// The stream's own error (a reset, a deadline), as it is.
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: bad frame length: %v", ErrMalformed, err)
@@ -43,4 +45,19 @@ func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// byteReader remembers a read error, so that ReadFrame can tell the
+// stream's errors from a malformed length.
+type byteReader struct {
+	r   *bufio.Reader
+	err error
+}
+
+func (b *byteReader) ReadByte() (byte, error) {
+	c, err := b.r.ReadByte()
+	if err != nil {
+		b.err = err
+	}
+	return c, err
 }

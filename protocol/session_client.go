@@ -293,7 +293,7 @@ func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, erro
 // fail ends the session with err and fails every pending stamp.
 func (s *Session) fail(err error) {
 	s.mu.Lock()
-	if s.err == nil || errors.Is(s.err, ErrSessionClosed) {
+	if s.err == nil {
 		s.err = err
 	}
 	pending := s.pending

@@ -1,0 +1,327 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"tsnode/identity"
+	"tsnode/internal/merklelog"
+	"tsnode/internal/testkeys"
+)
+
+// Stamp sessions over real libp2p hosts on 127.0.0.1, with the test-only
+// keys. (Package node imports protocol, so these build hosts with
+// libp2p.New directly.)
+
+var testTransports = []struct{ name, listen string }{
+	{"tcp", "/ip4/127.0.0.1/tcp/0"},
+	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
+}
+
+// newHost starts a host whose identity is the test key of id, listening
+// on listen (empty: dial only). It is closed at cleanup.
+func newHost(t testing.TB, id identity.ID, listen string) host.Host {
+	t.Helper()
+	priv, err := identity.LibP2PPrivateKey(testkeys.Private(t, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.DisableRelay(),
+	}
+	if listen == "" {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(listen))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// clientOf starts a dial-only host for id connected to server.
+func clientOf(t testing.TB, id identity.ID, server host.Host) host.Host {
+	t.Helper()
+	h := newHost(t, id, "")
+	if err := h.Connect(testCtx(t), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// sessionServer is a real server: a LogSigner on a log in t.TempDir(),
+// serving sessions, one-shot stamps and the log protocol.
+type sessionServer struct {
+	host   host.Host
+	lg     *merklelog.Log
+	signer *LogSigner
+	dir    *identity.Directory
+}
+
+func startSessionServer(t testing.TB, listen string) *sessionServer {
+	t.Helper()
+	dir := testkeys.Directory(t, "server", "1000", "2000")
+	lg := openLog(t, t.TempDir())
+	signer := newSigner(t, lg, nil)
+	h := newHost(t, "server", listen)
+	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: entry(t, "server"), Dir: dir, Signer: signer}
+	h.SetStreamHandler(SessionProtocolID, srv.Handler())
+	h.SetStreamHandler(LogProtocolID, LogHandler(signer))
+	stamper := NewStamper(srv.Key, srv.Self, dir, nil)
+	stamper.UseLog(signer)
+	h.SetStreamHandler(StampProtocolID, StampHandler(stamper))
+	return &sessionServer{host: h, lg: lg, signer: signer, dir: dir}
+}
+
+// openSession opens a session from client as self (whose key it uses)
+// to the server entry.
+func openSession(t testing.TB, client host.Host, self identity.ID, server identity.Entry) (*Session, error) {
+	t.Helper()
+	s, err := OpenSession(testCtx(t), client, testkeys.Private(t, self), entry(t, self), server, nil)
+	if err == nil {
+		t.Cleanup(func() { s.Close() })
+	}
+	return s, err
+}
+
+func mustSession(t testing.TB, client host.Host) *Session {
+	t.Helper()
+	s, err := openSession(t, client, "1000", entry(t, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSessionManyInFlight(t *testing.T) {
+	for _, tr := range testTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			srv := startSessionServer(t, tr.listen)
+			sess := mustSession(t, clientOf(t, "1000", srv.host))
+			const n = 200
+			stamps := make([]*LogStamp, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					st, err := sess.Stamp(testCtx(t), docHash(i))
+					if err != nil {
+						t.Errorf("stamp %d: %v", i, err)
+					}
+					stamps[i] = st
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			heads := map[string]bool{}
+			serials := map[uint64]bool{}
+			cache := NewHeadCache(64)
+			for i, st := range stamps {
+				// Replies were matched by id: each stamp is for its own hash.
+				if !bytes.Equal(st.Statement.DocumentHash, docHash(i)) || st.Statement.RequesterID != "1000" {
+					t.Fatalf("stamp %d is for %x by %s", i, st.Statement.DocumentHash, st.Statement.RequesterID)
+				}
+				if serials[st.Statement.Serial] {
+					t.Fatalf("serial %d twice", st.Statement.Serial)
+				}
+				serials[st.Statement.Serial] = true
+				heads[string(st.Head.Encoded)] = true
+				if _, err := st.Receipt().VerifyCached(srv.dir, docHash(i), cache); err != nil {
+					t.Fatalf("stamp %d: %v", i, err)
+				}
+			}
+			t.Logf("%d stamps in one session, %d signed tree heads", n, len(heads))
+			if srv.lg.Size() != n {
+				t.Fatalf("log size %d, want %d", srv.lg.Size(), n)
+			}
+			// A wrong-size hash is refused locally.
+			if _, err := sess.Stamp(testCtx(t), docHash(0)[:HashSize-1]); err == nil {
+				t.Fatal("31-byte hash accepted")
+			}
+			if err := sess.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sess.Stamp(testCtx(t), docHash(0)); !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("stamp after Close: %v, want ErrSessionClosed", err)
+			}
+		})
+	}
+}
+
+// The server refuses a hello it cannot open, an unknown id, and an id
+// that is not the authenticated peer's.
+func TestSessionHelloRefused(t *testing.T) {
+	srv := startSessionServer(t, testTransports[0].listen)
+	server := entry(t, "server")
+	wrongKey := server
+	wrongKey.PublicKey = entry(t, "outsider").PublicKey
+	for _, c := range []struct {
+		name   string
+		host   identity.ID // the authenticated peer
+		self   identity.ID // the id the hello claims (and whose key opens the answer)
+		server identity.Entry
+		want   error
+		status string
+	}{
+		{"id of another peer", "2000", "1000", server, ErrRefused, StatusPeerMismatch},
+		{"unknown id", "outsider", "outsider", server, ErrRefused, StatusUnknownID},
+		{"hello sealed to the wrong key", "1000", "1000", wrongKey, ErrRefused, StatusBadRequest},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := srv.lg.Size()
+			sess, err := openSession(t, clientOf(t, c.host, srv.host), c.self, c.server)
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.status) || sess != nil {
+				t.Fatalf("got %v, want %v with status %s", err, c.want, c.status)
+			}
+			if srv.lg.Size() != before {
+				t.Fatal("a refused session stamped something")
+			}
+		})
+	}
+	// A requester whose key is not its directory key cannot open the
+	// session key the server sealed to the directory key.
+	h := clientOf(t, "1000", srv.host)
+	_, err := OpenSession(testCtx(t), h, testkeys.Private(t, "2000"), entry(t, "1000"), server, nil)
+	if !errors.Is(err, ErrOpen) {
+		t.Fatalf("wrong requester key: %v, want ErrOpen", err)
+	}
+}
+
+// rawStream opens a stream of protocol id from a client of srv.
+func rawStream(t testing.TB, from host.Host, to peer.ID, id string) network.Stream {
+	t.Helper()
+	s, err := from.NewStream(testCtx(t), to, libp2pprotocol.ID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Reset() })
+	_ = s.SetDeadline(time.Now().Add(20 * time.Second))
+	return s
+}
+
+// frameHeader is the length prefix of a frame of n bytes, with no body.
+func frameHeader(n int) []byte {
+	var b bytes.Buffer
+	WriteFrame(&b, make([]byte, n))
+	return b.Bytes()[:b.Len()-n]
+}
+
+// expectReset reads from s until an error, which must be a stream reset.
+func expectReset(t testing.TB, s network.Stream) {
+	t.Helper()
+	_, err := bufio.NewReader(s).ReadByte()
+	for err == nil {
+		_, err = bufio.NewReader(s).ReadByte()
+	}
+	if !errors.Is(err, network.ErrReset) {
+		t.Fatalf("read after an oversized frame: %v, want a stream reset", err)
+	}
+}
+
+func TestSessionOversizedFrames(t *testing.T) {
+	for _, tr := range testTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			srv := startSessionServer(t, tr.listen)
+			client := clientOf(t, "1000", srv.host)
+			t.Run("hello", func(t *testing.T) {
+				s := rawStream(t, client, srv.host.ID(), SessionProtocolID)
+				if _, err := s.Write(frameHeader(MaxSessionHelloSize + 1)); err != nil {
+					t.Fatal(err)
+				}
+				expectReset(t, s)
+			})
+			t.Run("request inside a session", func(t *testing.T) {
+				sess := mustSession(t, client)
+				if _, err := sess.Stamp(testCtx(t), docHash(1)); err != nil {
+					t.Fatal(err)
+				}
+				// Queue a sealed request larger than MaxSessionRequestSize.
+				sess.sends <- EncodeRecord(sessionRequestTag, u64(99), make([]byte, MaxSessionRequestSize), docNonce(1))
+				_, err := sess.Stamp(testCtx(t), docHash(2))
+				if err == nil || !errors.Is(err, network.ErrReset) {
+					t.Fatalf("stamp after an oversized request: %v, want a reset session", err)
+				}
+				if _, err := sess.Stamp(testCtx(t), docHash(3)); err == nil {
+					t.Fatal("a reset session still stamps")
+				}
+			})
+		})
+	}
+}
+
+// Close with stamps in flight returns once they are answered, and every
+// Stamp call returns.
+func TestSessionCloseWithPending(t *testing.T) {
+	srv := startSessionServer(t, testTransports[1].listen)
+	sess := mustSession(t, clientOf(t, "1000", srv.host))
+	const n = 100
+	errs := make(chan error, n)
+	started := make(chan struct{}, n)
+	for i := range n {
+		go func() {
+			started <- struct{}{}
+			st, err := sess.Stamp(testCtx(t), docHash(i))
+			if err == nil && !bytes.Equal(st.Statement.DocumentHash, docHash(i)) {
+				err = fmt.Errorf("stamp %d for another hash", i)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		<-started
+	}
+	closed := make(chan struct{})
+	go func() { sess.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hangs with stamps pending")
+	}
+	ok := 0
+	for range n {
+		select {
+		case err := <-errs:
+			if err == nil {
+				ok++
+			} else if !errors.Is(err, ErrSessionClosed) && !strings.Contains(err.Error(), "session with server") {
+				t.Errorf("pending stamp failed oddly: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a Stamp call hangs after Close")
+		}
+	}
+	t.Logf("%d of %d stamps answered before the session closed", ok, n)
+	if srv.lg.Size() < uint64(ok) {
+		t.Fatalf("%d stamps answered, log holds %d", ok, srv.lg.Size())
+	}
+}
