@@ -26,7 +26,7 @@ var transports = []struct{ name, listen string }{
 	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
 }
 
-func testIdentity(t *testing.T, id identity.ID, dir *identity.Directory) *Identity {
+func testIdentity(t testing.TB, id identity.ID, dir *identity.Directory) *Identity {
 	t.Helper()
 	ident, err := NewIdentity(id, testkeys.Private(t, id), dir)
 	if err != nil {
@@ -55,7 +55,7 @@ type swarm struct {
 	store    string
 }
 
-func startSwarm(t *testing.T, listen string) *swarm {
+func startSwarm(t testing.TB, listen string) *swarm {
 	t.Helper()
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	s := &swarm{dir: dir, verdicts: &verdictLog{}, store: t.TempDir()}
@@ -73,7 +73,7 @@ func startSwarm(t *testing.T, listen string) *swarm {
 
 func addrOf(svc *Service) string { return svc.Host.Addrs()[0].String() }
 
-func (s *swarm) requester(t *testing.T, outDir string) *Requester {
+func (s *swarm) requester(t testing.TB, outDir string) *Requester {
 	t.Helper()
 	r, err := NewRequester(testIdentity(t, "1000", s.dir), RequesterConfig{
 		ServerID: "server", ServerAddr: addrOf(s.server),
@@ -92,7 +92,7 @@ func (s *swarm) requester(t *testing.T, outDir string) *Requester {
 	return r
 }
 
-func writeDoc(t *testing.T, dir, name string, data []byte) string {
+func writeDoc(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {

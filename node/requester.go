@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,6 +30,7 @@ type Requester struct {
 	server   peer.AddrInfo
 	verifier peer.AddrInfo
 	outDir   string
+	parallel int
 }
 
 // RequesterConfig says whom a requester talks to.
@@ -43,7 +46,14 @@ type RequesterConfig struct {
 	// OneShot uses the prototype-style flow: one sealed exchange and one
 	// server signature per document (v1 receipts) instead of a session.
 	OneShot bool
+	// Parallel is how many documents ProcessAll keeps in flight; 0 means
+	// DefaultParallel.
+	Parallel int
 }
+
+// DefaultParallel is how many documents a requester stamps and relays at
+// once: enough for the server to sign one tree head per group of them.
+const DefaultParallel = 8
 
 // NewRequester starts a dial-only host for id.
 func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
@@ -68,6 +78,7 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 		server:   serverInfo,
 		verifier: verifierInfo,
 		outDir:   cfg.OutDir,
+		parallel: cmp.Or(max(cfg.Parallel, 0), DefaultParallel),
 	}, nil
 }
 
@@ -167,6 +178,42 @@ func (r *Requester) Process(ctx context.Context, path string) *Result {
 		res.Err = fmt.Errorf("verifier %s says %s", res.Verdict.Verifier, res.Verdict)
 	}
 	return res
+}
+
+// ProcessAll processes every path, with up to the configured number of
+// documents in flight over the same connections, each under its own
+// timeout (0: none). It calls onResult (may be nil) in the order of
+// paths as soon as each result and those before it are known, and
+// returns all results in that order.
+func (r *Requester) ProcessAll(ctx context.Context, paths []string, timeout time.Duration, onResult func(*Result)) []*Result {
+	results := make([]*Result, len(paths))
+	done := make([]chan struct{}, len(paths))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	go func() {
+		slots := make(chan struct{}, r.parallel)
+		for i, path := range paths {
+			slots <- struct{}{}
+			go func() {
+				defer func() { <-slots }()
+				fileCtx, cancel := ctx, context.CancelFunc(func() {})
+				if timeout > 0 {
+					fileCtx, cancel = context.WithTimeout(ctx, timeout)
+				}
+				defer cancel()
+				results[i] = r.Process(fileCtx, path)
+				close(done[i])
+			}()
+		}
+	}()
+	for i := range paths {
+		<-done[i]
+		if onResult != nil {
+			onResult(results[i])
+		}
+	}
+	return results
 }
 
 func (r *Requester) receiptBase(doc string) string {

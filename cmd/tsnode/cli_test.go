@@ -24,6 +24,7 @@ func TestUsageErrors(t *testing.T) {
 		{"requester without file", []string{"--role", "requester", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2"}, "--file"},
 		{"store on server", []string{"--role", "server", "--store", "x"}, "--store is for --role verifier"},
 		{"oneshot on verifier", []string{"--role", "verifier", "--oneshot"}, "--oneshot"},
+		{"parallel zero", []string{"--role", "requester", "--parallel", "0", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "--file", "f"}, "--parallel 0"},
 		{"bad id", []string{"--role", "server", "--id", "../etc"}, "invalid id"},
 		{"stray argument", []string{"--role", "server", "extra"}, "unexpected arguments"},
 		{"keygen without id", []string{"keygen", "--keys", keys}, "--id"},

@@ -27,6 +27,7 @@ type roleFlags struct {
 	serverID, verifierID               string
 	out, store, data                   string
 	oneShot                            bool
+	parallel                           int
 	timeout                            time.Duration
 }
 
@@ -47,6 +48,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.data, "data", "./tsnode-data", "server: directory `DIR` of the durable Merkle log of issued stamps")
 	fs.BoolVar(&f.oneShot, "oneshot", false, "requester: prototype-style flow, one sealed exchange and one server signature per document (v1 receipts) instead of a stamp session")
 	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
+	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
 	pos, err := parseInterspersed(fs, args)
@@ -104,6 +106,9 @@ func (f *roleFlags) check() error {
 	}
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
+	}
+	if f.parallel < 1 || f.parallel > 256 {
+		return usageErr("--parallel %d: want 1 to 256", f.parallel)
 	}
 	for _, s := range []struct{ flag, v string }{{"--server-id", f.serverID}, {"--verifier-id", f.verifierID}} {
 		if _, err := identity.ParseID(s.v); err != nil {
@@ -176,7 +181,7 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io
 	r, err := node.NewRequester(id, node.RequesterConfig{
 		ServerID: identity.ID(f.serverID), ServerAddr: f.server,
 		VerifierID: identity.ID(f.verifierID), VerifierAddr: f.verifier,
-		OutDir: f.out, Listen: f.listen, OneShot: f.oneShot,
+		OutDir: f.out, Listen: f.listen, OneShot: f.oneShot, Parallel: f.parallel,
 	})
 	if err != nil {
 		return err
@@ -189,15 +194,12 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io
 		return err
 	}
 	failed := 0
-	for _, path := range f.files {
-		fileCtx, cancel := context.WithTimeout(ctx, f.timeout)
-		res := r.Process(fileCtx, path)
-		cancel()
+	r.ProcessAll(ctx, f.files, f.timeout, func(res *node.Result) {
 		printResult(stdout, res)
 		if !res.OK() {
 			failed++
 		}
-	}
+	})
 	fmt.Fprintf(stdout, "%d of %d documents stamped and verified\n", len(f.files)-failed, len(f.files))
 	if failed > 0 {
 		return errReported
