@@ -167,11 +167,11 @@ check_v2() {
 	receipt_field "$rc" signed_data "    " | base64 -d >"$base.head"
 	receipt_field "$rc" signature "    " | base64 -d >"$base.sig"
 	openssl dgst -sha256 -verify "$server_pub" -signature "$base.sig" "$base.head" >/dev/null ||
-		{ echo "openssl: tree head signature of $rc" >\&2; return 1; }
+		{ echo "openssl: tree head signature of $rc" >&2; return 1; }
 	receipt_field "$rc" leaf "  " | base64 -d >"$base.leaf"
 	# Leaf tag "tsnode-stamp-leaf-v1" is one byte longer: the hash is at 39.
 	[[ $(xxd -p -s 39 -l 32 "$base.leaf" | tr -d '\n') == "$want" ]] ||
-		{ echo "openssl: the leaf of $rc is not about $2" >\&2; return 1; }
+		{ echo "openssl: the leaf of $rc is not about $2" >&2; return 1; }
 	# RFC 6962 inclusion proof (RFC 9162 section 2.1.3.2), sha256 by openssl.
 	local index size root r fn sn p
 	index=$(sed -n 's/^  "serial": \([0-9]*\),$/\1/p' "$rc")
@@ -180,7 +180,7 @@ check_v2() {
 	r=$( { printf '\x00'; cat "$base.leaf"; } | h)
 	fn=$index sn=$((size - 1))
 	for p in $(sed -n '/"inclusion_proof"/,/\]/s/^    "\([0-9a-f]\{64\}\)",\{0,1\}$/\1/p' "$rc"); do
-		((sn != 0)) || { echo "openssl: inclusion proof of $rc too long" >\&2; return 1; }
+		((sn != 0)) || { echo "openssl: inclusion proof of $rc too long" >&2; return 1; }
 		if ((fn & 1)) || ((fn == sn)); then
 			r=$(printf '01%s%s' "$p" "$r" | xxd -r -p | h)
 			while ! ((fn & 1)) && ((fn != 0)); do
@@ -191,7 +191,7 @@ check_v2() {
 		fi
 		fn=$((fn >> 1)) sn=$((sn >> 1))
 	done
-	[[ $sn -eq 0 && $r == "$root" ]] || { echo "openssl: the inclusion proof of $rc does not lead to root $root" >\&2; return 1; }
+	[[ $sn -eq 0 && $r == "$root" ]] || { echo "openssl: the inclusion proof of $rc does not lead to root $root" >&2; return 1; }
 	echo "v2 $(basename "$rc"): tree head signature Verified OK, leaf carries sha-256 $want,"
 	echo "   leaf $index of $size leads to the signed root $root"
 }
