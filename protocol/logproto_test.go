@@ -1,0 +1,233 @@
+package protocol
+
+import (
+	"crypto/rsa"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tsnode/identity"
+	"tsnode/internal/merklelog"
+	"tsnode/internal/testkeys"
+)
+
+// The log protocol over real hosts: the latest signed head and
+// consistency proofs between heads.
+func TestLogFetch(t *testing.T) {
+	for _, tr := range testTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			srv := startSessionServer(t, tr.listen)
+			h := clientOf(t, "1000", srv.host)
+			server := entry(t, "server")
+			c := &LogClient{Host: h, Server: server}
+
+			if _, _, err := c.Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrRefused) {
+				t.Fatalf("empty log: %v, want ErrRefused", err)
+			}
+			var stamps []*LogStamp
+			for i := range 3 {
+				stamps = append(stamps, submit(t, srv.signer, i))
+			}
+			head, proof, err := c.Fetch(testCtx(t), 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameHead(head, srv.signer.Head()) || head.Head.Size != 3 || len(proof) != 0 {
+				t.Fatalf("Fetch = size %d, %d proof hashes; want the signer's head of size 3 and no proof", head.Head.Size, len(proof))
+			}
+			for i := 3; i < 8; i++ {
+				stamps = append(stamps, submit(t, srv.signer, i))
+			}
+			// Consistency between the heads of two receipts.
+			old, err := stamps[2].Receipt().TreeHeadOf()
+			if err != nil {
+				t.Fatal(err)
+			}
+			nw, err := stamps[7].Receipt().TreeHeadOf()
+			if err != nil {
+				t.Fatal(err)
+			}
+			latest, proof, err := c.Fetch(testCtx(t), old.Head.Size, nw.Head.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameHead(latest, srv.signer.Head()) || latest.Head.Size != 8 {
+				t.Fatalf("latest head of size %d", latest.Head.Size)
+			}
+			if err := CheckConsistency(old.Head, nw.Head, proof); err != nil {
+				t.Fatalf("receipt heads: %v", err)
+			}
+			file := NewConsistency(old, nw, proof)
+			if err := roundTrip(t, file).Verify(srv.dir); err != nil {
+				t.Fatalf("consistency file: %v", err)
+			}
+			// The proof is bound to its sizes.
+			if err := CheckConsistency(stamps[1].Head.Head, nw.Head, proof); !errors.Is(err, merklelog.ErrConsistency) {
+				t.Fatalf("proof for size 3 used for size 2: %v", err)
+			}
+			// new 0 means the latest head.
+			latest, proof, err = c.Fetch(testCtx(t), 1, 0)
+			if err != nil || CheckConsistency(stamps[0].Head.Head, latest.Head, proof) != nil {
+				t.Fatalf("from size 1 to the latest head: %v", err)
+			}
+
+			for _, bad := range []struct {
+				name     string
+				old, new uint64
+			}{{"old beyond the log", 9, 0}, {"new beyond the log", 1, 9}, {"old after new", 5, 3}} {
+				if _, _, err := c.Fetch(testCtx(t), bad.old, bad.new); !errors.Is(err, ErrRefused) {
+					t.Errorf("%s: %v, want ErrRefused", bad.name, err)
+				}
+			}
+			wrongKey := server
+			wrongKey.PublicKey = entry(t, "outsider").PublicKey
+			if _, _, err := (&LogClient{Host: h, Server: wrongKey}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrBadSignature) {
+				t.Errorf("head checked with the wrong key: %v, want ErrBadSignature", err)
+			}
+			otherID := server
+			otherID.ID = "2000"
+			if _, _, err := (&LogClient{Host: h, Server: otherID}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrWrongServerKey) {
+				t.Errorf("head of another server id: %v, want ErrWrongServerKey", err)
+			}
+			// A request frame over the maximum is answered with a reset.
+			s := rawStream(t, h, srv.host.ID(), LogProtocolID)
+			if _, err := s.Write(frameHeader(MaxLogRequestSize + 1)); err != nil {
+				t.Fatal(err)
+			}
+			expectReset(t, s)
+		})
+	}
+}
+
+// roundTrip writes c as JSON and reads it back as tsnode verify does.
+func roundTrip(t testing.TB, c *Consistency) *Consistency {
+	t.Helper()
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Consistency
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
+
+// forkedLogs builds two logs signed by the same server key with a common
+// prefix of 3 leaves, then different leaves: A has 5, B has 6.
+type forkedLogs struct {
+	a, b           *merklelog.Log
+	a3, a5, b5, b6 *SignedTreeHead
+}
+
+func newForkedLogs(t testing.TB) *forkedLogs {
+	t.Helper()
+	f := &forkedLogs{a: openLog(t, t.TempDir()), b: openLog(t, t.TempDir())}
+	sa, sb := newSigner(t, f.a, fixedClock(logTime)), newSigner(t, f.b, fixedClock(logTime))
+	for i := range 3 {
+		submit(t, sa, i)
+		submit(t, sb, i)
+	}
+	if !sameHead(sa.Head(), sb.Head()) {
+		t.Fatal("the common prefix differs")
+	}
+	f.a3 = sa.Head()
+	submit(t, sa, 10)
+	f.a5 = submit(t, sa, 11).Head
+	submit(t, sb, 20)
+	f.b5 = submit(t, sb, 21).Head
+	f.b6 = submit(t, sb, 22).Head
+	return f
+}
+
+func treeProof(t testing.TB, lg *merklelog.Log, old, nw uint64) tlog.TreeProof {
+	t.Helper()
+	p, err := lg.ConsistencyProof(old, nw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConsistencyVerify(t *testing.T) {
+	f := newForkedLogs(t)
+	dir := testkeys.Directory(t, "server", "1000", "outsider")
+	outsider := entry(t, "outsider")
+	resign := func(h *SignedTreeHead, id identity.ID, change func(*TreeHead)) *SignedTreeHead {
+		c := *h.Head
+		change(&c)
+		enc := c.Encode()
+		return &SignedTreeHead{Head: &c, Encoded: enc, Signature: signAs(t, id, enc)}
+	}
+	wrongDir, err := identity.NewDirectory(map[identity.ID]*rsa.PublicKey{"server": outsider.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := NewConsistency(f.a3, f.a5, treeProof(t, f.a, 3, 5))
+	edit := func(change func(*Consistency)) *Consistency {
+		c := roundTrip(t, good)
+		change(c)
+		return c
+	}
+
+	for _, c := range []struct {
+		name string
+		c    *Consistency
+		dir  *identity.Directory
+		want error
+	}{
+		{"A extends the common prefix", good, dir, nil},
+		{"B extends the common prefix", NewConsistency(f.a3, f.b6, treeProof(t, f.b, 3, 6)), dir, nil},
+		{"a head and itself", NewConsistency(f.b6, f.b6, nil), dir, nil},
+		{"forked: two trees of the same size", NewConsistency(f.a5, f.b5, nil), dir, merklelog.ErrConsistency},
+		{"forked: B's proof from A's head", NewConsistency(f.a5, f.b6, treeProof(t, f.b, 5, 6)), dir, merklelog.ErrConsistency},
+		{"forked: A's proof to B's head", NewConsistency(f.a3, f.b5, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
+		{"heads in the wrong order", NewConsistency(f.a5, f.a3, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
+		{"proof hash dropped", edit(func(c *Consistency) { c.Proof = c.Proof[1:] }), dir, merklelog.ErrConsistency},
+		{"proof hash added", edit(func(c *Consistency) { c.Proof = append(c.Proof, c.Proof[0]) }), dir, merklelog.ErrConsistency},
+		{"proof empty", edit(func(c *Consistency) { c.Proof = nil }), dir, merklelog.ErrConsistency},
+		{"proof not hex", edit(func(c *Consistency) { c.Proof[0] = "x" + c.Proof[0][1:] }), dir, ErrMalformedReceipt},
+		{"new head signed by the wrong key", NewConsistency(f.a3, resign(f.a5, "outsider", func(*TreeHead) {}), treeProof(t, f.a, 3, 5)), dir, ErrBadSignature},
+		{"old head signed by the wrong key", NewConsistency(resign(f.a3, "outsider", func(*TreeHead) {}), f.a5, treeProof(t, f.a, 3, 5)), dir, ErrBadSignature},
+		{"new head of another server", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerID, h.ServerPeer = outsider.ID, outsider.PeerID }), treeProof(t, f.a, 3, 5)), dir, ErrMalformedReceipt},
+		{"head naming another peer", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerPeer = outsider.PeerID }), treeProof(t, f.a, 3, 5)), dir, ErrWrongServerKey},
+		{"directory without the server", good, testkeys.Directory(t, "1000"), ErrUnknownServer},
+		{"directory with another key for the server", good, wrongDir, ErrWrongServerKey},
+		{"readable size altered", edit(func(c *Consistency) { c.New.Size++ }), dir, ErrMalformedReceipt},
+		{"readable root altered", edit(func(c *Consistency) { c.Old.RootHash = strings.Repeat("0", 64) }), dir, ErrMalformedReceipt},
+		{"wrong format", edit(func(c *Consistency) { c.Format = ReceiptFormatV2 }), dir, ErrMalformedReceipt},
+		{"old head missing", edit(func(c *Consistency) { c.Old = nil }), dir, ErrMalformedReceipt},
+		{"signature missing", edit(func(c *Consistency) { c.New.Signature = "" }), dir, ErrMalformedReceipt},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := roundTrip(t, c.c).Verify(c.dir)
+			if c.want == nil && err != nil || !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+
+	// Every byte of every proof hash matters.
+	for j, h := range good.Proof {
+		raw, _ := hex.DecodeString(h)
+		for k := range raw {
+			c := roundTrip(t, good)
+			c.Proof[j] = hex.EncodeToString(flip(raw, k))
+			if err := c.Verify(dir); !errors.Is(err, merklelog.ErrConsistency) {
+				t.Fatalf("proof hash %d byte %d altered: %v", j, k, err)
+			}
+		}
+	}
+	// And every byte of the signed heads.
+	for i := range f.a5.Encoded {
+		c := roundTrip(t, good)
+		c.New.SignedData = b64(flip(f.a5.Encoded, i))
+		if err := c.Verify(dir); err == nil {
+			t.Fatalf("new head byte %d altered: verified", i)
+		}
+	}
+}
