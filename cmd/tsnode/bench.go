@@ -30,7 +30,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.OneShotDuration, "oneshot-duration", 0, "how long the one-shot flow runs (default: --duration)")
 	fs.IntVar(&cfg.Count, "count", 0, "stop each flow after this many stamps (0: only --duration bounds it)")
 	flows := fs.String("flows", "oneshot,session", "comma-separated flows to run: oneshot (prototype-style, /tsnode/stamp/1.0.0), session (/tsnode/stamp/2.0.0)")
-	fs.IntVar(&cfg.Reverify, "reverify", 1, "also verify every `N`th stamp as a receipt with the offline verifier (1: all, 0: none)")
+	fs.IntVar(&cfg.Reverify, "reverify", bench.DefaultReverify, "also verify every `N`th stamp as a receipt with the offline verifier (1: all, 0: none); the protocol client checks every stamp anyway")
 	fs.IntVar(&cfg.MaxErrors, "max-errors", 100, "end a flow once more than this many stamps failed")
 	fs.DurationVar(&cfg.StampTimeout, "timeout", 30*time.Second, "give up on one stamp after this long")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this `file`")

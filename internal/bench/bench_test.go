@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -10,6 +11,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,6 +70,16 @@ func testServer(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	if prof := os.Getenv("TSNODE_BENCH_SERVER_CPUPROFILE"); prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			return fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	svc.PrintAddrs(os.Stdout, "server")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -74,6 +87,46 @@ func testServer(args []string) int {
 		return fail(err)
 	}
 	return 0
+}
+
+// BenchmarkFlows runs the bench against a server spawned from this test
+// binary, for profiling both sides on the test-only keys:
+//
+//	TSNODE_BENCH_SERVER_CPUPROFILE=/tmp/server.prof go test -run NONE \
+//	    -bench Flows -benchtime 1x -cpuprofile /tmp/client.prof ./internal/bench/
+//
+// TSNODE_BENCH_FLOWS, _DURATION and _INFLIGHT change the run (defaults
+// session, 10s, 256).
+func BenchmarkFlows(b *testing.B) {
+	keys := b.TempDir()
+	testkeys.WriteKeysDir(b, keys, identity.ServerID, identity.RequesterID, identity.VerifierID)
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{
+		Keys: keys, Passphrase: []byte(testkeys.Passphrase),
+		ServerExe: exe, ServerEnv: []string{serverEnv},
+		IDs:      []identity.ID{identity.RequesterID, identity.VerifierID},
+		Flows:    ParseFlows(cmp.Or(os.Getenv("TSNODE_BENCH_FLOWS"), FlowSession)),
+		Progress: os.Stderr,
+	}
+	if cfg.Duration, err = time.ParseDuration(cmp.Or(os.Getenv("TSNODE_BENCH_DURATION"), "10s")); err != nil {
+		b.Fatal(err)
+	}
+	if cfg.InFlight, err = strconv.Atoi(cmp.Or(os.Getenv("TSNODE_BENCH_INFLIGHT"), "256")); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		rep, err := Run(b.Context(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = rep.WriteTable(os.Stderr)
+		for _, f := range rep.Flows {
+			b.ReportMetric(f.PerSecond, f.Flow+"-stamps/s")
+		}
+	}
 }
 
 // testConfig is a small run with the test-only keys: two requesters
@@ -96,6 +149,7 @@ func testConfig(t *testing.T) Config {
 		Duration:   20 * time.Second,
 		Count:      40,
 		MaxErrors:  1,
+		Reverify:   1,
 	}
 }
 

@@ -72,7 +72,11 @@ type FlowResult struct {
 	Latency    Latency `json:"latency"`
 	Requesters int     `json:"requesters"`
 	Sessions   int     `json:"sessions,omitempty"`
-	InFlight   int     `json:"in_flight"`
+	// TreeHeads is the number of distinct signed tree heads the session
+	// flow's stamps came with: the server's batches that reached us.
+	TreeHeads     uint64  `json:"tree_heads,omitempty"`
+	StampsPerHead float64 `json:"stamps_per_tree_head,omitempty"`
+	InFlight      int     `json:"in_flight"`
 	// Server CPU seconds (user + system) during the stamping phase, and
 	// the server's peak resident set over its life: nil when the server
 	// is not ours to measure (--server).
@@ -137,6 +141,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, f := range r.Flows {
+		if f.TreeHeads > 0 {
+			fmt.Fprintf(w, "%s: %d signed tree heads, %.1f stamps per head, one head every %.1f ms\n", f.Flow, f.TreeHeads, f.StampsPerHead, 1000*f.Seconds/float64(f.TreeHeads))
+		}
 	}
 	for _, f := range r.Flows {
 		if f.FirstError != "" {
