@@ -1,18 +1,25 @@
-// Command docexample writes the worked example of docs/PROTOCOL.md: it
-// gets the 12-byte document "hello world\n" stamped by the real server
-// code (protocol.Stamper) with the TEST-ONLY keys of
-// internal/testkeys/testdata, a fixed clock and a fixed nonce, then writes
+// Command docexample writes the worked example of docs/PROTOCOL.md. With
+// the TEST-ONLY keys of internal/testkeys/testdata, fixed clocks and fixed
+// nonces, it gets the 12-byte document "hello world\n" stamped by the real
+// server code twice: once one-shot (protocol.Stamper, a v1 receipt), and
+// once as leaf 5 of a seven-leaf Merkle log written by protocol.LogSigner
+// in three batches (a v2 receipt). It then writes
 //
-//	docs/example/hello.txt          the document
-//	docs/example/hello.txt.receipt  its receipt
-//	docs/example/server.pem         the test server's public key
+//	docs/example/hello.txt             the document
+//	docs/example/hello.txt.receipt     its v1 receipt
+//	docs/example/hello.txt.v2.receipt  its v2 receipt
+//	docs/example/consistency.json      the proof that the log of size 7
+//	                                   extends the log of size 3
+//	docs/example/server.pem            the test server's public key
 //
 // and regenerates the text between the "BEGIN GENERATED EXAMPLE" and "END
 // GENERATED EXAMPLE" markers of docs/PROTOCOL.md. RSASSA-PKCS1-v1_5 is
 // deterministic, so every run writes the same bytes. Along the way it
 // checks the specification against the code: the statement is re-encoded
 // by hand from the rules in PROTOCOL.md, the peer ID is re-derived from
-// the key, and the receipt is verified.
+// the key, the tree hashes and both proofs are recomputed with the
+// algorithms of PROTOCOL.md §5, and the receipts and the consistency proof
+// are verified.
 //
 // Run from anywhere inside the module:
 //
@@ -31,9 +38,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -85,32 +94,62 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	files, err := generate(root)
-	if err != nil {
+	if *check {
+		stale, err := staleFiles(root)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, rel := range stale {
+			fmt.Fprintf(os.Stderr, "stale: %s (run go run ./internal/docexample)\n", rel)
+		}
+		if len(stale) > 0 {
+			os.Exit(1)
+		}
+		return
+	}
+	if err := writeFiles(root, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
-	stale := false
+}
+
+// staleFiles returns the generated files (module-relative paths) whose
+// content on disk differs from what generate makes, or that are missing.
+// It is what -check runs.
+func staleFiles(root string) ([]string, error) {
+	files, err := generate(root)
+	if err != nil {
+		return nil, err
+	}
+	var stale []string
+	for _, f := range files {
+		old, err := os.ReadFile(f.path)
+		if err != nil || !bytes.Equal(old, f.data) {
+			stale = append(stale, f.rel)
+		}
+	}
+	return stale, nil
+}
+
+// writeFiles writes every generated file that differs and names it on out.
+func writeFiles(root string, out io.Writer) error {
+	files, err := generate(root)
+	if err != nil {
+		return err
+	}
 	for _, f := range files {
 		old, err := os.ReadFile(f.path)
 		if err == nil && bytes.Equal(old, f.data) {
 			continue
 		}
-		if *check {
-			fmt.Fprintf(os.Stderr, "stale: %s\n", f.rel)
-			stale = true
-			continue
-		}
 		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-			log.Fatal(err)
+			return err
 		}
 		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
-			log.Fatal(err)
+			return err
 		}
-		fmt.Printf("wrote %s\n", f.rel)
+		fmt.Fprintf(out, "wrote %s\n", f.rel)
 	}
-	if stale {
-		os.Exit(1)
-	}
+	return nil
 }
 
 type file struct {
@@ -236,6 +275,28 @@ func generate(root string) ([]file, error) {
 		return nil, errors.New("the specification's peer ID derivation differs from go-libp2p's")
 	}
 
+	// The v2 example: the same document as leaf 5 of a seven-leaf log.
+	lex, err := buildLog(serverKey, server, requester)
+	if err != nil {
+		return nil, fmt.Errorf("log example: %w", err)
+	}
+	if err := checkLogExample(lex, dir); err != nil {
+		return nil, fmt.Errorf("log example: %w", err)
+	}
+	receiptV2 := lex.stamps[exampleIndex].Receipt().Marshal()
+	parsedV2, err := protocol.ParseReceipt(receiptV2)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := parsedV2.Verify(dir, docHash[:]); err != nil {
+		return nil, fmt.Errorf("v2 example receipt: %w", err)
+	}
+	consistencyJSON, err := json.MarshalIndent(lex.consistency, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	consistencyJSON = append(consistencyJSON, '\n')
+
 	serverPEM, err := os.ReadFile(identity.PublicKeyPath(testdata, serverID))
 	if err != nil {
 		return nil, err
@@ -245,7 +306,8 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	section := exampleSection(docHash[:], fields, signed, sig, receiptJSON, server, pid)
+	section := exampleSection(docHash[:], fields, signed, sig, receiptJSON, server, pid) +
+		"\n" + logSection(lex, receiptV2, consistencyJSON)
 	newDoc, err := replaceSection(doc, section)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", docPath, err)
@@ -255,6 +317,8 @@ func generate(root string) ([]file, error) {
 	return []file{
 		{"docs/example/hello.txt", filepath.Join(ex, "hello.txt"), document},
 		{"docs/example/hello.txt.receipt", filepath.Join(ex, "hello.txt.receipt"), receiptJSON},
+		{"docs/example/hello.txt.v2.receipt", filepath.Join(ex, "hello.txt.v2.receipt"), receiptV2},
+		{"docs/example/consistency.json", filepath.Join(ex, "consistency.json"), consistencyJSON},
 		{"docs/example/server.pem", filepath.Join(ex, "server.pem"), serverPEM},
 		{"docs/PROTOCOL.md", docPath, newDoc},
 	}, nil
@@ -275,12 +339,21 @@ type field struct {
 	note  string
 }
 
-// statementFields lists the statement's fields as PROTOCOL.md §5 defines
+// statementFields lists the statement's fields as PROTOCOL.md §4 defines
 // them, tag first.
 func statementFields(st *protocol.Statement) []field {
+	return recordFields(st, protocol.StatementTag)
+}
+
+// leafFields lists a log leaf's fields (§4.3), tag first.
+func leafFields(st *protocol.Statement) []field {
+	return recordFields(st, protocol.LeafTag)
+}
+
+func recordFields(st *protocol.Statement, tag string) []field {
 	serial := binary.BigEndian.AppendUint64(nil, st.Serial)
 	return []field{
-		{"tag", []byte(protocol.StatementTag), true, ""},
+		{"tag", []byte(tag), true, ""},
 		{"hash_algorithm", []byte(st.HashAlgorithm), true, ""},
 		{"document_hash", st.DocumentHash, false, "SHA-256 of the document"},
 		{"time", []byte(protocol.FormatTime(st.Time)), true, ""},
@@ -322,26 +395,16 @@ func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []b
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 
+	p("### 12.1 A one-shot stamp and its v1 receipt\n\n")
+	p("The server's clock reads %s; the requester's nonce is the bytes 00 to 1f. ", protocol.FormatTime(stampTime))
+	p("This stamp comes from a server without a log (`protocol.Stamper` alone), which numbers stamps from 1; ")
+	p("tsnode's server role logs every stamp, and its serials are leaf indexes from 0 (§4.1).\n\n")
 	p("Document `docs/example/hello.txt`: the 12 bytes `hello world\\n`.\n\n")
 	p("```\n%s\n```\n\n", hexLines(document, 0, ""))
 	p("Document hash (SHA-256, lowercase hex):\n\n```\n%x\n```\n\n", docHash)
 	p("Statement: %d bytes. Each line shows the byte offset (decimal), up to 16 bytes in hex, and what they are.\n", len(signed))
 	p("Every field is a 4-byte big-endian length followed by that many bytes.\n\n")
-	p("```\n")
-	off := 0
-	for i, fl := range fields {
-		var lenBytes [4]byte
-		binary.BigEndian.PutUint32(lenBytes[:], uint32(len(fl.value)))
-		p("%s\n", hexLine(lenBytes[:], off, fmt.Sprintf("field %d (%s): length %d", i, fl.name, len(fl.value))))
-		off += 4
-		note := fl.note
-		if fl.text {
-			note = fmt.Sprintf("%q", fl.value)
-		}
-		p("%s\n", hexLines(fl.value, off, note))
-		off += len(fl.value)
-	}
-	p("```\n\n")
+	p("```\n%s```\n\n", fieldDump(fields))
 	hashOff := 4 + len(protocol.StatementTag) + 4 + len(protocol.HashAlgorithm) + 4
 	p("The document hash always starts at byte offset %d (0x%x) of the statement: 4 + %d (tag) + 4 + %d (`sha-256`) + 4.\n",
 		hashOff, hashOff, len(protocol.StatementTag), len(protocol.HashAlgorithm))
@@ -356,6 +419,7 @@ func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []b
 	p("Receipt `docs/example/hello.txt.receipt` (%d bytes: the JSON object indented by two spaces, keys in this order, then a newline):\n\n", len(receiptJSON))
 	p("```json\n%s```\n\n", receiptJSON)
 
+	p("### 12.2 The server's peer ID\n\n")
 	p("Peer ID of the test server key (`docs/example/server.pem`), derived as in §1.4:\n\n")
 	p("| Step | Value |\n|---|---|\n")
 	p("| SubjectPublicKeyInfo DER | %d bytes, SHA-256 `%x` |\n", len(pid.der), sha256.Sum256(pid.der))
@@ -365,6 +429,25 @@ func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []b
 	p("| peer ID (base58btc of the multihash) | `%s` |\n", pid.text)
 	if pid.text != server.PeerID.String() {
 		panic("peer ID mismatch")
+	}
+	return b.String()
+}
+
+// fieldDump shows a record field by field: offset, hex, meaning.
+func fieldDump(fields []field) string {
+	var b strings.Builder
+	off := 0
+	for i, fl := range fields {
+		var lenBytes [4]byte
+		binary.BigEndian.PutUint32(lenBytes[:], uint32(len(fl.value)))
+		fmt.Fprintf(&b, "%s\n", hexLine(lenBytes[:], off, fmt.Sprintf("field %d (%s): length %d", i, fl.name, len(fl.value))))
+		off += 4
+		note := fl.note
+		if fl.text {
+			note = fmt.Sprintf("%q", fl.value)
+		}
+		fmt.Fprintf(&b, "%s\n", hexLines(fl.value, off, note))
+		off += len(fl.value)
 	}
 	return b.String()
 }
@@ -417,4 +500,155 @@ func replaceSection(doc []byte, section string) ([]byte, error) {
 		return nil, errors.New("no generated-example markers")
 	}
 	return []byte(s[:i+len(beginMarker)] + "\n" + section + "\n" + s[j:]), nil
+}
+
+// logSection describes the v2 example: the log, the leaf, the tree head,
+// the inclusion proof checked by hand, the receipt and the consistency
+// proof.
+func logSection(ex *logExample, receiptJSON, consistencyJSON []byte) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	st := ex.stamps[exampleIndex]
+	leaf := st.Statement.EncodeLeaf()
+	head := st.Head
+
+	p("### 12.3 A log of seven stamps\n\n")
+	p("The requester `1000` gets seven documents stamped by the server's log signer (`protocol.LogSigner`) ")
+	p("in three batches of %d, %d and %d stamps. ", batchSizes[0], batchSizes[1], batchSizes[2])
+	p("Each batch shares one time and gets one signed tree head. Leaf %d is `docs/example/hello.txt` with the nonce 00 to 1f; ", exampleIndex)
+	p("leaf i ≠ %d is the document `document i\\n` with a nonce of 32 bytes 0xa0+i.\n\n", exampleIndex)
+	p("| serial | batch | time | document | leaf hash = SHA-256(00 ‖ leaf) |\n|---|---|---|---|---|\n")
+	batch, end := 0, batchSizes[0]
+	for i, s := range ex.stamps {
+		if i == end {
+			batch++
+			end += batchSizes[batch]
+		}
+		lh := leafHash(s.Statement.EncodeLeaf())
+		p("| %d | %d | %s | `%s` | `%x` |\n", i, batch+1, protocol.FormatTime(s.Statement.Time),
+			strings.ReplaceAll(string(logDocument(i)), "\n", "\\n"), lh)
+	}
+	p("\nSigned tree heads:\n\n| batch | size | time | root hash |\n|---|---|---|---|\n")
+	for i, h := range ex.heads {
+		p("| %d | %d | %s | `%x` |\n", i+1, h.Head.Size, protocol.FormatTime(h.Head.Time), h.Head.Root[:])
+	}
+
+	p("\nLeaf %d (the leaf of `hello.txt`), %d bytes: the statement of §12.1 with the leaf tag, this stamp's time and serial.\n\n", exampleIndex, len(leaf))
+	p("```\n%s```\n\n", fieldDump(leafFields(st.Statement)))
+	p("Its document hash is at offset %d (one more than in a statement: the leaf tag is one byte longer), its serial at offset %d.\n\n",
+		4+len(protocol.LeafTag)+4+len(protocol.HashAlgorithm)+4, 4+len(protocol.LeafTag)+4+len(protocol.HashAlgorithm)+4+protocol.HashSize+4+len(protocol.TimeLayout)+4)
+
+	var lh []hash
+	for _, s := range ex.stamps {
+		lh = append(lh, leafHash(s.Statement.EncodeLeaf()))
+	}
+	p("The tree of size 7 (§5.1: split at the largest power of two below the size):\n\n")
+	p("```\n")
+	p("                 root = N(A, B)\n")
+	p("              /                 \\\n")
+	p("       A = N(C, D)            B = N(E, L6)\n")
+	p("       /        \\             /       \\\n")
+	p("  C = N(L0,L1) D = N(L2,L3) E = N(L4,L5)   L6\n")
+	p("```\n\n")
+	p("N(x, y) is SHA-256(01 ‖ x ‖ y); Li is the leaf hash of leaf i.\n\n")
+	p("| node | leaves | hash |\n|---|---|---|\n")
+	for _, n := range []struct {
+		name   string
+		lo, hi int
+	}{{"C", 0, 2}, {"D", 2, 4}, {"A", 0, 4}, {"E", 4, 6}, {"B", 4, 7}, {"root", 0, 7}} {
+		p("| %s | %d to %d | `%x` |\n", n.name, n.lo, n.hi-1, treeHash(lh, n.lo, n.hi))
+	}
+
+	p("\nTree head of size %d, %d bytes:\n\n", head.Head.Size, len(head.Encoded))
+	p("```\n%s```\n\n", fieldDump(treeHeadFields(head.Head)))
+	p("Its root hash is the 32 bytes that end 34 bytes before the end (offset %d), its size the 8 bytes before that (offset %d).\n", len(head.Encoded)-66, len(head.Encoded)-78)
+	p("SHA-256 of the tree head, the digest that is signed:\n\n```\n%x\n```\n\n", sha256.Sum256(head.Encoded))
+	p("Tree head signature (base64):\n\n```\n%s\n```\n\n", wrap(base64.StdEncoding.EncodeToString(head.Signature), 76))
+
+	p("### 12.4 Checking the inclusion proof by hand\n\n")
+	p("The receipt's inclusion proof for leaf %d in the tree of size %d has %d hashes:\n\n", exampleIndex, head.Head.Size, len(st.Proof))
+	names := map[hash]string{}
+	for _, n := range []struct {
+		name   string
+		lo, hi int
+	}{{"C", 0, 2}, {"D", 2, 4}, {"A", 0, 4}, {"E", 4, 6}, {"B", 4, 7}} {
+		names[treeHash(lh, n.lo, n.hi)] = n.name
+	}
+	for i, h := range lh {
+		names[h] = fmt.Sprintf("L%d", i)
+	}
+	p("| # | hash | node |\n|---|---|---|\n")
+	for i, h := range st.Proof {
+		p("| %d | `%x` | %s |\n", i+1, h[:], names[hash(h)])
+	}
+	steps, r, err := checkInclusion(leaf, st.Statement.Serial, head.Head.Size, head.Head.Root, hashes(st.Proof))
+	if err != nil {
+		panic(err) // checked in generate
+	}
+	p("\nThe algorithm of §5.3 starts with fn = %d (the serial), sn = %d (size − 1) and r = L%d = `%x`.\n\n", exampleIndex, head.Head.Size-1, exampleIndex, leafHash(leaf))
+	p("| # | fn, sn | rule | r becomes | then fn, sn |\n|---|---|---|---|---|\n")
+	for i, s := range steps {
+		rule := "fn even, fn ≠ sn: r = N(r, p)"
+		if s.left {
+			if s.fn&1 == 1 {
+				rule = "fn odd: r = N(p, r)"
+			} else {
+				rule = fmt.Sprintf("fn = sn: r = N(p, r), then shift %d more time(s)", s.shiftedPre)
+			}
+		}
+		p("| %d | %d, %d | %s | `%x` | %d, %d |\n", i+1, s.fn, s.sn, rule, s.r, s.fnAfter, s.snAfter)
+	}
+	p("\nAt the end sn = 0 and r = `%x`, the signed root: leaf %d is in the tree.\n\n", r, exampleIndex)
+
+	p("### 12.5 The v2 receipt\n\n")
+	p("Receipt `docs/example/hello.txt.v2.receipt` (%d bytes):\n\n", len(receiptJSON))
+	p("```json\n%s```\n\n", receiptJSON)
+
+	old, nw := ex.heads[1].Head, ex.heads[2].Head
+	p("### 12.6 A consistency proof\n\n")
+	p("`docs/example/consistency.json` proves that the log of size %d (after batch 3) extends the log of size %d (after batch 2), ", nw.Size, old.Size)
+	p("as `tsnode log --from R1 --out` writes it (§8.4). `tsnode verify --keys internal/testkeys/testdata --consistency docs/example/consistency.json` accepts it.\n\n")
+	proof, _ := (&protocol.Receipt{InclusionProof: ex.consistency.Proof}).ProofOf()
+	p("| # | hash | node |\n|---|---|---|\n")
+	for i, h := range proof {
+		p("| %d | `%x` | %s |\n", i+1, h[:], names[hash(h)])
+	}
+	start, csteps, err := checkConsistency(old.Size, nw.Size, old.Root, nw.Root, hashes(proof))
+	if err != nil {
+		panic(err) // checked in generate
+	}
+	if start.prependedFH {
+		p("\nThe old size %d is a power of two, so the old root is put in front of the proof. ", old.Size)
+	} else {
+		p("\nThe old size %d is not a power of two, so the proof is used as it is. ", old.Size)
+	}
+	p("The algorithm of §5.4 starts with fn = %d − 1 and sn = %d − 1, shifted right %d time(s) while fn is odd: fn = %d, sn = %d; ", old.Size, nw.Size, start.shiftedPre, start.fn, start.sn)
+	p("fr = sr = the first hash, `%x`.\n\n", start.fr)
+	p("| # | fn, sn | rule | fr becomes | sr becomes | then fn, sn |\n|---|---|---|---|---|---|\n")
+	for i, s := range csteps {
+		rule := "fn even, fn ≠ sn: sr = N(sr, c)"
+		if s.both {
+			if s.fn&1 == 1 {
+				rule = "fn odd: fr = N(c, fr), sr = N(c, sr)"
+			} else {
+				rule = fmt.Sprintf("fn = sn: fr = N(c, fr), sr = N(c, sr), then shift %d more time(s)", s.shiftedPre)
+			}
+		}
+		p("| %d | %d, %d | %s | `%x` | `%x` | %d, %d |\n", i+2, s.fn, s.sn, rule, s.fr, s.sr, s.fnAfter, s.snAfter)
+	}
+	p("\nAt the end sn = 0, fr is the old root `%x` and sr the new root `%x`.\n\n", old.Root[:], nw.Root[:])
+	p("```json\n%s```\n", consistencyJSON)
+	return b.String()
+}
+
+// treeHeadFields lists a tree head's fields (§5.2), tag first.
+func treeHeadFields(h *protocol.TreeHead) []field {
+	return []field{
+		{"tag", []byte(protocol.TreeHeadTag), true, ""},
+		{"server_id", []byte(h.ServerID), true, ""},
+		{"server_peer_id", []byte(h.ServerPeer.String()), true, ""},
+		{"size", binary.BigEndian.AppendUint64(nil, h.Size), false, fmt.Sprintf("u64 big-endian = %d", h.Size)},
+		{"root_hash", h.Root[:], false, "root of the tree of that size"},
+		{"time", []byte(protocol.FormatTime(h.Time)), true, ""},
+	}
 }
