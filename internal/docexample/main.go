@@ -306,7 +306,9 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	section := exampleSection(docHash[:], fields, signed, sig, receiptJSON, server, pid) +
+	reply := protocol.EncodeRecord(stampReplyTag, signed, sig)
+	wire := wireSection(req, sealedReq, reply)
+	section := exampleSection(docHash[:], fields, signed, sig, receiptJSON, server, pid, wire) +
 		"\n" + logSection(lex, receiptV2, consistencyJSON)
 	newDoc, err := replaceSection(doc, section)
 	if err != nil {
@@ -391,7 +393,7 @@ func peerIDByHand(pub *rsa.PublicKey) (peerIDDerivation, error) {
 	return peerIDDerivation{der: der, pb: pb, mh: string(mh), text: id.String()}, nil
 }
 
-func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []byte, server identity.Entry, pid peerIDDerivation) string {
+func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []byte, server identity.Entry, pid peerIDDerivation, wire string) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 
@@ -419,6 +421,7 @@ func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []b
 	p("Receipt `docs/example/hello.txt.receipt` (%d bytes: the JSON object indented by two spaces, keys in this order, then a newline):\n\n", len(receiptJSON))
 	p("```json\n%s```\n\n", receiptJSON)
 
+	p("%s\n", wire)
 	p("### 12.2 The server's peer ID\n\n")
 	p("Peer ID of the test server key (`docs/example/server.pem`), derived as in §1.4:\n\n")
 	p("| Step | Value |\n|---|---|\n")
@@ -651,4 +654,33 @@ func treeHeadFields(h *protocol.TreeHead) []field {
 		{"root_hash", h.Root[:], false, "root of the tree of that size"},
 		{"time", []byte(protocol.FormatTime(h.Time)), true, ""},
 	}
+}
+
+// wireSection shows the one-shot exchange of §6 for the example: the
+// request record byte by byte, and the sizes of what is sealed around it
+// (sealing is randomized, so its bytes differ on every run).
+func wireSection(req, sealedReq, reply []byte) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	f, err := parseRecord(req)
+	if err != nil || len(f) != 5 {
+		panic("request record")
+	}
+	p("#### The one-shot exchange (§6) that produced it\n\n")
+	p("The request record (§6.2), %d bytes:\n\n", len(req))
+	p("```\n%s```\n\n", fieldDump([]field{
+		{"tag", f[0], true, ""},
+		{"requester_id", f[1], true, ""},
+		{"hash_algorithm", f[2], true, ""},
+		{"document_hash", f[3], false, "SHA-256 of the document"},
+		{"nonce", f[4], false, "requester's nonce"},
+	}))
+	var lenPrefix []byte
+	lenPrefix = binary.AppendUvarint(lenPrefix, uint64(len(sealedReq)))
+	p("Sealed to the server's key (§3) it is %d bytes: `01`, the 512-byte wrapped key, the 12-byte nonce, and %d + 16 bytes of ciphertext and tag. ", len(sealedReq), len(req))
+	p("The request frame is `%s` (the varint %d) followed by those bytes.\n\n", spaced(lenPrefix), len(sealedReq))
+	resp := protocol.SealOverhead + len(reply)
+	p("The server's reply record (`tsnode/stamp-reply/v1`, the statement and the signature) is %d bytes, sealed to the requester %d; ", len(reply), resp)
+	p("the response record around it (§6.4: tag, `ok`, sealed reply) is %d bytes.\n", 4+len("tsnode/stamp-response/v1")+4+len(protocol.StatusOK)+4+resp)
+	return b.String()
 }
