@@ -256,11 +256,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		r.passFile = cfg.PassphraseFile
 	}
-	rep := &Report{Server: "spawned", CPUs: runtime.NumCPU()}
+	rep := &Report{
+		Server: "spawned", CPUs: runtime.NumCPU(),
+		Duration: cfg.Duration.Seconds(), OneShotDuration: cfg.OneShotDuration.Seconds(),
+		Count: cfg.Count, ReverifyEvery: cfg.Reverify,
+	}
 	if cfg.ServerAddr != "" {
 		rep.Server = cfg.ServerAddr
 	}
 	for _, flow := range cfg.Flows {
+		r.warnLimits(flow)
 		res, err := r.runFlow(ctx, flow)
 		if err != nil {
 			return rep, fmt.Errorf("%s flow: %w", flow, err)
@@ -593,6 +598,31 @@ loop:
 	r.progress("[%s] done: %d stamps in %.1fs, %.0f/s, %d errors", flow, res.Stamps, res.Seconds, res.PerSecond, res.Errors)
 	return nil
 }
+
+// warnLimits says when a flow asks more of one requester's connection
+// than a tsnode server with go-libp2p's default resource limits admits:
+// it resets the streams over the limit.
+func (r *runner) warnLimits(flow string) {
+	cfg := r.cfg
+	perPeer := func(n int) int { return (n + cfg.Requesters - 1) / cfg.Requesters }
+	switch {
+	case flow == FlowOneShot && perPeer(cfg.InFlight) > oneShotStreamsPerPeer:
+		r.progress("[%s] warning: %d one-shot streams at once per requester: near or over the server's default libp2p limit (about 64 per peer and protocol, counting streams still closing); it resets streams over it: use more --requesters", flow, perPeer(cfg.InFlight))
+	case flow == FlowSession && perPeer(cfg.Sessions) > sessionsPerPeer:
+		r.progress("[%s] warning: %d sessions per requester; the server admits %d per peer (each reserves about 1 MiB of its 16 MiB libp2p per-peer protocol memory limit): use more --requesters", flow, perPeer(cfg.Sessions), sessionsPerPeer)
+	}
+}
+
+// What a tsnode server admits per requester peer under go-libp2p's
+// default resource limits: inbound streams per peer and protocol (64
+// plus 4 per GiB of the memory libp2p scales with; a stream the server
+// closed still counts until the requester's close arrives, so warn
+// below that), and sessions, whose ~1 MiB memory reservation each
+// (protocol/session_server.go) meets the 16 MiB per-peer protocol limit.
+const (
+	oneShotStreamsPerPeer = 48
+	sessionsPerPeer       = 15
+)
 
 func (r *runner) progress(format string, a ...any) {
 	if r.cfg.Progress != nil {

@@ -88,9 +88,16 @@ type FlowResult struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	Server string        `json:"server"` // "spawned" or the --server address
-	CPUs   int           `json:"cpus"`
-	Flows  []*FlowResult `json:"flows"`
+	Server string `json:"server"` // "spawned" or the --server address
+	CPUs   int    `json:"cpus"`
+	// The limits of each flow: duration (the one-shot flow's may
+	// differ), count (0: none), and which stamps were re-verified as
+	// receipts (every Nth; -1: none).
+	Duration        float64       `json:"duration_seconds"`
+	OneShotDuration float64       `json:"oneshot_duration_seconds"`
+	Count           int           `json:"count"`
+	ReverifyEvery   int           `json:"reverify_every"`
+	Flows           []*FlowResult `json:"flows"`
 	// Ratio is the session flow's throughput over the one-shot flow's,
 	// when both ran.
 	Ratio *float64 `json:"session_oneshot_throughput_ratio,omitempty"`
