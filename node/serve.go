@@ -52,6 +52,9 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 type VerifierOptions struct {
 	StoreDir  string
 	OnVerdict func(peer.ID, *protocol.Verdict)
+	// MaxDocumentSize refuses larger relayed documents; 0 means
+	// protocol.DefaultMaxDocumentSize.
+	MaxDocumentSize uint64
 }
 
 // StartVerifier starts a verifier: the relay protocol on a host listening
@@ -61,7 +64,7 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if err != nil {
 		return nil, err
 	}
-	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict, Heads: protocol.NewHeadCache(4096)}
+	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict, Heads: protocol.NewHeadCache(4096), MaxDocumentSize: opts.MaxDocumentSize}
 	h.SetStreamHandler(protocol.RelayProtocolID, v.Handler())
 	return &Service{Host: h}, nil
 }

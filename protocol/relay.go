@@ -29,6 +29,10 @@ const (
 	// RelayIdleTimeout bounds the wait for each frame; a whole relay may
 	// take longer, as documents have any size.
 	RelayIdleTimeout = 30 * time.Second
+	// DefaultMaxDocumentSize is the largest document a verifier accepts
+	// unless configured otherwise: it bounds the disk a relay may fill
+	// with --store and, with full chunks required, how long it may last.
+	DefaultMaxDocumentSize = 4 << 30
 )
 
 const (
@@ -49,6 +53,7 @@ const (
 	VerdictTruncated        = "truncated"
 	VerdictBadChunk         = "bad-chunk"
 	VerdictSizeMismatch     = "size-mismatch"
+	VerdictTooLarge         = "too-large"
 	VerdictPeerMismatch     = "peer-mismatch"
 	VerdictInternal         = "internal-error"
 )

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bufio"
+	"cmp"
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
@@ -32,6 +33,9 @@ type Verifier struct {
 	OnVerdict func(remote peer.ID, v *Verdict)
 	// Heads, if set, remembers verified tree heads across relays.
 	Heads *HeadCache
+	// MaxDocumentSize refuses larger documents; 0 means
+	// DefaultMaxDocumentSize.
+	MaxDocumentSize uint64
 }
 
 // Handler returns the relay stream handler.
@@ -98,6 +102,10 @@ func (v *Verifier) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hd
 	if err != nil || sender.PeerID != remote {
 		return &Verdict{Code: VerdictPeerMismatch, Message: fmt.Sprintf("relay claims sender %q but came from peer %s", hdr.SenderID, remote)}, nil
 	}
+	maxSize := cmp.Or(v.MaxDocumentSize, DefaultMaxDocumentSize)
+	if hdr.DocumentSize > maxSize {
+		return &Verdict{Code: VerdictTooLarge, Message: fmt.Sprintf("document of %d bytes, this verifier accepts at most %d", hdr.DocumentSize, maxSize)}, nil
+	}
 	aead, err := newGCM(hdr.SessionKey)
 	if err != nil {
 		return nil, err
@@ -121,9 +129,14 @@ func (v *Verifier) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hd
 		if err != nil {
 			return nil, err
 		}
-		chunk, _, err := opener.open(frame)
+		chunk, final, err := opener.open(frame)
 		if err != nil {
 			return &Verdict{Code: VerdictBadChunk, Message: err.Error()}, nil
+		}
+		// Every chunk but the last is full: a relay cannot go on forever
+		// with tiny chunks, each resetting the idle timeout.
+		if !final && len(chunk) != ChunkSize {
+			return &Verdict{Code: VerdictBadChunk, Message: fmt.Sprintf("%v: chunk %d is not final but holds %d bytes, want %d", ErrChunk, opener.index-1, len(chunk), ChunkSize)}, nil
 		}
 		total += uint64(len(chunk))
 		if total > hdr.DocumentSize {

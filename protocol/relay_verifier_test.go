@@ -113,6 +113,33 @@ func chunkFrames(t testing.TB, key, doc []byte) [][]byte {
 	}
 }
 
+// smallChunkFrames seals doc as chunks of n bytes, as no honest sender
+// does (every chunk but the last must hold ChunkSize bytes).
+func smallChunkFrames(t testing.TB, key, doc []byte, n int) [][]byte {
+	aead, err := newGCM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &chunkSealer{aead: aead}
+	var frames [][]byte
+	for off := 0; ; off += n {
+		end := min(off+n, len(doc))
+		frames = append(frames, s.seal(doc[off:end], end == len(doc)))
+		if end == len(doc) {
+			return frames
+		}
+	}
+}
+
+// emptyChunk is an empty chunk 0 that is not final.
+func emptyChunk(t testing.TB, key []byte) []byte {
+	aead, err := newGCM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&chunkSealer{aead: aead}).seal(nil, false)
+}
+
 func TestVerifierHandlerViolations(t *testing.T) {
 	f := newRelayFixture(t)
 	sender := clientOf(t, "1000", f.verifier)
@@ -166,6 +193,9 @@ func TestVerifierHandlerViolations(t *testing.T) {
 		{"receipt with a bad proof", "1000", hdr("1000", size, badProof), good, nil, VerdictBadProof},
 		{"receipt of an unknown format", "1000", hdr("1000", size, unknownFormat), good, nil, VerdictMalformedReceipt},
 		{"receipt not JSON", "1000", hdr("1000", size, []byte("{")), good, nil, VerdictMalformedReceipt},
+		{"short chunk before the last", "1000", hdr("1000", size, f.receipt), smallChunkFrames(t, key, f.doc, 1000), nil, VerdictBadChunk},
+		{"empty chunk before the last", "1000", hdr("1000", size, f.receipt), [][]byte{emptyChunk(t, key)}, nil, VerdictBadChunk},
+		{"larger than the verifier accepts", "1000", hdr("1000", DefaultMaxDocumentSize+1, f.receipt), good, nil, VerdictTooLarge},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			from := sender

@@ -25,6 +25,7 @@ func TestUsageErrors(t *testing.T) {
 		{"store on server", []string{"--role", "server", "--store", "x"}, "--store is for --role verifier"},
 		{"oneshot on verifier", []string{"--role", "verifier", "--oneshot"}, "--oneshot"},
 		{"parallel zero", []string{"--role", "requester", "--parallel", "0", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "--file", "f"}, "--parallel 0"},
+		{"max-document not a size", []string{"--role", "verifier", "--max-document", "lots"}, "flag -max-document: want a positive size"},
 		{"bad id", []string{"--role", "server", "--id", "../etc"}, "invalid id"},
 		{"stray argument", []string{"--role", "server", "extra"}, "unexpected arguments"},
 		{"keygen without id", []string{"keygen", "--keys", keys}, "--id"},
@@ -395,5 +396,30 @@ func checkConsistency(t *testing.T, keys, pass, server, a, b string) {
 	res = tsnode(t, nil, "verify", "--keys", keys, "--consistency", bad)
 	if res.code != exitFailed || !strings.Contains(res.stdout, "INVALID") {
 		t.Errorf("tampered consistency proof:\n%v", res)
+	}
+}
+
+func TestByteSizeFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"1048576", 1 << 20, true},
+		{"64KiB", 64 << 10, true},
+		{"512MiB", 512 << 20, true},
+		{"4GiB", 4 << 30, true},
+		{"0", 0, false},
+		{"-1", 0, false},
+		{"1.5GiB", 0, false},
+		{"GiB", 0, false},
+		{"4GB", 0, false},
+		{"17179869184GiB", 0, false}, // overflows uint64
+	} {
+		var b byteSize
+		err := b.Set(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && uint64(b) != tc.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d, ok=%v", tc.in, b, err, tc.want, tc.ok)
+		}
 	}
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"tsnode/identity"
 	"tsnode/node"
+	"tsnode/protocol"
 )
 
 // defaultIDs is the prototype's mapping of roles to ids.
@@ -28,6 +32,7 @@ type roleFlags struct {
 	out, store, data                   string
 	oneShot                            bool
 	parallel                           int
+	maxDocument                        byteSize
 	timeout                            time.Duration
 }
 
@@ -47,6 +52,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.out, "out", "", "requester: write receipts into this `DIR` (default: <file>.receipt next to each file)")
 	fs.StringVar(&f.data, "data", "./tsnode-data", "server: directory `DIR` of the durable Merkle log of issued stamps")
 	fs.BoolVar(&f.oneShot, "oneshot", false, "requester: prototype-style flow, one sealed exchange and one server signature per document (v1 receipts) instead of a stamp session")
+	f.maxDocument = protocol.DefaultMaxDocumentSize
+	fs.Var(&f.maxDocument, "max-document", "verifier: refuse relayed documents larger than this `size` (bytes, or with KiB, MiB, GiB)")
 	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
 	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
@@ -159,7 +166,7 @@ func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Wr
 
 func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
 	// Each verdict is logged by the relay handler.
-	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{StoreDir: f.store})
+	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)})
 	if err != nil {
 		return err
 	}
@@ -227,4 +234,29 @@ func printResult(w io.Writer, res *node.Result) {
 	} else {
 		fmt.Fprintf(w, "  OK\n")
 	}
+}
+
+// byteSize is a flag holding a size in bytes, written as a number with an
+// optional KiB, MiB or GiB suffix.
+type byteSize uint64
+
+func (b *byteSize) String() string { return strconv.FormatUint(uint64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	num, mult := v, uint64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 || n > math.MaxUint64/mult {
+		return fmt.Errorf("want a positive size such as 1048576, 512MiB or 4GiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

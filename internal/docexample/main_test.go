@@ -152,7 +152,8 @@ func TestProtocolParameters(t *testing.T) {
 	for _, v := range []string{protocol.VerdictValid, protocol.VerdictHashMismatch, protocol.VerdictBadSignature,
 		protocol.VerdictBadProof, protocol.VerdictUnknownServer, protocol.VerdictWrongServerKey,
 		protocol.VerdictMalformedReceipt, protocol.VerdictTruncated, protocol.VerdictBadChunk,
-		protocol.VerdictSizeMismatch, protocol.VerdictPeerMismatch, protocol.VerdictInternal} {
+		protocol.VerdictSizeMismatch, protocol.VerdictPeerMismatch, protocol.VerdictInternal,
+		protocol.VerdictTooLarge} {
 		if !strings.Contains(verdicts, "| `"+v+"` |") {
 			t.Errorf("PROTOCOL.md §9.5 does not list the verdict code %q", v)
 		}
