@@ -226,6 +226,8 @@ func TestReadFrameErrors(t *testing.T) {
 		{"EOF inside body", bytes.NewReader([]byte{10, 1, 2, 3}), io.ErrUnexpectedEOF},
 		{"varint overflow", bytes.NewReader(append(fill(10, 0xff), 0x01)), ErrMalformed},
 		{"varint overflow in tenth byte", bytes.NewReader(append(fill(9, 0xff), 0x02)), ErrMalformed},
+		{"length not minimal (81 00 for 1)", bytes.NewReader([]byte{0x81, 0x00, 'x'}), ErrMalformed},
+		{"length not minimal (80 80 00 for 0)", bytes.NewReader([]byte{0x80, 0x80, 0x00}), ErrMalformed},
 		{"read error inside body", io.MultiReader(bytes.NewReader([]byte{10, 1}), iotest.ErrReader(ioErr)), ioErr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -34,6 +34,11 @@ func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%w: bad frame length: %v", ErrMalformed, err)
 	}
+	// One encoding per length, as the multiformats unsigned-varint spec
+	// asks: "81 00" is not a way to write 1.
+	if br.n != binary.PutUvarint(make([]byte, binary.MaxVarintLen64), l) {
+		return nil, fmt.Errorf("%w: frame length %d not minimally encoded", ErrMalformed, l)
+	}
 	if l > uint64(max) {
 		return nil, fmt.Errorf("%w: frame of %d bytes, maximum %d", ErrTooLarge, l, max)
 	}
@@ -51,6 +56,7 @@ func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
 // stream's errors from a malformed length.
 type byteReader struct {
 	r   *bufio.Reader
+	n   int // bytes read
 	err error
 }
 
@@ -58,6 +64,8 @@ func (b *byteReader) ReadByte() (byte, error) {
 	c, err := b.r.ReadByte()
 	if err != nil {
 		b.err = err
+	} else {
+		b.n++
 	}
 	return c, err
 }

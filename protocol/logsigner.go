@@ -83,8 +83,9 @@ func (s *LogSigner) Head() *SignedTreeHead { return s.head.Load() }
 // Log is the signer's log.
 func (s *LogSigner) Log() *merklelog.Log { return s.log }
 
-// Submit queues a stamp of hash for requester; done is called once, from
-// the signer's goroutine, with the stamp or an error.
+// Submit queues a stamp of hash for requester; done is called once with
+// the stamp or an error: from the signer's goroutine, or at once from the
+// caller's if the signer is closed.
 func (s *LogSigner) Submit(requester identity.Entry, hash, nonce []byte, done func(*LogStamp, error)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

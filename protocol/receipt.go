@@ -312,7 +312,7 @@ func (r *Receipt) verifyV2(server identity.Entry, s *Statement, cache *HeadCache
 	}
 	leaf, _ := base64.StdEncoding.DecodeString(r.Leaf)
 	if err := merklelog.VerifyInclusion(leaf, s.Serial, h.Size, h.Root, proof); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadProof, err)
+		return fmt.Errorf("%w: %w", ErrBadProof, err)
 	}
 	return nil
 }

@@ -285,7 +285,7 @@ func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, erro
 		return nil, fmt.Errorf("%w: stamp time after its tree head's", ErrReplyMismatch)
 	}
 	if err := merklelog.VerifyInclusion(rep.leaf, st.Serial, head.Size, head.Root, rep.proof); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadProof, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadProof, err)
 	}
 	return &LogStamp{Statement: st, Proof: rep.proof, Head: &SignedTreeHead{Head: head, Encoded: rep.head, Signature: rep.sig}}, nil
 }
