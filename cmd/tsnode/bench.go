@@ -42,6 +42,23 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(pos) > 0 {
 		return usageErr("bench takes no arguments, got %q", pos)
 	}
+	// Zero means "the default" in bench.Config: refuse it here.
+	switch {
+	case cfg.InFlight < 1:
+		return usageErr("--inflight %d: want at least 1", cfg.InFlight)
+	case cfg.Duration <= 0:
+		return usageErr("--duration %s: want more than 0", cfg.Duration)
+	case cfg.OneShotDuration < 0:
+		return usageErr("--oneshot-duration %s: want more than 0", cfg.OneShotDuration)
+	case cfg.Requesters < 0 || cfg.Sessions < 0:
+		return usageErr("--requesters and --sessions must be positive")
+	case cfg.MaxErrors < 1:
+		return usageErr("--max-errors %d: want at least 1", cfg.MaxErrors)
+	case cfg.StampTimeout <= 0:
+		return usageErr("--timeout %s: want more than 0", cfg.StampTimeout)
+	case cfg.Reverify < 0:
+		return usageErr("--reverify %d: want 0 (none), 1 (all) or N (every Nth)", cfg.Reverify)
+	}
 	cfg.ServerAddr = *server
 	cfg.Listen = *listen
 	cfg.Flows = bench.ParseFlows(*flows)
