@@ -9,6 +9,7 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -66,8 +67,13 @@ func NewHost(id *Identity, listen []string) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
+		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(directoryGater{dir: id.Dir}),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
@@ -90,9 +96,23 @@ func NewHost(id *Identity, listen []string) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		rm.Close()
 		return nil, fmt.Errorf("failed to start libp2p host: %w", err)
 	}
-	return h, nil
+	return &hostWithLimits{Host: h, rm: rm}, nil
+}
+
+// hostWithLimits closes the resource manager it was given with the host:
+// libp2p closes only those it made itself.
+type hostWithLimits struct {
+	host.Host
+	rm network.ResourceManager
+}
+
+func (h *hostWithLimits) Close() error {
+	err := h.Host.Close()
+	h.rm.Close()
+	return err
 }
 
 // FullAddrs returns h's listen addresses with /p2p/<peer ID> appended.

@@ -32,7 +32,7 @@ const (
 func (srv *SessionServer) Handler() network.StreamHandler {
 	return func(s network.Stream) {
 		remote := s.Conn().RemotePeer()
-		release, err := prepareStream(s, SessionServiceName, sessionReadBuffer+sessionWriteBuffer+MaxInFlight*MaxSessionReplySize/8)
+		release, err := prepareStream(s, SessionServiceName, sessionReadBuffer+sessionWriteBuffer+MaxSessionReplySize)
 		if err != nil {
 			log.Debugw("session refused", "peer", remote, "err", err)
 			s.Reset()
