@@ -600,29 +600,22 @@ loop:
 }
 
 // warnLimits says when a flow asks more of one requester's connection
-// than a tsnode server with go-libp2p's default resource limits admits:
-// it resets the streams over the limit.
+// than a tsnode server admits (node.MaxStreamsPerPeer streams per peer and
+// protocol): it resets the streams over the limit.
 func (r *runner) warnLimits(flow string) {
 	cfg := r.cfg
 	perPeer := func(n int) int { return (n + cfg.Requesters - 1) / cfg.Requesters }
 	switch {
 	case flow == FlowOneShot && perPeer(cfg.InFlight) > oneShotStreamsPerPeer:
-		r.progress("[%s] warning: %d one-shot streams at once per requester: near or over the server's default libp2p limit (about 64 per peer and protocol, counting streams still closing); it resets streams over it: use more --requesters", flow, perPeer(cfg.InFlight))
-	case flow == FlowSession && perPeer(cfg.Sessions) > sessionsPerPeer:
-		r.progress("[%s] warning: %d sessions per requester; the server admits %d per peer (each reserves about 1 MiB of its 16 MiB libp2p per-peer protocol memory limit): use more --requesters", flow, perPeer(cfg.Sessions), sessionsPerPeer)
+		r.progress("[%s] warning: %d one-shot streams at once per requester: near or over the server's limit of %d per peer and protocol (counting streams still closing); it resets streams over it: use more --requesters", flow, perPeer(cfg.InFlight), node.MaxStreamsPerPeer)
+	case flow == FlowSession && perPeer(cfg.Sessions) > node.MaxStreamsPerPeer:
+		r.progress("[%s] warning: %d sessions per requester; the server admits %d per peer: use more --requesters", flow, perPeer(cfg.Sessions), node.MaxStreamsPerPeer)
 	}
 }
 
-// What a tsnode server admits per requester peer under go-libp2p's
-// default resource limits: inbound streams per peer and protocol (64
-// plus 4 per GiB of the memory libp2p scales with; a stream the server
-// closed still counts until the requester's close arrives, so warn
-// below that), and sessions, whose ~1 MiB memory reservation each
-// (protocol/session_server.go) meets the 16 MiB per-peer protocol limit.
-const (
-	oneShotStreamsPerPeer = 48
-	sessionsPerPeer       = 15
-)
+// A stream the server closed still counts against its limit until the
+// requester's close arrives, so warn below the limit.
+const oneShotStreamsPerPeer = node.MaxStreamsPerPeer * 3 / 4
 
 func (r *runner) progress(format string, a ...any) {
 	if r.cfg.Progress != nil {
