@@ -26,10 +26,20 @@ type LogStamp struct {
 	Statement *Statement
 	Proof     tlog.RecordProof
 	Head      *SignedTreeHead
+
+	leaf []byte // Statement.EncodeLeaf(), when the signer already has it
 }
 
 // Receipt returns the v2 receipt of the stamp.
 func (s *LogStamp) Receipt() *Receipt { return NewLogReceipt(s.Statement, s.Proof, s.Head) }
+
+// encodedLeaf returns the stamp's leaf bytes.
+func (s *LogStamp) encodedLeaf() []byte {
+	if s.leaf != nil {
+		return s.leaf
+	}
+	return s.Statement.EncodeLeaf()
+}
 
 // logRequest is a stamp waiting for its batch.
 type logRequest struct {
@@ -39,12 +49,41 @@ type logRequest struct {
 	done      func(*LogStamp, error)
 }
 
+// appended is a batch whose leaves are durable, waiting for a signed
+// tree head that covers them.
+type appended struct {
+	reqs   []*logRequest
+	stmts  []*Statement
+	leaves [][]byte
+	b      merklelog.Batch
+}
+
+// signedGroup is one or more consecutive appended batches and the signed
+// head of the tree that ends with the last of them.
+type signedGroup struct {
+	batches []*appended
+	sth     *SignedTreeHead
+	err     error
+}
+
 // LogSigner turns stamp requests into leaves of a durable Merkle log and
-// signs one tree head per batch. A batch is whatever queued while the
-// previous one was being written and signed, so a lone request waits for
-// one fsync and one signature, and under load the signing cost is spread
-// over up to MaxBatch stamps. A reply is sent only after its leaf is
-// durable.
+// signs tree heads over them, in a pipeline of three goroutines:
+//
+//   - the appender takes whatever stamps are queued (up to MaxBatch) and
+//     appends them to the log as one batch, one durable transaction;
+//   - the signer signs the head of the tree that ends with the latest
+//     appended batch, covering every batch appended since its previous
+//     signature (up to MaxBatch stamps);
+//   - the deliverer computes the inclusion proofs of the stamps in the
+//     signed tree and answers them.
+//
+// So while one tree head is being signed, the next stamps are already
+// being made durable, and the proofs and replies of the previous head
+// are being sent. A lone request waits for one fsync and one signature;
+// under load the signing cost is spread over the stamps that arrive
+// during one signature. A reply is sent only after its leaf is durable
+// and a signed tree head covers it. Signed heads strictly increase in
+// size and time.
 type LogSigner struct {
 	log   *merklelog.Log
 	key   *rsa.PrivateKey
@@ -53,6 +92,17 @@ type LogSigner struct {
 	queue chan *logRequest
 	head  atomic.Pointer[SignedTreeHead]
 
+	// sign signs a tree head: SignTreeHead, except in tests.
+	sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error)
+
+	// Appended batches waiting for a signer; guarded by pmu.
+	pmu         sync.Mutex
+	pcond       *sync.Cond
+	pending     []*appended
+	pendingLen  int  // stamps in pending
+	appendsDone bool // the appender has stopped
+	signed      chan *signedGroup
+
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
 	stopped chan struct{}
@@ -60,10 +110,22 @@ type LogSigner struct {
 
 // NewLogSigner starts signing for the server self on log. now may be nil.
 func NewLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time) (*LogSigner, error) {
+	return newLogSigner(log, key, self, now, SignTreeHead, 1)
+}
+
+// newLogSigner starts a signer with signers goroutines signing tree heads
+// (each takes every batch appended while the others are busy).
+func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int) (*LogSigner, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &LogSigner{log: log, key: key, self: self, now: now, queue: make(chan *logRequest, MaxBatch), stopped: make(chan struct{})}
+	s := &LogSigner{
+		log: log, key: key, self: self, now: now, sign: sign,
+		queue:   make(chan *logRequest, MaxBatch),
+		signed:  make(chan *signedGroup, 4),
+		stopped: make(chan struct{}),
+	}
+	s.pcond = sync.NewCond(&s.pmu)
 	if size, root, t, err := log.Root(); err != nil {
 		return nil, err
 	} else if size > 0 {
@@ -73,7 +135,13 @@ func NewLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, 
 		}
 		s.head.Store(sth)
 	}
-	go s.run()
+	var signing sync.WaitGroup
+	for range max(signers, 1) {
+		signing.Go(s.signLoop)
+	}
+	go s.appendLoop()
+	go func() { signing.Wait(); close(s.signed) }()
+	go s.deliverLoop()
 	return s, nil
 }
 
@@ -84,8 +152,8 @@ func (s *LogSigner) Head() *SignedTreeHead { return s.head.Load() }
 func (s *LogSigner) Log() *merklelog.Log { return s.log }
 
 // Submit queues a stamp of hash for requester; done is called once with
-// the stamp or an error: from the signer's goroutine, or at once from the
-// caller's if the signer is closed.
+// the stamp or an error: from one of the signer's goroutines, or at once
+// from the caller's if the signer is closed.
 func (s *LogSigner) Submit(requester identity.Entry, hash, nonce []byte, done func(*LogStamp, error)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -108,11 +176,17 @@ func (s *LogSigner) Close() {
 	<-s.stopped
 }
 
-func (s *LogSigner) run() {
-	defer close(s.stopped)
-	batch := make([]*logRequest, 0, MaxBatch)
+// appendLoop appends the queued stamps, batch after batch, and hands the
+// batches to the signers. It runs at most MaxBatch stamps ahead of them.
+func (s *LogSigner) appendLoop() {
+	defer func() {
+		s.pmu.Lock()
+		s.appendsDone = true
+		s.pmu.Unlock()
+		s.pcond.Broadcast()
+	}()
 	for first := range s.queue {
-		batch = append(batch[:0], first)
+		batch := append(make([]*logRequest, 0, 64), first)
 	drain:
 		for len(batch) < MaxBatch {
 			select {
@@ -125,17 +199,28 @@ func (s *LogSigner) run() {
 				break drain
 			}
 		}
-		s.sign(batch)
+		a, err := s.append(batch)
+		if err != nil {
+			s.fail(batch, fmt.Errorf("log append failed: %w", err))
+			continue
+		}
+		s.pmu.Lock()
+		for s.pendingLen >= MaxBatch {
+			s.pcond.Wait()
+		}
+		s.pending = append(s.pending, a)
+		s.pendingLen += len(a.reqs)
+		s.pmu.Unlock()
+		s.pcond.Broadcast()
 	}
 }
 
-// sign appends, signs and answers one batch.
-func (s *LogSigner) sign(batch []*logRequest) {
-	stmts := make([]*Statement, len(batch))
+// append makes one batch durable.
+func (s *LogSigner) append(batch []*logRequest) (*appended, error) {
+	a := &appended{reqs: batch, stmts: make([]*Statement, len(batch)), leaves: make([][]byte, len(batch))}
 	b, err := s.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
-		leaves := make([][]byte, len(batch))
 		for i, r := range batch {
-			stmts[i] = &Statement{
+			a.stmts[i] = &Statement{
 				HashAlgorithm: HashAlgorithm,
 				DocumentHash:  r.hash,
 				Time:          t,
@@ -146,27 +231,99 @@ func (s *LogSigner) sign(batch []*logRequest) {
 				ServerPeer:    s.self.PeerID,
 				Nonce:         r.nonce,
 			}
-			leaves[i] = stmts[i].EncodeLeaf()
+			a.leaves[i] = a.stmts[i].EncodeLeaf()
 		}
-		return leaves, nil
+		return a.leaves, nil
 	}, s.now())
 	if err != nil {
-		s.fail(batch, fmt.Errorf("log append failed: %w", err))
+		return nil, err
+	}
+	a.b = b
+	return a, nil
+}
+
+// signLoop signs the head of the tree that ends with the latest appended
+// batch, for every batch appended since, until the appender stops and
+// nothing is left.
+func (s *LogSigner) signLoop() {
+	for {
+		s.pmu.Lock()
+		for len(s.pending) == 0 && !s.appendsDone {
+			s.pcond.Wait()
+		}
+		if len(s.pending) == 0 {
+			s.pmu.Unlock()
+			return
+		}
+		// Take the oldest batches, up to MaxBatch stamps (at least one
+		// batch). Batches are appended in order, so they are consecutive.
+		n, stamps := 0, 0
+		for n < len(s.pending) && (n == 0 || stamps+len(s.pending[n].reqs) <= MaxBatch) {
+			stamps += len(s.pending[n].reqs)
+			n++
+		}
+		g := &signedGroup{batches: append([]*appended(nil), s.pending[:n]...)}
+		s.pending = append(s.pending[:0], s.pending[n:]...)
+		s.pendingLen -= stamps
+		s.pmu.Unlock()
+		s.pcond.Broadcast()
+
+		last := g.batches[len(g.batches)-1].b
+		g.sth, g.err = s.sign(s.key, &TreeHead{ServerID: s.self.ID, ServerPeer: s.self.PeerID, Size: last.Size, Root: last.Root, Time: last.Time})
+		if g.err == nil {
+			s.storeHead(g.sth)
+		}
+		s.signed <- g
+	}
+}
+
+// storeHead makes sth the latest head unless a larger one is there
+// already (with several signers, signatures may finish out of order).
+func (s *LogSigner) storeHead(sth *SignedTreeHead) {
+	for {
+		cur := s.head.Load()
+		if cur != nil && cur.Head.Size >= sth.Head.Size {
+			return
+		}
+		if s.head.CompareAndSwap(cur, sth) {
+			return
+		}
+	}
+}
+
+// deliverLoop computes the proofs of each signed group and answers its
+// stamps; it stops the signer once every group is answered.
+func (s *LogSigner) deliverLoop() {
+	defer close(s.stopped)
+	for g := range s.signed {
+		s.deliver(g)
+	}
+}
+
+func (s *LogSigner) deliver(g *signedGroup) {
+	var all []*logRequest
+	if len(g.batches) == 1 {
+		all = g.batches[0].reqs
+	} else {
+		for _, a := range g.batches {
+			all = append(all, a.reqs...)
+		}
+	}
+	if g.err != nil {
+		s.fail(all, g.err)
 		return
 	}
-	sth, err := SignTreeHead(s.key, &TreeHead{ServerID: s.self.ID, ServerPeer: s.self.PeerID, Size: b.Size, Root: b.Root, Time: b.Time})
+	first := g.batches[0].b.FirstIndex
+	size := g.sth.Head.Size
+	proofs, err := s.log.InclusionProofs(first, size-first, size)
 	if err != nil {
-		s.fail(batch, err)
+		s.fail(all, fmt.Errorf("inclusion proofs failed: %w", err))
 		return
 	}
-	s.head.Store(sth)
-	proofs, err := s.log.InclusionProofs(b.FirstIndex, uint64(len(batch)), b.Size)
-	if err != nil {
-		s.fail(batch, fmt.Errorf("inclusion proofs failed: %w", err))
-		return
-	}
-	for i, r := range batch {
-		r.done(&LogStamp{Statement: stmts[i], Proof: proofs[i], Head: sth}, nil)
+	for _, a := range g.batches {
+		for i, r := range a.reqs {
+			r.done(&LogStamp{Statement: a.stmts[i], Proof: proofs[a.stmts[i].Serial-first], Head: g.sth, leaf: a.leaves[i]}, nil)
+		}
 	}
 }
 

@@ -177,8 +177,9 @@ func TestLogSignerBatches(t *testing.T) {
 		}
 		serials[st.Statement.Serial] = i
 	}
-	// Two batches, two signatures for 65 stamps.
-	if len(heads) != 2 {
+	// Two batches, two signatures for 65 stamps (or one, if the second
+	// batch was appended before the signer took the first).
+	if len(heads) < 1 || len(heads) > 2 {
 		t.Fatalf("%d distinct tree heads for %d stamps, want 2", len(heads), len(results))
 	}
 	for n := range uint64(len(results)) {

@@ -29,15 +29,18 @@ type logFixture struct {
 func newLogFixture(t testing.TB) *logFixture {
 	t.Helper()
 	lg := openLog(t, t.TempDir())
-	clock := newGatedClock(logTime)
-	s := newSigner(t, lg, clock.now)
+	// Stamp 0's head is held in its signature until stamps 1 to 5 are
+	// appended, so they share the next head.
+	gate := newGatedSign()
+	s := newPipelineSigner(t, lg, fixedClock(logTime), gate.sign, 1)
 	requester := entry(t, "1000")
 	chans := []<-chan stampResult{submitAsync(s, requester, 0)}
-	<-clock.entered
+	<-gate.entered
 	for i := 1; i <= 5; i++ {
 		chans = append(chans, submitAsync(s, requester, i))
 	}
-	close(clock.release)
+	waitFor(t, "stamps 1 to 5 to be appended", func() bool { return lg.Size() == 6 })
+	close(gate.release)
 	f := &logFixture{lg: lg, signer: s, dir: testkeys.Directory(t, "server", "1000", "2000", "outsider")}
 	for i, ch := range chans {
 		st, err := wait(t, ch)

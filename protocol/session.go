@@ -118,7 +118,7 @@ func encodeSessionReply(id uint64, st *LogStamp, status, message string) []byte 
 	for _, h := range st.Proof {
 		proof = append(proof, h[:]...)
 	}
-	return EncodeRecord(sessionReplyTag, u64(id), []byte(StatusOK), st.Statement.EncodeLeaf(), proof, st.Head.Encoded, st.Head.Signature)
+	return EncodeRecord(sessionReplyTag, u64(id), []byte(StatusOK), st.encodedLeaf(), proof, st.Head.Encoded, st.Head.Signature)
 }
 
 // sessionReply is a decoded reply; stamp is nil for a refusal.
