@@ -57,9 +57,11 @@ type logExample struct {
 }
 
 // buildLog runs a LogSigner on a fresh log in a temporary directory. Its
-// clock blocks in each batch until the next batch is queued, which makes
-// the batches, and so every byte, deterministic: the signer drains its
-// queue before it reads the clock.
+// clock blocks in each batch until the next batch is queued, and each
+// batch is answered before the next is appended, which makes the batches
+// and their heads, and so every byte, deterministic: the signer drains
+// its queue before it reads the clock, and signs a head over whatever
+// is appended.
 func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExample, error) {
 	tmp, err := os.MkdirTemp("", "docexample-log-")
 	if err != nil {
@@ -104,7 +106,8 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		h := sha256.Sum256(logDocument(i))
 		signer.Submit(requester, h[:], logNonce(i), func(st *protocol.LogStamp, err error) { results[i] <- result{st, err} })
 	}
-	next := 0
+	answers := make([]result, total)
+	next, first := 0, 0
 	for b, n := range batchSizes {
 		for range n {
 			submit(next)
@@ -116,11 +119,22 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		if got := <-entered; got != b {
 			return nil, fmt.Errorf("signer read its clock for batch %d, want %d", got, b)
 		}
+		if b > 0 {
+			// Batch b-1 is appended and batch b is not: wait for the
+			// head of b-1, so that the signer does not sign one head
+			// for both.
+			for i := first; i < next-n; i++ {
+				answers[i] = <-results[i]
+			}
+			first = next - n
+		}
 	}
 	close(release[len(release)-1])
+	for i := first; i < total; i++ {
+		answers[i] = <-results[i]
+	}
 	ex := &logExample{}
-	for i, ch := range results {
-		r := <-ch
+	for i, r := range answers {
 		if r.err != nil {
 			signer.Close()
 			return nil, r.err
