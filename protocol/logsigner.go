@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
@@ -92,6 +93,10 @@ type LogSigner struct {
 	queue chan *logRequest
 	head  atomic.Pointer[SignedTreeHead]
 
+	// peerStrs caches the base58 strings of the requesters' peer IDs and
+	// of ours; only the appender uses it.
+	peerStrs map[peer.ID]string
+
 	// sign signs a tree head: SignTreeHead, except in tests.
 	sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error)
 
@@ -121,9 +126,10 @@ func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, 
 	}
 	s := &LogSigner{
 		log: log, key: key, self: self, now: now, sign: sign,
-		queue:   make(chan *logRequest, MaxBatch),
-		signed:  make(chan *signedGroup, 4),
-		stopped: make(chan struct{}),
+		peerStrs: map[peer.ID]string{},
+		queue:    make(chan *logRequest, MaxBatch),
+		signed:   make(chan *signedGroup, 4),
+		stopped:  make(chan struct{}),
 	}
 	s.pcond = sync.NewCond(&s.pmu)
 	if size, root, t, err := log.Root(); err != nil {
@@ -218,6 +224,7 @@ func (s *LogSigner) appendLoop() {
 // append makes one batch durable.
 func (s *LogSigner) append(batch []*logRequest) (*appended, error) {
 	a := &appended{reqs: batch, stmts: make([]*Statement, len(batch)), leaves: make([][]byte, len(batch))}
+	serverPeer := s.peerString(s.self.PeerID)
 	b, err := s.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
 		for i, r := range batch {
 			a.stmts[i] = &Statement{
@@ -231,7 +238,7 @@ func (s *LogSigner) append(batch []*logRequest) (*appended, error) {
 				ServerPeer:    s.self.PeerID,
 				Nonce:         r.nonce,
 			}
-			a.leaves[i] = a.stmts[i].EncodeLeaf()
+			a.leaves[i] = a.stmts[i].encodeWith(LeafTag, s.peerString(r.requester.PeerID), serverPeer)
 		}
 		return a.leaves, nil
 	}, s.now())
@@ -240,6 +247,19 @@ func (s *LogSigner) append(batch []*logRequest) (*appended, error) {
 	}
 	a.b = b
 	return a, nil
+}
+
+// peerString is p.String(), remembered for the ids that stamp.
+func (s *LogSigner) peerString(p peer.ID) string {
+	if str, ok := s.peerStrs[p]; ok {
+		return str
+	}
+	if len(s.peerStrs) >= 4096 {
+		clear(s.peerStrs)
+	}
+	str := p.String()
+	s.peerStrs[p] = str
+	return str
 }
 
 // signLoop signs the head of the tree that ends with the latest appended

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -29,7 +30,11 @@ type Session struct {
 	server identity.Entry
 	cache  *HeadCache
 	in     *sessionCipher
-	sends  chan []byte
+	// Used by the read loop only: the expected parties of every leaf,
+	// and the last tree head that passed every check.
+	known    *knownParties
+	lastHead *SignedTreeHead
+	sends    chan []byte
 
 	mu      sync.Mutex
 	pending map[uint64]*sessionCall
@@ -103,7 +108,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 		cache = NewHeadCache(1024)
 	}
 	sess := &Session{
-		stream: s, self: self, server: server, cache: cache, in: in,
+		stream: s, self: self, server: server, cache: cache, in: in, known: newKnownParties(self, server),
 		sends: make(chan []byte, MaxInFlight), pending: map[uint64]*sessionCall{},
 		closing: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -174,12 +179,18 @@ func (s *Session) Close() error {
 }
 
 // writeLoop seals requests in order and flushes when none is waiting.
+// Requests tend to come in bursts (callers answered by one batch of
+// replies ask again), so before flushing it yields once to let the rest
+// of a burst join the same write.
 func (s *Session) writeLoop(out *sessionCipher) {
 	w := bufio.NewWriterSize(s.stream, sessionWriteBuffer)
 	write := func(pt []byte) bool {
 		err := WriteFrame(w, out.seal(pt))
 		if err == nil && len(s.sends) == 0 {
-			err = w.Flush()
+			runtime.Gosched()
+			if len(s.sends) == 0 {
+				err = w.Flush()
+			}
 		}
 		if err != nil {
 			s.fail(fmt.Errorf("failed to send to server %s: %w", s.server.ID, err))
@@ -257,7 +268,7 @@ func (s *Session) deliver(rep *sessionReply) error {
 // nonce, for us, by the server; the tree head is signed by the server's
 // key; the proof puts the leaf in that tree.
 func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, error) {
-	st, err := ParseLeaf(rep.leaf)
+	st, err := parseStatement(rep.leaf, LeafTag, s.known)
 	if err != nil {
 		return nil, err
 	}
@@ -271,23 +282,40 @@ func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, erro
 	case st.ServerID != s.server.ID || st.ServerPeer != s.server.PeerID:
 		return nil, fmt.Errorf("%w: stamped by %s, we asked %s", ErrReplyMismatch, st.ServerID, s.server.ID)
 	}
-	head, err := ParseTreeHead(rep.head)
+	sth, err := s.checkHead(rep.head, rep.sig)
 	if err != nil {
 		return nil, err
 	}
-	if head.ServerID != s.server.ID || head.ServerPeer != s.server.PeerID {
-		return nil, fmt.Errorf("%w: tree head of %s, we asked %s", ErrReplyMismatch, head.ServerID, s.server.ID)
-	}
-	if err := s.cache.verify(s.server.PublicKey, rep.head, rep.sig); err != nil {
-		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, s.server.ID)
-	}
+	head := sth.Head
 	if st.Time.After(head.Time) {
 		return nil, fmt.Errorf("%w: stamp time after its tree head's", ErrReplyMismatch)
 	}
 	if err := merklelog.VerifyInclusion(rep.leaf, st.Serial, head.Size, head.Root, rep.proof); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadProof, err)
 	}
-	return &LogStamp{Statement: st, Proof: rep.proof, Head: &SignedTreeHead{Head: head, Encoded: rep.head, Signature: rep.sig}}, nil
+	return &LogStamp{Statement: st, Proof: rep.proof, Head: sth}, nil
+}
+
+// checkHead parses a reply's tree head and checks that it is the
+// server's and its signature verifies. The replies of one batch carry
+// the same head: one that is byte-identical to the last head that passed
+// is that head, without parsing or verifying again.
+func (s *Session) checkHead(encoded, sig []byte) (*SignedTreeHead, error) {
+	if h := s.lastHead; h != nil && bytes.Equal(encoded, h.Encoded) && bytes.Equal(sig, h.Signature) {
+		return h, nil
+	}
+	head, err := ParseTreeHead(encoded)
+	if err != nil {
+		return nil, err
+	}
+	if head.ServerID != s.server.ID || head.ServerPeer != s.server.PeerID {
+		return nil, fmt.Errorf("%w: tree head of %s, we asked %s", ErrReplyMismatch, head.ServerID, s.server.ID)
+	}
+	if err := s.cache.verify(s.server.PublicKey, encoded, sig); err != nil {
+		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, s.server.ID)
+	}
+	s.lastHead = &SignedTreeHead{Head: head, Encoded: encoded, Signature: sig}
+	return s.lastHead, nil
 }
 
 // fail ends the session with err and fails every pending stamp.

@@ -62,50 +62,130 @@ func ParseTime(s string) (time.Time, error) {
 func (s *Statement) Encode() []byte { return s.encode(StatementTag) }
 
 func (s *Statement) encode(tag string) []byte {
+	return s.encodeWith(tag, s.RequesterPeer.String(), s.ServerPeer.String())
+}
+
+// encodeWith is encode with the peer IDs' strings already computed
+// (they must be RequesterPeer.String() and ServerPeer.String()): base58
+// encoding is a large part of the cost of a leaf.
+func (s *Statement) encodeWith(tag, requesterPeer, serverPeer string) []byte {
+	var t [len(TimeLayout)]byte
 	return EncodeRecord(tag,
 		[]byte(s.HashAlgorithm),
 		s.DocumentHash,
-		[]byte(FormatTime(s.Time)),
+		s.Time.UTC().AppendFormat(t[:0], TimeLayout),
 		u64(s.Serial),
 		[]byte(s.RequesterID),
-		[]byte(s.RequesterPeer.String()),
+		[]byte(requesterPeer),
 		[]byte(s.ServerID),
-		[]byte(s.ServerPeer.String()),
+		[]byte(serverPeer),
 		s.Nonce,
 	)
 }
 
 // ParseStatement decodes and validates canonical statement bytes.
-func ParseStatement(b []byte) (*Statement, error) { return parseStatement(b, StatementTag) }
+func ParseStatement(b []byte) (*Statement, error) { return parseStatement(b, StatementTag, nil) }
 
-func parseStatement(b []byte, tag string) (*Statement, error) {
+// knownParties lets a parser that knows whom a statement should name
+// skip decoding: an id or peer ID field byte-equal to the expected one's
+// canonical encoding is that one, which is what full parsing would
+// conclude. Any other field is parsed in full, so the result and the
+// errors are those of ParseStatement / ParseLeaf. It also remembers the
+// last time it parsed. Not safe for concurrent use.
+type knownParties struct {
+	parties  []knownParty
+	lastTime string
+	lastT    time.Time
+}
+
+type knownParty struct {
+	id      identity.ID
+	peer    peer.ID
+	peerStr string
+}
+
+// newKnownParties expects the given entries; an entry whose id or peer
+// ID would not survive parsing is left out (parsed in full).
+func newKnownParties(entries ...identity.Entry) *knownParties {
+	k := &knownParties{}
+	for _, e := range entries {
+		if _, err := identity.ParseID(string(e.ID)); err != nil {
+			continue
+		}
+		str := e.PeerID.String()
+		if p, err := peer.Decode(str); err != nil || p != e.PeerID {
+			continue
+		}
+		k.parties = append(k.parties, knownParty{id: e.ID, peer: e.PeerID, peerStr: str})
+	}
+	return k
+}
+
+func (k *knownParties) id(b []byte) (identity.ID, error) {
+	if k != nil {
+		for i := range k.parties {
+			if string(b) == string(k.parties[i].id) {
+				return k.parties[i].id, nil
+			}
+		}
+	}
+	return identity.ParseID(string(b))
+}
+
+func (k *knownParties) peer(b []byte) (peer.ID, error) {
+	if k != nil {
+		for i := range k.parties {
+			if string(b) == k.parties[i].peerStr {
+				return k.parties[i].peer, nil
+			}
+		}
+	}
+	return peer.Decode(string(b))
+}
+
+func (k *knownParties) time(b []byte) (time.Time, error) {
+	if k == nil {
+		return ParseTime(string(b))
+	}
+	if k.lastTime != "" && string(b) == k.lastTime {
+		return k.lastT, nil
+	}
+	t, err := ParseTime(string(b))
+	if err == nil {
+		k.lastTime, k.lastT = string(b), t
+	}
+	return t, err
+}
+
+// parseStatement parses a statement or leaf; known may be nil.
+func parseStatement(b []byte, tag string, known *knownParties) (*Statement, error) {
 	f, err := DecodeRecord(b, tag, 9)
 	if err != nil {
 		return nil, err
 	}
-	s := &Statement{HashAlgorithm: string(f[0]), DocumentHash: bytes.Clone(f[1]), Nonce: bytes.Clone(f[8])}
-	if s.HashAlgorithm != HashAlgorithm {
+	s := &Statement{HashAlgorithm: HashAlgorithm, DocumentHash: bytes.Clone(f[1]), Nonce: bytes.Clone(f[8])}
+	if string(f[0]) != HashAlgorithm {
 		return nil, fmt.Errorf("%w: hash algorithm %q, want %q", ErrMalformed, truncate(f[0]), HashAlgorithm)
 	}
 	if len(s.DocumentHash) != HashSize {
 		return nil, fmt.Errorf("%w: document hash is %d bytes, want %d", ErrMalformed, len(s.DocumentHash), HashSize)
 	}
-	if s.Time, err = ParseTime(string(f[2])); err != nil {
+	if s.Time, err = known.time(f[2]); err != nil {
 		return nil, err
 	}
 	if s.Serial, err = parseU64("serial", f[3]); err != nil {
 		return nil, err
 	}
-	if s.RequesterID, err = identity.ParseID(string(f[4])); err != nil {
+	if s.RequesterID, err = known.id(f[4]); err != nil {
 		return nil, fmt.Errorf("%w: requester: %v", ErrMalformed, err)
 	}
-	if s.RequesterPeer, err = peer.Decode(string(f[5])); err != nil {
+	if s.RequesterPeer, err = known.peer(f[5]); err != nil {
 		return nil, fmt.Errorf("%w: requester peer ID: %v", ErrMalformed, err)
 	}
-	if s.ServerID, err = identity.ParseID(string(f[6])); err != nil {
+	if s.ServerID, err = known.id(f[6]); err != nil {
 		return nil, fmt.Errorf("%w: server: %v", ErrMalformed, err)
 	}
-	if s.ServerPeer, err = peer.Decode(string(f[7])); err != nil {
+	if s.ServerPeer, err = known.peer(f[7]); err != nil {
 		return nil, fmt.Errorf("%w: server peer ID: %v", ErrMalformed, err)
 	}
 	if len(s.Nonce) != NonceSize {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"math/big"
 	"sync"
 	"time"
 
@@ -29,7 +31,7 @@ const (
 func (s *Statement) EncodeLeaf() []byte { return s.encode(LeafTag) }
 
 // ParseLeaf decodes a log leaf.
-func ParseLeaf(b []byte) (*Statement, error) { return parseStatement(b, LeafTag) }
+func ParseLeaf(b []byte) (*Statement, error) { return parseStatement(b, LeafTag, nil) }
 
 // TreeHead is what the server signs once per batch.
 type TreeHead struct {
@@ -96,17 +98,44 @@ type HeadCache struct {
 	mu      sync.Mutex
 	checked map[[32]byte]struct{}
 	max     int
+	keys    map[*rsa.PublicKey]pubDigest // SHA-256 of each key's modulus and exponent
+}
+
+type pubDigest struct {
+	n *big.Int // the modulus the digest is of, should the key be changed
+	e int
+	d [32]byte
 }
 
 // NewHeadCache makes a cache of at most maxEntries verified heads.
 func NewHeadCache(maxEntries int) *HeadCache {
-	return &HeadCache{checked: map[[32]byte]struct{}{}, max: maxEntries}
+	return &HeadCache{checked: map[[32]byte]struct{}{}, max: maxEntries, keys: map[*rsa.PublicKey]pubDigest{}}
 }
 
-func headCacheKey(pub *rsa.PublicKey, encoded, sig []byte) [32]byte {
+// keyDigest returns a digest of pub, computed once per key. Called with
+// c.mu held.
+func (c *HeadCache) keyDigest(pub *rsa.PublicKey) [32]byte {
+	if d, ok := c.keys[pub]; ok && d.n == pub.N && d.e == pub.E {
+		return d.d
+	}
+	if len(c.keys) >= 64 {
+		clear(c.keys)
+	}
+	d := pubDigest{n: pub.N, e: pub.E, d: sha256.Sum256(EncodeRecord("tsnode/head-cache-key", pub.N.Bytes(), u64(uint64(pub.E))))}
+	c.keys[pub] = d
+	return d.d
+}
+
+// headCacheKey names a (key, head, signature) triple.
+func headCacheKey(keyDigest [32]byte, encoded, sig []byte) [32]byte {
 	h := sha256.New()
-	h.Write(pub.N.Bytes())
-	h.Write(EncodeRecord("tsnode/head-cache", encoded, sig))
+	h.Write(keyDigest[:])
+	var l [8]byte
+	binary.BigEndian.PutUint32(l[:4], uint32(len(encoded)))
+	binary.BigEndian.PutUint32(l[4:], uint32(len(sig)))
+	h.Write(l[:])
+	h.Write(encoded)
+	h.Write(sig)
 	var k [32]byte
 	h.Sum(k[:0])
 	return k
@@ -117,7 +146,10 @@ func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
 	if c == nil {
 		return VerifySignature(pub, encoded, sig)
 	}
-	k := headCacheKey(pub, encoded, sig)
+	c.mu.Lock()
+	kd := c.keyDigest(pub)
+	c.mu.Unlock()
+	k := headCacheKey(kd, encoded, sig)
 	c.mu.Lock()
 	_, ok := c.checked[k]
 	c.mu.Unlock()

@@ -1,0 +1,120 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"tsnode/identity"
+	"tsnode/internal/testkeys"
+)
+
+// Tests of the shortcuts of the stamp hot paths: each must give exactly
+// what the general path gives.
+
+// encodeWith with the peer IDs' strings is EncodeLeaf / Encode.
+func TestEncodeWithIsEncode(t *testing.T) {
+	st := sampleStatement(t)
+	for _, tag := range []string{LeafTag, StatementTag} {
+		if got, want := st.encodeWith(tag, st.RequesterPeer.String(), st.ServerPeer.String()), st.encode(tag); !bytes.Equal(got, want) {
+			t.Fatalf("%s: encodeWith differs from encode", tag)
+		}
+	}
+}
+
+// A parser that knows the parties returns what ParseLeaf returns, for
+// leaves naming them, others, or nothing valid, and for non-canonical
+// spellings of their peer IDs.
+func TestKnownPartiesParseLikeParseLeaf(t *testing.T) {
+	req, srv, other := entry(t, "1000"), entry(t, "server"), entry(t, "outsider")
+	base := sampleStatement(t)
+	cidPeer := peer.ToCid(req.PeerID).String()
+	fieldsOf := func(s *Statement) [][]byte {
+		return [][]byte{[]byte(s.HashAlgorithm), s.DocumentHash, []byte(FormatTime(s.Time)), u64(s.Serial),
+			[]byte(s.RequesterID), []byte(s.RequesterPeer.String()), []byte(s.ServerID), []byte(s.ServerPeer.String()), s.Nonce}
+	}
+	withField := func(i int, v string) []byte {
+		f := fieldsOf(base)
+		f[i] = []byte(v)
+		return EncodeRecord(LeafTag, f...)
+	}
+	edit := func(fn func(*Statement)) []byte {
+		c := cloneStatement(base)
+		fn(c)
+		return c.EncodeLeaf()
+	}
+	leaves := map[string][]byte{
+		"ours":                 base.EncodeLeaf(),
+		"another time":         edit(func(s *Statement) { s.Time = s.Time.Add(time.Second) }),
+		"the first time again": base.EncodeLeaf(),
+		"other requester":      edit(func(s *Statement) { s.RequesterID, s.RequesterPeer = other.ID, other.PeerID }),
+		"other server":         edit(func(s *Statement) { s.ServerID, s.ServerPeer = other.ID, other.PeerID }),
+		"parties swapped": edit(func(s *Statement) {
+			s.RequesterID, s.RequesterPeer, s.ServerID, s.ServerPeer = srv.ID, srv.PeerID, req.ID, req.PeerID
+		}),
+		"peer ID as a CID":        withField(5, cidPeer),
+		"peer ID one char short":  withField(5, req.PeerID.String()[1:]),
+		"bad peer ID":             withField(7, "not a peer"),
+		"bad id":                  withField(4, "../1000"),
+		"id with trailing dot":    withField(6, string(srv.ID)+"."),
+		"time not canonical":      withField(2, FormatTime(base.Time)[:29]+"Z"),
+		"time not canonical, too": withField(2, "2026-01-02T03:04:05.123456789+00:00"),
+		"bad hash algorithm":      withField(0, "sha-1"),
+		"short nonce":             withField(8, "nonce"),
+		"not a leaf":              base.Encode(),
+		"garbage":                 []byte("leaf"),
+	}
+	known := newKnownParties(req, srv)
+	// Twice, so that the remembered time is used the second time.
+	for round := range 2 {
+		for name, leaf := range leaves {
+			want, wantErr := ParseLeaf(leaf)
+			got, gotErr := parseStatement(leaf, LeafTag, known)
+			if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d, %s: got %+v, %v; ParseLeaf gives %+v, %v", round, name, got, gotErr, want, wantErr)
+			}
+			if wantErr != nil && !errors.Is(gotErr, ErrMalformed) {
+				t.Fatalf("%s: error %v is not ErrMalformed", name, gotErr)
+			}
+		}
+	}
+	if known.lastTime == "" {
+		t.Fatal("no time remembered")
+	}
+	// Entries that would not survive parsing are not taken as known.
+	if k := newKnownParties(identity.Entry{ID: "../x", PeerID: req.PeerID}, identity.Entry{ID: "ok", PeerID: ""}); len(k.parties) != 0 {
+		t.Fatalf("invalid entries known: %+v", k.parties)
+	}
+}
+
+// The head cache's per-key digest is per key: a head verified under one
+// key is not taken as verified under another, or under the same key
+// object once its modulus changes.
+func TestHeadCacheKeyDigest(t *testing.T) {
+	h := &TreeHead{ServerID: "server", ServerPeer: entry(t, "server").PeerID, Size: 3, Root: [32]byte{1}, Time: sampleTime}
+	enc := h.Encode()
+	sig := signAs(t, "server", enc)
+	pub := testkeys.Private(t, "server").PublicKey // a copy we may change
+	other := &testkeys.Private(t, "outsider").PublicKey
+	c := NewHeadCache(8)
+	for range 2 {
+		if err := c.verify(&pub, enc, sig); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.verify(other, enc, sig); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("head verified under another key: %v", err)
+		}
+	}
+	pub.N = other.N
+	if err := c.verify(&pub, enc, sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("cached head verified after the key's modulus changed: %v", err)
+	}
+	if len(c.checked) != 1 {
+		t.Fatalf("%d heads cached, want 1", len(c.checked))
+	}
+}
