@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,5 +117,50 @@ func TestHeadCacheKeyDigest(t *testing.T) {
 	}
 	if len(c.checked) != 1 {
 		t.Fatalf("%d heads cached, want 1", len(c.checked))
+	}
+}
+
+// Callers asking the cache about one head at the same time share one
+// verification; a bad signature fails for every one of them and is not
+// remembered.
+func TestHeadCacheConcurrentVerifiesOnce(t *testing.T) {
+	h := &TreeHead{ServerID: "server", ServerPeer: entry(t, "server").PeerID, Size: 5, Root: [32]byte{2}, Time: sampleTime}
+	enc := h.Encode()
+	sig := signAs(t, "server", enc)
+	pub := &testkeys.Private(t, "server").PublicKey
+	c := NewHeadCache(8)
+	run := func(sig []byte) []error {
+		errs := make([]error, 16)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range errs {
+			wg.Go(func() {
+				<-start
+				errs[i] = c.verify(pub, enc, sig)
+			})
+		}
+		close(start)
+		wg.Wait()
+		return errs
+	}
+	for i, err := range run(sig) {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	if n := c.verified.Load(); n != 1 {
+		t.Fatalf("%d verifications of one head, want 1", n)
+	}
+	for i, err := range run(flip(sig, 3)) {
+		if !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("caller %d with a bad signature: %v", i, err)
+		}
+	}
+	before := c.verified.Load()
+	if err := c.verify(pub, enc, flip(sig, 3)); !errors.Is(err, ErrBadSignature) || c.verified.Load() != before+1 {
+		t.Fatalf("a bad signature was remembered: %v", err)
+	}
+	if len(c.running) != 0 || len(c.checked) != 1 {
+		t.Fatalf("%d running, %d checked after all callers returned", len(c.running), len(c.checked))
 	}
 }

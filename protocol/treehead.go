@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -99,6 +100,16 @@ type HeadCache struct {
 	checked map[[32]byte]struct{}
 	max     int
 	keys    map[*rsa.PublicKey]pubDigest // SHA-256 of each key's modulus and exponent
+	// Verifications in progress: callers asking for the same head
+	// meanwhile (the sessions that got replies of one batch) wait for
+	// the one running instead of verifying it again.
+	running  map[[32]byte]*headCheck
+	verified atomic.Int64 // signature verifications done, for tests
+}
+
+type headCheck struct {
+	done chan struct{}
+	err  error
 }
 
 type pubDigest struct {
@@ -109,7 +120,7 @@ type pubDigest struct {
 
 // NewHeadCache makes a cache of at most maxEntries verified heads.
 func NewHeadCache(maxEntries int) *HeadCache {
-	return &HeadCache{checked: map[[32]byte]struct{}{}, max: maxEntries, keys: map[*rsa.PublicKey]pubDigest{}}
+	return &HeadCache{checked: map[[32]byte]struct{}{}, max: maxEntries, keys: map[*rsa.PublicKey]pubDigest{}, running: map[[32]byte]*headCheck{}}
 }
 
 // keyDigest returns a digest of pub, computed once per key. Called with
@@ -141,7 +152,8 @@ func headCacheKey(keyDigest [32]byte, encoded, sig []byte) [32]byte {
 	return k
 }
 
-// verify checks the head's signature with pub, once per cache.
+// verify checks the head's signature with pub, once per cache. A
+// signature that fails is not remembered.
 func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
 	if c == nil {
 		return VerifySignature(pub, encoded, sig)
@@ -151,21 +163,32 @@ func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
 	c.mu.Unlock()
 	k := headCacheKey(kd, encoded, sig)
 	c.mu.Lock()
-	_, ok := c.checked[k]
-	c.mu.Unlock()
-	if ok {
+	if _, ok := c.checked[k]; ok {
+		c.mu.Unlock()
 		return nil
 	}
-	if err := VerifySignature(pub, encoded, sig); err != nil {
-		return err
+	if r, ok := c.running[k]; ok {
+		c.mu.Unlock()
+		<-r.done
+		return r.err
 	}
-	c.mu.Lock()
-	if len(c.checked) >= c.max {
-		c.checked = map[[32]byte]struct{}{}
-	}
-	c.checked[k] = struct{}{}
+	r := &headCheck{done: make(chan struct{})}
+	c.running[k] = r
 	c.mu.Unlock()
-	return nil
+
+	c.verified.Add(1)
+	r.err = VerifySignature(pub, encoded, sig)
+	c.mu.Lock()
+	delete(c.running, k)
+	if r.err == nil {
+		if len(c.checked) >= c.max {
+			c.checked = map[[32]byte]struct{}{}
+		}
+		c.checked[k] = struct{}{}
+	}
+	c.mu.Unlock()
+	close(r.done)
+	return r.err
 }
 
 // sameHead reports whether two signed heads are byte-identical.
