@@ -164,3 +164,34 @@ func TestHeadCacheConcurrentVerifiesOnce(t *testing.T) {
 		t.Fatalf("%d running, %d checked after all callers returned", len(c.running), len(c.checked))
 	}
 }
+
+// encodeSessionReply writes the record EncodeRecord writes, for stamps
+// with and without the signer's leaf bytes, and proofs of any length.
+func TestEncodeSessionReplyIsRecord(t *testing.T) {
+	st := sampleStatement(t)
+	h := &TreeHead{ServerID: st.ServerID, ServerPeer: st.ServerPeer, Size: 43, Root: [32]byte{9}, Time: sampleTime}
+	sth := &SignedTreeHead{Head: h, Encoded: h.Encode(), Signature: fill(512, 0x51)}
+	for n := range 4 {
+		proof := make([][32]byte, n)
+		flat := []byte{}
+		for i := range proof {
+			proof[i][0] = byte(i + 1)
+			flat = append(flat, proof[i][:]...)
+		}
+		want := EncodeRecord(sessionReplyTag, u64(7), []byte(StatusOK), st.EncodeLeaf(), flat, sth.Encoded, sth.Signature)
+		for _, leaf := range [][]byte{nil, st.EncodeLeaf()} {
+			ls := &LogStamp{Statement: st, Head: sth, leaf: leaf}
+			for _, p := range proof {
+				ls.Proof = append(ls.Proof, p)
+			}
+			got := encodeSessionReply(7, ls, StatusOK, "")
+			if !bytes.Equal(got, want) || cap(got) != len(got) {
+				t.Fatalf("proof of %d hashes, leaf given %v: reply differs from the record (len %d cap %d, want len %d)", n, leaf != nil, len(got), cap(got), len(want))
+			}
+			rep, err := parseSessionReply(got)
+			if err != nil || rep.id != 7 || !bytes.Equal(rep.leaf, st.EncodeLeaf()) || len(rep.proof) != n || !bytes.Equal(rep.sig, sth.Signature) {
+				t.Fatalf("reply does not parse back: %+v, %v", rep, err)
+			}
+		}
+	}
+}

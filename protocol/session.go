@@ -114,11 +114,20 @@ func encodeSessionReply(id uint64, st *LogStamp, status, message string) []byte 
 	if st == nil {
 		return EncodeRecord(sessionReplyTag, u64(id), []byte(status), []byte(message), nil, nil, nil)
 	}
-	proof := make([]byte, 0, len(st.Proof)*tlog.HashSize)
+	// EncodeRecord with the proof's hashes written in place.
+	leaf := st.encodedLeaf()
+	n := 7*4 + len(sessionReplyTag) + 8 + len(StatusOK) + len(leaf) + len(st.Proof)*tlog.HashSize + len(st.Head.Encoded) + len(st.Head.Signature)
+	out := make([]byte, 0, n)
+	out = appendField(out, []byte(sessionReplyTag))
+	out = appendField(out, binary.BigEndian.AppendUint64(make([]byte, 0, 8), id))
+	out = appendField(out, []byte(StatusOK))
+	out = appendField(out, leaf)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(st.Proof)*tlog.HashSize))
 	for _, h := range st.Proof {
-		proof = append(proof, h[:]...)
+		out = append(out, h[:]...)
 	}
-	return EncodeRecord(sessionReplyTag, u64(id), []byte(StatusOK), st.encodedLeaf(), proof, st.Head.Encoded, st.Head.Signature)
+	out = appendField(out, st.Head.Encoded)
+	return appendField(out, st.Head.Signature)
 }
 
 // sessionReply is a decoded reply; stamp is nil for a refusal.
@@ -149,10 +158,14 @@ func parseSessionReply(b []byte) (*sessionReply, error) {
 		return nil, fmt.Errorf("%w: inclusion proof of %d bytes", ErrMalformed, len(f[3]))
 	}
 	r.leaf = bytes.Clone(f[2])
+	r.proof = make(tlog.RecordProof, 0, len(f[3])/tlog.HashSize)
 	for p := f[3]; len(p) > 0; p = p[tlog.HashSize:] {
 		r.proof = append(r.proof, tlog.Hash(p[:tlog.HashSize]))
 	}
-	r.head, r.sig = bytes.Clone(f[4]), bytes.Clone(f[5])
+	// The head and signature alias b: most replies carry the head of the
+	// previous one, which is then not kept (Session.checkHead copies a
+	// new head).
+	r.head, r.sig = f[4], f[5]
 	return r, nil
 }
 

@@ -314,7 +314,7 @@ func (s *Session) checkHead(encoded, sig []byte) (*SignedTreeHead, error) {
 	if err := s.cache.verify(s.server.PublicKey, encoded, sig); err != nil {
 		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, s.server.ID)
 	}
-	s.lastHead = &SignedTreeHead{Head: head, Encoded: encoded, Signature: sig}
+	s.lastHead = &SignedTreeHead{Head: head, Encoded: bytes.Clone(encoded), Signature: bytes.Clone(sig)}
 	return s.lastHead, nil
 }
 
