@@ -65,6 +65,13 @@ type signedGroup struct {
 	batches []*appended
 	sth     *SignedTreeHead
 	err     error
+
+	// The inclusion proofs of the group's stamps in the tree it signs,
+	// computed while the head is being signed; ready once proved is
+	// closed.
+	proved   chan struct{}
+	proofs   []tlog.RecordProof
+	proofErr error
 }
 
 // LogSigner turns stamp requests into leaves of a durable Merkle log and
@@ -75,8 +82,9 @@ type signedGroup struct {
 //   - the signer signs the head of the tree that ends with the latest
 //     appended batch, covering every batch appended since its previous
 //     signature (up to MaxBatch stamps);
-//   - the deliverer computes the inclusion proofs of the stamps in the
-//     signed tree and answers them.
+//   - the inclusion proofs of the stamps in that tree are computed
+//     while it is being signed, and the deliverer answers the stamps
+//     once both are done.
 //
 // So while one tree head is being signed, the next stamps are already
 // being made durable, and the proofs and replies of the previous head
@@ -289,6 +297,12 @@ func (s *LogSigner) signLoop() {
 		s.pcond.Broadcast()
 
 		last := g.batches[len(g.batches)-1].b
+		g.proved = make(chan struct{})
+		go func() {
+			defer close(g.proved)
+			first := g.batches[0].b.FirstIndex
+			g.proofs, g.proofErr = s.log.InclusionProofs(first, last.Size-first, last.Size)
+		}()
 		g.sth, g.err = s.sign(s.key, &TreeHead{ServerID: s.self.ID, ServerPeer: s.self.PeerID, Size: last.Size, Root: last.Root, Time: last.Time})
 		if g.err == nil {
 			s.storeHead(g.sth)
@@ -311,8 +325,8 @@ func (s *LogSigner) storeHead(sth *SignedTreeHead) {
 	}
 }
 
-// deliverLoop computes the proofs of each signed group and answers its
-// stamps; it stops the signer once every group is answered.
+// deliverLoop answers the stamps of each signed group; it stops the
+// signer once every group is answered.
 func (s *LogSigner) deliverLoop() {
 	defer close(s.stopped)
 	for g := range s.signed {
@@ -329,17 +343,16 @@ func (s *LogSigner) deliver(g *signedGroup) {
 			all = append(all, a.reqs...)
 		}
 	}
+	<-g.proved
 	if g.err != nil {
 		s.fail(all, g.err)
 		return
 	}
-	first := g.batches[0].b.FirstIndex
-	size := g.sth.Head.Size
-	proofs, err := s.log.InclusionProofs(first, size-first, size)
-	if err != nil {
-		s.fail(all, fmt.Errorf("inclusion proofs failed: %w", err))
+	if g.proofErr != nil {
+		s.fail(all, fmt.Errorf("inclusion proofs failed: %w", g.proofErr))
 		return
 	}
+	first, proofs := g.batches[0].b.FirstIndex, g.proofs
 	for _, a := range g.batches {
 		for i, r := range a.reqs {
 			r.done(&LogStamp{Statement: a.stmts[i], Proof: proofs[a.stmts[i].Serial-first], Head: g.sth, leaf: a.leaves[i]}, nil)
