@@ -18,6 +18,10 @@ import (
 // MaxBatch bounds how many stamps one tree head signs.
 const MaxBatch = 4096
 
+// appendWait bounds how long a signer ready to sign waits for the append
+// in progress, to include it: about one fsync.
+const appendWait = 2 * time.Millisecond
+
 // ErrSignerClosed is returned for stamps submitted after Close.
 var ErrSignerClosed = errors.New("log signer closed")
 
@@ -114,7 +118,11 @@ type LogSigner struct {
 	pending     []*appended
 	pendingLen  int  // stamps in pending
 	appendsDone bool // the appender has stopped
-	signed      chan *signedGroup
+	// appending is closed when the append in progress ends; nil between
+	// appends. A signer waits up to appendWait for it.
+	appending  chan struct{}
+	appendWait time.Duration
+	signed     chan *signedGroup
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -123,17 +131,18 @@ type LogSigner struct {
 
 // NewLogSigner starts signing for the server self on log. now may be nil.
 func NewLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time) (*LogSigner, error) {
-	return newLogSigner(log, key, self, now, SignTreeHead, 1)
+	return newLogSigner(log, key, self, now, SignTreeHead, 1, appendWait)
 }
 
 // newLogSigner starts a signer with signers goroutines signing tree heads
-// (each takes every batch appended while the others are busy).
-func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int) (*LogSigner, error) {
+// (each takes every batch appended while the others are busy), which wait
+// up to wait for an append in progress.
+func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int, wait time.Duration) (*LogSigner, error) {
 	if now == nil {
 		now = time.Now
 	}
 	s := &LogSigner{
-		log: log, key: key, self: self, now: now, sign: sign,
+		log: log, key: key, self: self, now: now, sign: sign, appendWait: wait,
 		peerStrs: map[peer.ID]string{},
 		queue:    make(chan *logRequest, MaxBatch),
 		signed:   make(chan *signedGroup, 4),
@@ -213,7 +222,14 @@ func (s *LogSigner) appendLoop() {
 				break drain
 			}
 		}
+		s.pmu.Lock()
+		s.appending = make(chan struct{})
+		s.pmu.Unlock()
 		a, err := s.append(batch)
+		s.pmu.Lock()
+		close(s.appending)
+		s.appending = nil
+		s.pmu.Unlock()
 		if err != nil {
 			s.fail(batch, fmt.Errorf("log append failed: %w", err))
 			continue
@@ -282,6 +298,23 @@ func (s *LogSigner) signLoop() {
 		if len(s.pending) == 0 {
 			s.pmu.Unlock()
 			return
+		}
+		// If an append is in progress, its stamps would wait for the
+		// next signature; it usually ends well within a signature's time,
+		// so wait for it, briefly.
+		if ch := s.appending; ch != nil && s.pendingLen < MaxBatch {
+			s.pmu.Unlock()
+			t := time.NewTimer(s.appendWait)
+			select {
+			case <-ch:
+			case <-t.C:
+			}
+			t.Stop()
+			s.pmu.Lock()
+			if len(s.pending) == 0 { // another signer took them
+				s.pmu.Unlock()
+				continue
+			}
 		}
 		// Take the oldest batches, up to MaxBatch stamps (at least one
 		// batch). Batches are appended in order, so they are consecutive.

@@ -41,7 +41,14 @@ func (g *gatedSign) sign(key *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, err
 // number of signing goroutines; it is closed at cleanup.
 func newPipelineSigner(t testing.TB, lg *merklelog.Log, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int) *LogSigner {
 	t.Helper()
-	s, err := newLogSigner(lg, testkeys.Private(t, "server"), entry(t, "server"), now, sign, signers)
+	return newPipelineSignerWait(t, lg, now, sign, signers, appendWait)
+}
+
+// newPipelineSignerWait is newPipelineSigner with another bound on the
+// wait for an append in progress.
+func newPipelineSignerWait(t testing.TB, lg *merklelog.Log, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int, wait time.Duration) *LogSigner {
+	t.Helper()
+	s, err := newLogSigner(lg, testkeys.Private(t, "server"), entry(t, "server"), now, sign, signers, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,5 +343,94 @@ func TestLogSignerSignFails(t *testing.T) {
 	checkStamp(t, lg, dir, st, 2)
 	if st.Statement.Serial != 2 || st.Head.Head.Size != 3 {
 		t.Fatalf("serial %d in head of size %d, want 2 in 3", st.Statement.Serial, st.Head.Head.Size)
+	}
+}
+
+// heldClock returns logTime plus a nanosecond per call; the call numbered
+// hold (from 1) blocks until release is closed, holding that append in
+// progress.
+type heldClock struct {
+	mu      sync.Mutex
+	calls   int
+	hold    int
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newHeldClock(hold int) *heldClock {
+	return &heldClock{hold: hold, entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (c *heldClock) now() time.Time {
+	c.mu.Lock()
+	c.calls++
+	n := c.calls
+	c.mu.Unlock()
+	if n == c.hold {
+		close(c.entered)
+		<-c.release
+	}
+	return logTime.Add(time.Duration(n))
+}
+
+// A signer that becomes free while an append is in progress waits for
+// it, so the stamps of that append share the next head instead of
+// waiting for the one after; the wait is bounded, so a slow append does
+// not hold the stamps already appended.
+func TestLogSignerWaitsForAppendInProgress(t *testing.T) {
+	dir := testkeys.Directory(t, "server", "1000")
+	requester := entry(t, "1000")
+	for _, c := range []struct {
+		name  string
+		wait  time.Duration
+		heads int // distinct heads for stamps 1 and 2
+	}{
+		{"append ends within the wait", time.Minute, 1},
+		{"append outlasts the wait", time.Millisecond, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lg := openLog(t, t.TempDir())
+			gate := newGatedSign()
+			clock := newHeldClock(3) // the append of stamp 2
+			s := newPipelineSignerWait(t, lg, clock.now, gate.sign, 1, c.wait)
+			first := submitAsync(s, requester, 0)
+			<-gate.entered // head 0 is being signed
+			one := submitAsync(s, requester, 1)
+			waitFor(t, "stamp 1 to be appended", func() bool { return lg.Size() == 2 })
+			two := submitAsync(s, requester, 2)
+			<-clock.entered // stamp 2's append is in progress
+			close(gate.release)
+			if _, err := wait(t, first); err != nil {
+				t.Fatal(err)
+			}
+			if c.heads == 1 {
+				time.Sleep(50 * time.Millisecond)
+				notAnswered(t, []<-chan stampResult{one})
+			} else {
+				st, err := wait(t, one)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkStamp(t, lg, dir, st, 1)
+				one = nil
+			}
+			close(clock.release)
+			heads := map[uint64]bool{}
+			for i, ch := range []<-chan stampResult{one, two} {
+				if ch == nil {
+					heads[2] = true
+					continue
+				}
+				st, err := wait(t, ch)
+				if err != nil {
+					t.Fatalf("stamp %d: %v", i+1, err)
+				}
+				checkStamp(t, lg, dir, st, i+1)
+				heads[st.Head.Head.Size] = true
+			}
+			if len(heads) != c.heads {
+				t.Fatalf("stamps 1 and 2 under heads of sizes %v, want %d head(s)", keys(heads), c.heads)
+			}
+		})
 	}
 }
