@@ -32,7 +32,10 @@ type LogStamp struct {
 	Proof     tlog.RecordProof
 	Head      *SignedTreeHead
 
-	leaf []byte // Statement.EncodeLeaf(), when the signer already has it
+	// Statement.EncodeLeaf(), set by the signer, which made it for the
+	// log: a session reply sends these exact bytes. (Statement is not to
+	// be changed after the signer returns it.)
+	leaf []byte
 }
 
 // Receipt returns the v2 receipt of the stamp.
@@ -85,7 +88,8 @@ type signedGroup struct {
 //     appends them to the log as one batch, one durable transaction;
 //   - the signer signs the head of the tree that ends with the latest
 //     appended batch, covering every batch appended since its previous
-//     signature (up to MaxBatch stamps);
+//     signature (up to MaxBatch stamps); if an append is in progress
+//     when it is ready, it waits for it, up to appendWait;
 //   - the inclusion proofs of the stamps in that tree are computed
 //     while it is being signed, and the deliverer answers the stamps
 //     once both are done.
