@@ -22,6 +22,22 @@ const MaxBatch = 4096
 // in progress, to include it: about one fsync.
 const appendWait = 2 * time.Millisecond
 
+// coalesceMargin is how long before a signature should end, less the
+// time of an append, the appender appends what came during it; it never
+// waits more than maxCoalesce.
+const (
+	coalesceMargin = time.Millisecond
+	maxCoalesce    = 50 * time.Millisecond
+)
+
+// average moves a running average a eighth of the way to d.
+func average(a, d time.Duration) time.Duration {
+	if a == 0 {
+		return d
+	}
+	return a + (d-a)/8
+}
+
 // ErrSignerClosed is returned for stamps submitted after Close.
 var ErrSignerClosed = errors.New("log signer closed")
 
@@ -126,7 +142,17 @@ type LogSigner struct {
 	// appends. A signer waits up to appendWait for it.
 	appending  chan struct{}
 	appendWait time.Duration
-	signed     chan *signedGroup
+	// While a head is being signed, the stamps that arrive can only make
+	// the next head: the appender collects them until shortly before the
+	// signature is expected to end, then appends them at once, instead
+	// of appending every few stamps. signEnd is when the signature in
+	// progress should end (Unix ns, 0: none), from signDur, an average;
+	// signEnded gets a token when a signature ends.
+	signEnd   atomic.Int64
+	signDur   atomic.Int64
+	signEnded chan struct{}
+	appendDur time.Duration // average append time; appender only
+	signed    chan *signedGroup
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -147,10 +173,11 @@ func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, 
 	}
 	s := &LogSigner{
 		log: log, key: key, self: self, now: now, sign: sign, appendWait: wait,
-		peerStrs: map[peer.ID]string{},
-		queue:    make(chan *logRequest, MaxBatch),
-		signed:   make(chan *signedGroup, 4),
-		stopped:  make(chan struct{}),
+		peerStrs:  map[peer.ID]string{},
+		queue:     make(chan *logRequest, MaxBatch),
+		signed:    make(chan *signedGroup, 4),
+		signEnded: make(chan struct{}, 1),
+		stopped:   make(chan struct{}),
 	}
 	s.pcond = sync.NewCond(&s.pmu)
 	if size, root, t, err := log.Root(); err != nil {
@@ -213,6 +240,7 @@ func (s *LogSigner) appendLoop() {
 		s.pcond.Broadcast()
 	}()
 	for first := range s.queue {
+		s.collect()
 		batch := append(make([]*logRequest, 0, 64), first)
 	drain:
 		for len(batch) < MaxBatch {
@@ -229,7 +257,9 @@ func (s *LogSigner) appendLoop() {
 		s.pmu.Lock()
 		s.appending = make(chan struct{})
 		s.pmu.Unlock()
+		t0 := time.Now()
 		a, err := s.append(batch)
+		s.appendDur = average(s.appendDur, time.Since(t0))
 		s.pmu.Lock()
 		close(s.appending)
 		s.appending = nil
@@ -247,6 +277,33 @@ func (s *LogSigner) appendLoop() {
 		s.pmu.Unlock()
 		s.pcond.Broadcast()
 	}
+}
+
+// collect waits, while a head is being signed, until shortly before the
+// signature should end (or ends), so that the stamps arriving meanwhile
+// are appended together.
+func (s *LogSigner) collect() {
+	if s.signEnd.Load() == 0 {
+		return
+	}
+	select {
+	case <-s.signEnded: // a stale signal
+	default:
+	}
+	end := s.signEnd.Load() // after the drain: a signature ending now signals
+	if end == 0 {
+		return
+	}
+	d := time.Until(time.Unix(0, end).Add(-s.appendDur - coalesceMargin))
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(min(d, maxCoalesce))
+	select {
+	case <-t.C:
+	case <-s.signEnded:
+	}
+	t.Stop()
 }
 
 // append makes one batch durable.
@@ -340,7 +397,17 @@ func (s *LogSigner) signLoop() {
 			first := g.batches[0].b.FirstIndex
 			g.proofs, g.proofErr = s.log.InclusionProofs(first, last.Size-first, last.Size)
 		}()
+		t0 := time.Now()
+		if d := s.signDur.Load(); d > 0 {
+			s.signEnd.Store(t0.UnixNano() + d)
+		}
 		g.sth, g.err = s.sign(s.key, &TreeHead{ServerID: s.self.ID, ServerPeer: s.self.PeerID, Size: last.Size, Root: last.Root, Time: last.Time})
+		s.signEnd.Store(0)
+		select {
+		case s.signEnded <- struct{}{}:
+		default:
+		}
+		s.signDur.Store(int64(average(time.Duration(s.signDur.Load()), time.Since(t0))))
 		if g.err == nil {
 			s.storeHead(g.sth)
 		}

@@ -434,3 +434,64 @@ func TestLogSignerWaitsForAppendInProgress(t *testing.T) {
 		})
 	}
 }
+
+// slowSign is a tree-head signer that takes at least d, and reports
+// each call on started.
+func slowSign(d time.Duration, started chan<- int) func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error) {
+	var n atomic.Int32
+	return func(key *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+		select {
+		case started <- int(n.Add(1)):
+		default:
+		}
+		t := time.Now()
+		sth, err := SignTreeHead(key, h)
+		time.Sleep(d - time.Since(t))
+		return sth, err
+	}
+}
+
+// While a head is being signed, stamps arriving one by one are appended
+// together shortly before the signature ends, not one append each, and
+// still make the next head; once no signature is in progress a stamp is
+// appended at once.
+func TestLogSignerCollectsWhileSigning(t *testing.T) {
+	lg := openLog(t, t.TempDir())
+	started := make(chan int, 16)
+	s := newPipelineSigner(t, lg, nil, slowSign(200*time.Millisecond, started), 1)
+	dir := testkeys.Directory(t, "server", "1000")
+	requester := entry(t, "1000")
+	// Two stamps teach the signer how long a signature takes.
+	for i := range 2 {
+		checkStamp(t, lg, dir, submit(t, s, i), i)
+	}
+	for len(started) > 0 {
+		<-started
+	}
+	// Stamp 2 starts a signature; stamps 3 to 9 come during it, 2 ms
+	// apart, well before it should end (the appender collects for up to
+	// maxCoalesce).
+	chans := []<-chan stampResult{submitAsync(s, requester, 2)}
+	<-started
+	for i := 3; i < 10; i++ {
+		time.Sleep(2 * time.Millisecond)
+		chans = append(chans, submitAsync(s, requester, i))
+	}
+	times := map[time.Time]bool{}
+	heads := map[uint64]bool{}
+	for i, ch := range chans[1:] {
+		st, err := wait(t, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStamp(t, lg, dir, st, i+3)
+		times[st.Statement.Time] = true
+		heads[st.Head.Head.Size] = true
+	}
+	if len(times) > 2 || len(heads) != 1 {
+		t.Fatalf("7 stamps collected during one signature were appended in %d batches under %d heads, want at most 2 and 1", len(times), len(heads))
+	}
+	if _, err := wait(t, chans[0]); err != nil {
+		t.Fatal(err)
+	}
+}
