@@ -1,7 +1,11 @@
 package merklelog
 
 import (
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,4 +88,72 @@ func TestHeapBounded(t *testing.T) {
 	if at200k > 2*at50k+slack {
 		t.Errorf("heap grew from %d to %d bytes between 50k and 200k leaves", at50k, at200k)
 	}
+}
+
+// BenchmarkRSSLongLog grows one log to 5M leaves of 270 bytes (a stamp
+// leaf's size) in batches of 4096, proving the inclusion of every
+// batch's leaves as the server does, and reports the process's resident
+// memory at 1M and 5M leaves and the growth between them. It takes
+// minutes and a few GB of disk, so it runs only when asked:
+//
+//	go test -run '^$' -bench RSSLongLog -benchtime 1x ./internal/merklelog/
+func BenchmarkRSSLongLog(b *testing.B) {
+	const batch, leafSize, first, last = 4096, 270, 1_000_000, 5_000_000
+	for b.Loop() {
+		l := openT(b, b.TempDir())
+		build := func(start uint64, t time.Time) ([][]byte, error) {
+			leaves := make([][]byte, batch)
+			for i := range leaves {
+				leaf := mkLeaf(start+uint64(i), t, "rss")
+				leaves[i] = append(leaf, make([]byte, leafSize-len(leaf))...)
+			}
+			return leaves, nil
+		}
+		var rssFirst, anonFirst uint64
+		for l.Size() < last {
+			bt, err := l.Append(build, time.Now())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.InclusionProofs(bt.FirstIndex, batch, bt.Size); err != nil {
+				b.Fatal(err)
+			}
+			if rssFirst == 0 && l.Size() >= first {
+				rssFirst, anonFirst = residentBytes(b)
+			}
+		}
+		rssLast, anonLast := residentBytes(b)
+		b.ReportMetric(float64(rssFirst)/(1<<20), "MiB-rss-at-1M")
+		b.ReportMetric(float64(rssLast)/(1<<20), "MiB-rss-at-5M")
+		b.ReportMetric(float64(anonFirst)/(1<<20), "MiB-anon-at-1M")
+		b.ReportMetric(float64(anonLast)/(1<<20), "MiB-anon-at-5M")
+		l.Close()
+	}
+}
+
+// residentBytes returns VmRSS and RssAnon of this process after
+// returning freed heap to the OS, so that what the runtime keeps only
+// out of laziness does not count. RssAnon leaves out the pages of
+// bbolt's memory-mapped file, which the kernel may drop at will.
+func residentBytes(tb testing.TB) (rss, anon uint64) {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		for prefix, dst := range map[string]*uint64{"VmRSS:": &rss, "RssAnon:": &anon} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				*dst = kb << 10
+			}
+		}
+	}
+	if rss == 0 || anon == 0 {
+		tb.Fatal("no VmRSS or RssAnon in /proc/self/status")
+	}
+	return rss, anon
 }
