@@ -19,8 +19,6 @@
 # failed or the run failed, 2: bad usage).
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-
 # Which requester ids need keys: --ids LIST, else --requesters N.
 requesters=1
 ids=""
@@ -46,46 +44,10 @@ if [[ -z $ids ]]; then
 	ids=$(seq -s, 1000 $((1000 + requesters - 1)))
 fi
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/tsnode-bench.XXXXXX")"
-pids=()
-cleanup() {
-	local rc=$?
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-echo "== build tsnode" >&2
-(cd "$root" && go build -o "$work/tsnode" ./cmd/tsnode)
-
-# A random passphrase in a 0600 file: never on a command line or in a log.
-pass="$work/passphrase"
-(umask 077 && head -c 24 /dev/urandom | base64 >"$pass")
-keys="$work/keys"
-
-echo "== make throwaway RSA-4096 keys: server,$ids (a few seconds each)" >&2
-IFS=, read -ra idlist <<<"server,$ids"
-jobs_max=$(nproc 2>/dev/null || echo 2)
-for id in "${idlist[@]}"; do
-	"$work/tsnode" keygen --id "$id" --keys "$keys" --passphrase-file "$pass" >/dev/null &
-	pids+=($!)
-	if ((${#pids[@]} >= jobs_max)); then
-		wait "${pids[0]}"
-		pids=("${pids[@]:1}")
-	fi
-done
-for pid in "${pids[@]}"; do
-	wait "$pid"
-done
-pids=()
+source "$(dirname "$0")/lib.sh"
+build_tsnode
+IFS=, read -ra idlist <<<"$ids"
+make_keys server "${idlist[@]}"
 
 echo "== tsnode bench $*" >&2
 # tsnode bench stops the servers it starts, on failure and on Ctrl-C too.
