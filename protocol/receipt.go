@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -115,6 +116,9 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 	if len(b) > MaxReceiptSize {
 		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
 	}
+	if err := checkReceiptKeys(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var r Receipt
@@ -171,6 +175,9 @@ func (r *Receipt) Statement() (*Statement, error) {
 	default:
 		return nil, fmt.Errorf("%w: format %q, want %q or %q", ErrMalformedReceipt, r.Format, ReceiptFormatV1, ReceiptFormatV2)
 	}
+	if err := r.checkFormatFields(); err != nil {
+		return nil, err
+	}
 	want := readableFields(s)
 	for _, c := range []struct{ name, got, want string }{
 		{"hash_algorithm", r.HashAlgorithm, want.HashAlgorithm},
@@ -188,6 +195,34 @@ func (r *Receipt) Statement() (*Statement, error) {
 		}
 	}
 	return s, nil
+}
+
+// checkFormatFields refuses the members of the other format: a reader
+// must not be able to take a v1 receipt for a v2 one or the reverse.
+func (r *Receipt) checkFormatFields() error {
+	var other []string
+	if r.Format == ReceiptFormatV1 {
+		if r.Leaf != "" {
+			other = append(other, "leaf")
+		}
+		if r.InclusionProof != nil {
+			other = append(other, "inclusion_proof")
+		}
+		if r.TreeHead != nil {
+			other = append(other, "tree_head")
+		}
+	} else {
+		if r.SignedData != "" {
+			other = append(other, "signed_data")
+		}
+		if r.Signature != "" {
+			other = append(other, "signature")
+		}
+	}
+	if len(other) > 0 {
+		return fmt.Errorf("%w: a %s receipt has no %s", ErrMalformedReceipt, r.Format, strings.Join(other, ", "))
+	}
+	return nil
 }
 
 func decodeB64(field, v string) ([]byte, error) {
