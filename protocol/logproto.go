@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -171,6 +173,38 @@ func NewConsistency(old, new *SignedTreeHead, proof tlog.TreeProof) *Consistency
 	return c
 }
 
+// ParseConsistency decodes a consistency proof file, as strictly as
+// ParseReceipt: at most MaxReceiptSize bytes, no unknown, repeated or
+// miscased members, nothing after the object.
+func ParseConsistency(b []byte) (*Consistency, error) {
+	if len(b) > MaxReceiptSize {
+		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
+	}
+	var c Consistency
+	if err := parseStrictJSON(b, consistencyShape, &c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
+	}
+	return &c, nil
+}
+
+// ReadConsistencyFile reads and parses a consistency proof file.
+func ReadConsistencyFile(path string) (*Consistency, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read consistency proof: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read consistency proof %s: %w", path, err)
+	}
+	c, err := ParseConsistency(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
 // Verify checks both heads' signatures with the directory's key of their
 // server and the proof between them.
 func (c *Consistency) Verify(dir *identity.Directory) error {
@@ -213,6 +247,9 @@ func CheckConsistency(old, nw *TreeHead, proof tlog.TreeProof) error {
 	if old.Size == nw.Size {
 		if old.Root != nw.Root {
 			return fmt.Errorf("%w: two different trees of size %d (a forked log)", merklelog.ErrConsistency, old.Size)
+		}
+		if len(proof) != 0 {
+			return fmt.Errorf("%w: two heads of size %d need no proof, got %d hashes", merklelog.ErrConsistency, old.Size, len(proof))
 		}
 		return nil
 	}

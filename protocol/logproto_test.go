@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
@@ -110,11 +111,11 @@ func roundTrip(t testing.TB, c *Consistency) *Consistency {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out Consistency
-	if err := json.Unmarshal(b, &out); err != nil {
+	out, err := ParseConsistency(b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &out
+	return out
 }
 
 // forkedLogs builds two logs signed by the same server key with a common
@@ -183,6 +184,7 @@ func TestConsistencyVerify(t *testing.T) {
 		{"A extends the common prefix", good, dir, nil},
 		{"B extends the common prefix", NewConsistency(f.a3, f.b6, treeProof(t, f.b, 3, 6)), dir, nil},
 		{"a head and itself", NewConsistency(f.b6, f.b6, nil), dir, nil},
+		{"a head and itself with a proof", NewConsistency(f.a5, f.a5, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
 		{"forked: two trees of the same size", NewConsistency(f.a5, f.b5, nil), dir, merklelog.ErrConsistency},
 		{"forked: B's proof from A's head", NewConsistency(f.a5, f.b6, treeProof(t, f.b, 5, 6)), dir, merklelog.ErrConsistency},
 		{"forked: A's proof to B's head", NewConsistency(f.a3, f.b5, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
@@ -229,5 +231,44 @@ func TestConsistencyVerify(t *testing.T) {
 		if err := c.Verify(dir); err == nil {
 			t.Fatalf("new head byte %d altered: verified", i)
 		}
+	}
+}
+
+// A consistency file is parsed as strictly as a receipt; each refusal
+// names what is wrong.
+func TestParseConsistencyRefuses(t *testing.T) {
+	f := newForkedLogs(t)
+	good, err := json.MarshalIndent(NewConsistency(f.a3, f.a5, treeProof(t, f.a, 3, 5)), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConsistency(good); err != nil {
+		t.Fatalf("unaltered file: %v", err)
+	}
+	replace := func(old, new string) []byte {
+		if !bytes.Contains(good, []byte(old)) {
+			t.Fatalf("no %q in the file", old)
+		}
+		return bytes.Replace(good, []byte(old), []byte(new), 1)
+	}
+	for _, tc := range []struct {
+		name, want string
+		in         []byte
+	}{
+		{"proof renamed", `unknown member "proo0"`, replace(`"proof"`, `"proo0"`)},
+		{"proof twice", `"proof" appears twice`, replace(`"proof"`, `"proof": [], "proof"`)},
+		{"name in another case", `unknown member "Proof"`, replace(`"proof"`, `"Proof"`)},
+		{"head member twice", `"new.size" appears twice`, replace(`"new": {`, `"new": {"size": 9,`)},
+		{"head not an object", `"old" is not an object`, replace(`"old": {`, `"old": "x", "x": {`)},
+		{"trailing data", "trailing data", append(bytes.Clone(good), "{}"...)},
+		{"not an object", "not a JSON object", []byte("[]")},
+		{"over 64 KiB", "maximum", append(bytes.Clone(good), bytes.Repeat([]byte(" "), MaxReceiptSize)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConsistency(tc.in)
+			if !errors.Is(err, ErrMalformedReceipt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want ErrMalformedReceipt saying %s", err, tc.want)
+			}
+		})
 	}
 }

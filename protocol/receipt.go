@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -111,23 +110,15 @@ func (r *Receipt) Marshal() []byte {
 	return append(b, '\n')
 }
 
-// ParseReceipt decodes receipt JSON, refusing unknown fields.
+// ParseReceipt decodes receipt JSON, refusing unknown, repeated or
+// miscased members and trailing data.
 func ParseReceipt(b []byte) (*Receipt, error) {
 	if len(b) > MaxReceiptSize {
 		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
 	}
-	if err := checkReceiptKeys(b); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var r Receipt
-	if err := dec.Decode(&r); err != nil {
+	if err := parseStrictJSON(b, receiptShape, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
-	}
-	// Only JSON whitespace may follow (dec.More misses a stray '}' or ']').
-	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) != 0 {
-		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformedReceipt)
 	}
 	return &r, nil
 }

@@ -8,10 +8,17 @@ import (
 	"strings"
 )
 
-// Member names of a receipt and of its tree head, exactly as specified.
+// jsonShape is the member names of a JSON object, exactly as specified,
+// and the shapes of the members that are objects themselves.
+type jsonShape struct {
+	names   map[string]bool
+	objects map[string]*jsonShape
+}
+
 var (
-	receiptKeys  = jsonNames(reflect.TypeFor[Receipt]())
-	treeHeadKeys = jsonNames(reflect.TypeFor[ReceiptTreeHead]())
+	treeHeadShape    = &jsonShape{names: jsonNames(reflect.TypeFor[ReceiptTreeHead]())}
+	receiptShape     = &jsonShape{names: jsonNames(reflect.TypeFor[Receipt]()), objects: map[string]*jsonShape{"tree_head": treeHeadShape}}
+	consistencyShape = &jsonShape{names: jsonNames(reflect.TypeFor[Consistency]()), objects: map[string]*jsonShape{"old": treeHeadShape, "new": treeHeadShape}}
 )
 
 func jsonNames(t reflect.Type) map[string]bool {
@@ -23,25 +30,39 @@ func jsonNames(t reflect.Type) map[string]bool {
 	return names
 }
 
-// checkReceiptKeys refuses what encoding/json would accept but another
-// reader of the same file might read differently: a member given twice
-// (parsers differ on which one wins) or a name in another case than
-// specified (encoding/json matches names case-insensitively).
-func checkReceiptKeys(b []byte) error {
+// parseStrictJSON decodes the JSON object b into v (a pointer to the
+// struct shape describes), refusing what encoding/json would accept but
+// another reader of the same file might read differently: a member given
+// twice (parsers differ on which one wins), a name in another case than
+// specified (encoding/json matches names case-insensitively), an unknown
+// member, and anything but whitespace after the object.
+func parseStrictJSON(b []byte, shape *jsonShape, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()
 	if err != nil {
 		return err
 	}
 	if tok != json.Delim('{') {
-		return fmt.Errorf("a receipt is a JSON object")
+		return fmt.Errorf("not a JSON object")
 	}
-	return checkObjectKeys(dec, "", receiptKeys)
+	if err := checkMembers(dec, "", shape); err != nil {
+		return err
+	}
+	dec = json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	// Only JSON whitespace may follow (dec.More misses a stray '}' or ']').
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) != 0 {
+		return fmt.Errorf("trailing data after the JSON object")
+	}
+	return nil
 }
 
-// checkObjectKeys checks the members of the object whose '{' dec has
-// just read, and consumes it up to its '}'.
-func checkObjectKeys(dec *json.Decoder, path string, known map[string]bool) error {
+// checkMembers checks the members of the object whose '{' dec has just
+// read, and consumes it up to its '}'.
+func checkMembers(dec *json.Decoder, path string, shape *jsonShape) error {
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
@@ -50,24 +71,24 @@ func checkObjectKeys(dec *json.Decoder, path string, known map[string]bool) erro
 		}
 		key, _ := tok.(string)
 		switch {
-		case !known[key]:
+		case !shape.names[key]:
 			return fmt.Errorf("unknown member %q", path+key)
 		case seen[key]:
 			return fmt.Errorf("member %q appears twice", path+key)
 		}
 		seen[key] = true
-		if path == "" && key == "tree_head" {
+		if sub := shape.objects[key]; sub != nil {
 			if tok, err = dec.Token(); err != nil {
 				return err
 			}
 			switch tok {
 			case nil:
 			case json.Delim('{'):
-				if err := checkObjectKeys(dec, "tree_head.", treeHeadKeys); err != nil {
+				if err := checkMembers(dec, path+key+".", sub); err != nil {
 					return err
 				}
 			default:
-				return fmt.Errorf("member \"tree_head\" is not an object")
+				return fmt.Errorf("member %q is not an object", path+key)
 			}
 			continue
 		}

@@ -190,7 +190,9 @@ func TestEndToEnd(t *testing.T) {
 			b := writeFile(t, filepath.Join(docs, "b.bin"), strings.Repeat("\x00<!>\xff", 300000)) // > one relay chunk
 			requester := []string{"--role", "requester", "--keys", keys, "--passphrase-file", pass,
 				"--server", server.addrs[tr], "--verifier", verifier.addrs[tr], "--out", out}
-			res := tsnode(t, nil, append(requester, "--file", a, "--file", b)...)
+			// One at a time, so that b's tree head is larger than a's and
+			// the consistency proof between them is not empty.
+			res := tsnode(t, nil, append(requester, "--parallel", "1", "--file", a, "--file", b)...)
 			if res.code != 0 {
 				t.Fatalf("requester:\n%v", res)
 			}
@@ -379,12 +381,13 @@ func checkConsistency(t *testing.T, keys, pass, server, a, b string) {
 	}
 	// Any change to a hex digit of the proof must be caught.
 	s := string(raw)
-	i := strings.Index(s, `"proof"`)
+	i := strings.Index(s, `"proof": [`)
 	if i < 0 {
-		t.Fatalf("no proof field in %s:\n%s", proof, s)
+		t.Fatalf("no proof array in %s:\n%s", proof, s)
 	}
-	j := strings.IndexAny(s[i:], "0123456789abcdef")
-	if j < 0 {
+	i += len(`"proof": [`)
+	j := strings.IndexAny(s[i:], "0123456789abcdef]")
+	if j < 0 || s[i+j] == ']' {
 		t.Fatalf("empty consistency proof between %s and %s:\n%s", a, b, s)
 	}
 	j += i
@@ -396,6 +399,12 @@ func checkConsistency(t *testing.T, keys, pass, server, a, b string) {
 	res = tsnode(t, nil, "verify", "--keys", keys, "--consistency", bad)
 	if res.code != exitFailed || !strings.Contains(res.stdout, "INVALID") {
 		t.Errorf("tampered consistency proof:\n%v", res)
+	}
+	// A proof under a name tsnode does not know is not a missing proof.
+	renamed := writeFile(t, filepath.Join(t.TempDir(), "renamed.json"), strings.Replace(s, `"proof"`, `"Proof"`, 1))
+	res = tsnode(t, nil, "verify", "--keys", keys, "--consistency", renamed)
+	if res.code != exitFailed || !strings.Contains(res.stdout, `INVALID: `+renamed) || !strings.Contains(res.stdout, `unknown member "Proof"`) {
+		t.Errorf("consistency proof with a miscased member:\n%v", res)
 	}
 }
 

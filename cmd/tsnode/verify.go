@@ -1,10 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"tsnode/identity"
 	"tsnode/protocol"
@@ -57,14 +56,13 @@ func verifyConsistency(path, keys string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("failed to read consistency proof: %w", err)
-	}
-	var c protocol.Consistency
-	if err := json.Unmarshal(b, &c); err != nil {
-		fmt.Fprintf(stdout, "INVALID: %s: %v: %v\n", path, protocol.ErrMalformedReceipt, err)
+	c, err := protocol.ReadConsistencyFile(path)
+	if errors.Is(err, protocol.ErrMalformedReceipt) {
+		fmt.Fprintf(stdout, "INVALID: %v\n", err)
 		return errReported
+	}
+	if err != nil {
+		return err
 	}
 	if err := c.Verify(dir); err != nil {
 		fmt.Fprintf(stdout, "INVALID: %s: %v\n", path, err)
