@@ -260,22 +260,23 @@ func (s *LogSigner) appendLoop() {
 		t0 := time.Now()
 		a, err := s.append(batch)
 		s.appendDur = average(s.appendDur, time.Since(t0))
+		// The batch joins pending before the end of the append is
+		// announced, so that a signer waiting for it finds it.
 		s.pmu.Lock()
+		if err == nil {
+			for s.pendingLen >= MaxBatch {
+				s.pcond.Wait()
+			}
+			s.pending = append(s.pending, a)
+			s.pendingLen += len(a.reqs)
+		}
 		close(s.appending)
 		s.appending = nil
 		s.pmu.Unlock()
+		s.pcond.Broadcast()
 		if err != nil {
 			s.fail(batch, fmt.Errorf("log append failed: %w", err))
-			continue
 		}
-		s.pmu.Lock()
-		for s.pendingLen >= MaxBatch {
-			s.pcond.Wait()
-		}
-		s.pending = append(s.pending, a)
-		s.pendingLen += len(a.reqs)
-		s.pmu.Unlock()
-		s.pcond.Broadcast()
 	}
 }
 
