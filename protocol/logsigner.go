@@ -161,7 +161,7 @@ type LogSigner struct {
 
 // NewLogSigner starts signing for the server self on log. now may be nil.
 func NewLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time) (*LogSigner, error) {
-	return newLogSigner(log, key, self, now, SignTreeHead, 1, appendWait)
+	return newLogSigner(log, key, self, now, treeHeadSigner(key), 1, appendWait)
 }
 
 // newLogSigner starts a signer with signers goroutines signing tree heads

@@ -2,11 +2,14 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
 	"tsnode/internal/merklelog"
@@ -442,5 +445,28 @@ func TestStamperUseLog(t *testing.T) {
 	_, _, err := f.stamper.Handle(f.r1000.PeerID, f.seal(t, newRequest("1000", 9, 9)))
 	if se := refusal(t, err); se.Status != StatusInternal {
 		t.Fatalf("refusal %v, want %s", se, StatusInternal)
+	}
+}
+
+// The log signer's fast path signs heads with the bytes SignTreeHead
+// makes, and a key it does not take falls back to SignTreeHead.
+func TestTreeHeadSignerMatchesSignTreeHead(t *testing.T) {
+	key := testkeys.Private(t, "server")
+	self := entry(t, "server")
+	noCRT := *key
+	noCRT.Precomputed = rsa.PrecomputedValues{}
+	for _, k := range []*rsa.PrivateKey{key, &noCRT} {
+		h := &TreeHead{ServerID: self.ID, ServerPeer: self.PeerID, Size: 7, Root: tlog.Hash{1, 2, 3}, Time: logTime}
+		got, err := treeHeadSigner(k)(k, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := SignTreeHead(key, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Encoded, want.Encoded) || !bytes.Equal(got.Signature, want.Signature) {
+			t.Fatalf("precomputed CRT values %v: treeHeadSigner's head differs from SignTreeHead's", k.Precomputed.Dp != nil)
+		}
 	}
 }
