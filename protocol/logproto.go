@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -174,35 +172,14 @@ func NewConsistency(old, new *SignedTreeHead, proof tlog.TreeProof) *Consistency
 }
 
 // ParseConsistency decodes a consistency proof file, as strictly as
-// ParseReceipt: at most MaxReceiptSize bytes, no unknown, repeated or
-// miscased members, nothing after the object.
+// ParseReceipt.
 func ParseConsistency(b []byte) (*Consistency, error) {
-	if len(b) > MaxReceiptSize {
-		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
-	}
-	var c Consistency
-	if err := parseStrictJSON(b, consistencyShape, &c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
-	}
-	return &c, nil
+	return parseStrict[Consistency](b, consistencyShape)
 }
 
 // ReadConsistencyFile reads and parses a consistency proof file.
 func ReadConsistencyFile(path string) (*Consistency, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read consistency proof: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read consistency proof %s: %w", path, err)
-	}
-	c, err := ParseConsistency(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return readStrictFile(path, "consistency proof", ParseConsistency)
 }
 
 // Verify checks both heads' signatures with the directory's key of their

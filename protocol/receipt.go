@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -113,32 +112,12 @@ func (r *Receipt) Marshal() []byte {
 // ParseReceipt decodes receipt JSON, refusing unknown, repeated or
 // miscased members and trailing data.
 func ParseReceipt(b []byte) (*Receipt, error) {
-	if len(b) > MaxReceiptSize {
-		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
-	}
-	var r Receipt
-	if err := parseStrictJSON(b, receiptShape, &r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
-	}
-	return &r, nil
+	return parseStrict[Receipt](b, receiptShape)
 }
 
 // ReadReceiptFile reads and parses a receipt file.
 func ReadReceiptFile(path string) (*Receipt, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read receipt: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("failed to read receipt %s: %w", path, err)
-	}
-	r, err := ParseReceipt(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return r, nil
+	return readStrictFile(path, "receipt", ParseReceipt)
 }
 
 // Statement decodes the statement a receipt is about (v1: the signed

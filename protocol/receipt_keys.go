@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"reflect"
 	"strings"
 )
@@ -28,6 +30,39 @@ func jsonNames(t reflect.Type) map[string]bool {
 		names[name] = true
 	}
 	return names
+}
+
+// parseStrict decodes a receipt-like file of at most MaxReceiptSize
+// bytes with parseStrictJSON; errors are ErrMalformedReceipt.
+func parseStrict[T any](b []byte, shape *jsonShape) (*T, error) {
+	if len(b) > MaxReceiptSize {
+		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
+	}
+	v := new(T)
+	if err := parseStrictJSON(b, shape, v); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedReceipt, err)
+	}
+	return v, nil
+}
+
+// readStrictFile reads up to one byte more than MaxReceiptSize of path
+// (so that parse sees a file that is too large) and parses it; what
+// names the file's kind in errors.
+func readStrictFile[T any](path, what string, parse func([]byte) (*T, error)) (*T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", what, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s %s: %w", what, path, err)
+	}
+	v, err := parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
 }
 
 // parseStrictJSON decodes the JSON object b into v (a pointer to the
