@@ -157,12 +157,18 @@ func TestVerifierWithWrongServerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Both verifiers share a peer ID; make sure the stream goes to v2:
+	// stop the first, drop the requester's connection to it and its
+	// address, then connect to v2.
+	s.verifier.Close()
+	if err := r.Host().Network().ClosePeer(verifier.PeerID); err != nil {
+		t.Fatal(err)
+	}
+	r.Host().Peerstore().ClearAddrs(verifier.PeerID)
 	if err := r.Host().Connect(ctxT(t), info); err != nil {
 		t.Fatal(err)
 	}
 	c := &protocol.RelayClient{Host: r.Host(), Self: r.relay.Self, Verifier: verifier}
-	// Both verifiers share a peer ID; make sure the stream goes to v2.
-	s.verifier.Close()
 	v, err := c.Relay(ctxT(t), rc, strings.NewReader(string(doc)), int64(len(doc)))
 	if err != nil {
 		t.Fatal(err)
