@@ -15,36 +15,8 @@
 # Exit status: 0 when every step did what it should, non-zero otherwise.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/tsnode-demo.XXXXXX")"
-pids=()
-
-cleanup() {
-	local rc=$?
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		# Give each process 10 s to stop cleanly, then kill it.
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	if [[ "${KEEP:-}" == 1 ]]; then
-		echo "kept $work"
-	else
-		rm -rf "$work"
-	fi
-	if [[ $rc -ne 0 ]]; then
-		echo "demo FAILED (exit $rc)" >&2
-	fi
-	exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+failure_message="demo FAILED"
+source "$(dirname "$0")/lib.sh"
 
 step() { printf '\n== %s\n' "$*"; }
 die() {

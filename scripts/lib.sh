@@ -1,6 +1,8 @@
 # lib.sh: shared by the scripts that build tsnode and make throwaway keys.
-# Source it after `set -euo pipefail`; it sets $root and $work, and stops
-# every process whose pid is in $pids (then removes $work) on exit.
+# Source it after `set -euo pipefail`; it sets $root and $work, and on
+# exit stops every process whose pid is in $pids (TERM, then KILL after
+# 10 s), removes $work unless KEEP=1, and on failure prints
+# $failure_message if the script set one.
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tsnode-$(basename "$0" .sh).XXXXXX")"
@@ -11,9 +13,22 @@ cleanup() {
 		kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in "${pids[@]}"; do
+		# Give each process 10 s to stop cleanly, then kill it.
+		for _ in $(seq 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
-	rm -rf "$work"
+	if [[ "${KEEP:-}" == 1 ]]; then
+		echo "kept $work"
+	else
+		rm -rf "$work"
+	fi
+	if [[ $rc -ne 0 && -n ${failure_message:-} ]]; then
+		echo "$failure_message (exit $rc)" >&2
+	fi
 	exit $rc
 }
 trap cleanup EXIT
