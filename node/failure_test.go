@@ -89,6 +89,7 @@ func TestUnknownPeerIsRefused(t *testing.T) {
 			// The outsider knows the server, but the server does not know it.
 			outDir := testkeys.Directory(t, "server", "2000", "outsider")
 			r, err := NewRequester(testIdentity(t, "outsider", outDir), RequesterConfig{
+				Trust:    serverTrust(t, outDir),
 				ServerID: "server", ServerAddr: addrOf(s.server),
 				VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
 			})
@@ -114,6 +115,7 @@ func TestClaimedIDMustMatchPeer(t *testing.T) {
 	s := startSwarm(t, transports[0].listen)
 	// Peer 2000 sends a request claiming to be 1000.
 	r2000, err := NewRequester(testIdentity(t, "2000", s.dir), RequesterConfig{
+		Trust:    serverTrust(t, s.dir),
 		ServerID: "server", ServerAddr: addrOf(s.server),
 		VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
 	})
@@ -123,7 +125,7 @@ func TestClaimedIDMustMatchPeer(t *testing.T) {
 	defer r2000.Close()
 	self1000, _ := s.dir.Lookup("1000")
 	server, _ := s.dir.Lookup("server")
-	c := &protocol.StampClient{Host: r2000.Host(), Key: testkeys.Private(t, "1000"), Self: self1000, Server: server}
+	c := &protocol.StampClient{Host: r2000.Host(), Key: testkeys.Private(t, "1000"), Self: self1000, Server: server, Trust: serverTrust(t, s.dir)}
 	if err := r2000.Host().Connect(ctxT(t), r2000.server); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,7 @@ func TestVerifierWithWrongServerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, err := StartVerifier(testIdentity(t, "2000", wrongDir), []string{transports[0].listen}, VerifierOptions{})
+	v2, err := StartVerifier(testIdentity(t, "2000", wrongDir), []string{transports[0].listen}, VerifierOptions{Trust: serverTrust(t, wrongDir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +185,7 @@ func TestServerDown(t *testing.T) {
 	serverAddr := addrOf(s.server)
 	s.server.Close()
 	r, err := NewRequester(testIdentity(t, "1000", s.dir), RequesterConfig{
+		Trust:    serverTrust(t, s.dir),
 		ServerID: "server", ServerAddr: serverAddr,
 		VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
 	})

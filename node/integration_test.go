@@ -64,7 +64,7 @@ func startSwarm(t testing.TB, listen string) *swarm {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.server.Close() })
-	if s.verifier, err = StartVerifier(testIdentity(t, "2000", dir), []string{listen}, VerifierOptions{StoreDir: s.store, OnVerdict: s.verdicts.add}); err != nil {
+	if s.verifier, err = StartVerifier(testIdentity(t, "2000", dir), []string{listen}, VerifierOptions{Trust: serverTrust(t, dir), StoreDir: s.store, OnVerdict: s.verdicts.add}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.verifier.Close() })
@@ -76,6 +76,7 @@ func addrOf(svc *Service) string { return svc.Host.Addrs()[0].String() }
 func (s *swarm) requester(t testing.TB, outDir string) *Requester {
 	t.Helper()
 	r, err := NewRequester(testIdentity(t, "1000", s.dir), RequesterConfig{
+		Trust:    serverTrust(t, s.dir),
 		ServerID: "server", ServerAddr: addrOf(s.server),
 		VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
 		OutDir: outDir,
@@ -138,7 +139,7 @@ func TestStampAndRelay(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				st, err := rc.Verify(s.dir, want)
+				st, err := rc.Verify(serverTrust(t, s.dir), want)
 				if err != nil {
 					t.Fatalf("saved receipt does not verify: %v", err)
 				}
@@ -166,4 +167,14 @@ func TestStampAndRelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serverTrust trusts the authority "server" with its key in dir.
+func serverTrust(t testing.TB, dir *identity.Directory) *protocol.Trust {
+	t.Helper()
+	trust, err := protocol.NewTrust(dir, nil, identity.ServerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trust
 }

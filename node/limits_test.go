@@ -30,7 +30,7 @@ func TestManyStreamsFromOnePeer(t *testing.T) {
 	errs := make(chan error, sessions+oneShots)
 	for i := range sessions {
 		wg.Go(func() {
-			sess, err := protocol.OpenSession(ctx, r.Host(), r.id.Key, r.id.Self, r.stamp.Server, nil)
+			sess, err := protocol.OpenSession(ctx, r.Host(), r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
 			if err != nil {
 				errs <- fmt.Errorf("session %d: %w", i, err)
 				return

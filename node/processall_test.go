@@ -60,7 +60,7 @@ func TestProcessAll(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rc.Verify(s.dir, want); err != nil {
+		if _, err := rc.Verify(serverTrust(t, s.dir), want); err != nil {
 			t.Fatalf("%s: receipt %s: %v", res.Path, res.ReceiptPath, err)
 		}
 	}

@@ -24,6 +24,7 @@ type Requester struct {
 	host     host.Host
 	id       *Identity
 	oneShot  bool
+	trust    *protocol.Trust
 	session  *protocol.Session
 	stamp    *protocol.StampClient
 	relay    *protocol.RelayClient
@@ -35,8 +36,11 @@ type Requester struct {
 
 // RequesterConfig says whom a requester talks to.
 type RequesterConfig struct {
-	ServerID     identity.ID
-	ServerAddr   string // multiaddr, /p2p/ optional
+	ServerID   identity.ID
+	ServerAddr string // multiaddr, /p2p/ optional
+	// Trust decides whose signatures count; ServerID must be one of its
+	// authorities. Required.
+	Trust        *protocol.Trust
 	VerifierID   identity.ID
 	VerifierAddr string
 	// OutDir receives receipts; empty means next to each document.
@@ -57,6 +61,14 @@ const DefaultParallel = 8
 
 // NewRequester starts a dial-only host for id.
 func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
+	if cfg.Trust == nil {
+		return nil, errors.New("requester: no trust policy (RequesterConfig.Trust)")
+	}
+	// Refuse before anything is stamped: the server's signatures could
+	// never be accepted.
+	if err := cfg.Trust.CheckAuthority(cfg.ServerID); err != nil {
+		return nil, fmt.Errorf("--server-id: %w", err)
+	}
 	server, serverInfo, err := ResolvePeer(id.Dir, cfg.ServerID, cfg.ServerAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
@@ -73,7 +85,8 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 		host:     h,
 		id:       id,
 		oneShot:  cfg.OneShot,
-		stamp:    &protocol.StampClient{Host: h, Key: id.Key, Self: id.Self, Server: server},
+		trust:    cfg.Trust,
+		stamp:    &protocol.StampClient{Host: h, Key: id.Key, Self: id.Self, Server: server, Trust: cfg.Trust},
 		relay:    &protocol.RelayClient{Host: h, Self: id.Self, Verifier: verifier},
 		server:   serverInfo,
 		verifier: verifierInfo,
@@ -105,7 +118,7 @@ func (r *Requester) Connect(ctx context.Context) error {
 	if r.oneShot {
 		return nil
 	}
-	s, err := protocol.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, nil)
+	s, err := protocol.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
 	if err != nil {
 		return err
 	}

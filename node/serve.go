@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -50,6 +51,8 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 
 // VerifierOptions tune a verifier.
 type VerifierOptions struct {
+	// Trust decides whose signatures count on relayed receipts. Required.
+	Trust     *protocol.Trust
 	StoreDir  string
 	OnVerdict func(peer.ID, *protocol.Verdict)
 	// MaxDocumentSize refuses larger relayed documents; 0 means
@@ -60,11 +63,14 @@ type VerifierOptions struct {
 // StartVerifier starts a verifier: the relay protocol on a host listening
 // on listen.
 func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Service, error) {
+	if opts.Trust == nil {
+		return nil, errors.New("verifier: no trust policy (VerifierOptions.Trust)")
+	}
 	h, err := NewHost(id, listen)
 	if err != nil {
 		return nil, err
 	}
-	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict, Heads: protocol.NewHeadCache(4096), MaxDocumentSize: opts.MaxDocumentSize}
+	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, Trust: opts.Trust, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict, Heads: protocol.NewHeadCache(4096), MaxDocumentSize: opts.MaxDocumentSize}
 	h.SetStreamHandler(protocol.RelayProtocolID, v.Handler())
 	return &Service{Host: h}, nil
 }

@@ -27,6 +27,7 @@ func TestServerRestartContinuesLog(t *testing.T) {
 				}
 				defer srv.Close()
 				r, err := NewRequester(testIdentity(t, "1000", s.dir), RequesterConfig{
+					Trust:    serverTrust(t, s.dir),
 					ServerID: "server", ServerAddr: addrOf(srv),
 					VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
 				})
@@ -51,7 +52,7 @@ func TestServerRestartContinuesLog(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c := &protocol.LogClient{Host: r.Host(), Server: r.stamp.Server}
+				c := &protocol.LogClient{Host: r.Host(), Server: r.stamp.Server, Trust: r.trust}
 				latest, proof, err := c.Fetch(ctxT(t), first.Head.Size, 0)
 				if err != nil {
 					t.Fatal(err)
@@ -59,7 +60,7 @@ func TestServerRestartContinuesLog(t *testing.T) {
 				if latest.Head.Size != uint64(len(receipts)) {
 					t.Fatalf("latest head of size %d after %d stamps", latest.Head.Size, len(receipts))
 				}
-				if err := protocol.NewConsistency(first, latest, proof).Verify(s.dir); err != nil {
+				if err := protocol.NewConsistency(first, latest, proof).Verify(serverTrust(t, s.dir)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -67,7 +68,7 @@ func TestServerRestartContinuesLog(t *testing.T) {
 			stampSome(2) // after a restart
 			var prev time.Time
 			for i, rc := range receipts {
-				st, err := rc.Verify(s.dir, hashes[i])
+				st, err := rc.Verify(serverTrust(t, s.dir), hashes[i])
 				if err != nil {
 					t.Fatalf("receipt %d: %v", i, err)
 				}

@@ -286,7 +286,7 @@ func TestVerdictOfLongMessageFits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, verr := p.Verify(testkeys.Directory(t, "server"), nil)
+	_, verr := p.Verify(trustOf(t, testkeys.Directory(t, "server")), nil)
 	if !errors.Is(verr, ErrMalformedReceipt) {
 		t.Fatalf("Verify = %v", verr)
 	}
@@ -315,7 +315,8 @@ func TestVerdictFor(t *testing.T) {
 		{ErrHashMismatch, VerdictHashMismatch},
 		{ErrBadSignature, VerdictBadSignature},
 		{ErrBadProof, VerdictBadProof},
-		{ErrUnknownServer, VerdictUnknownServer},
+		{ErrUntrustedSigner, VerdictUntrustedSigner},
+		{ErrRetiredKey, VerdictRetiredKey},
 		{ErrWrongServerKey, VerdictWrongServerKey},
 		{ErrMalformedReceipt, VerdictMalformedReceipt},
 		{ErrTruncated, VerdictTruncated},

@@ -15,9 +15,18 @@ var (
 	ErrMalformedReceipt = errors.New("malformed receipt")
 	ErrHashMismatch     = errors.New("document hash mismatch")
 	ErrBadSignature     = errors.New("bad server signature")
-	ErrUnknownServer    = errors.New("unknown server key")
 	ErrWrongServerKey   = errors.New("wrong server key")
 	ErrBadProof         = errors.New("bad inclusion proof")
+	// ErrUntrustedSigner: signed in the name of an id that is not one of
+	// the authorities the caller trusts (a requester's own key, say).
+	ErrUntrustedSigner = errors.New("untrusted signer")
+	// ErrRetiredKey: signed by a trusted authority's retired key, dated
+	// at or after that key's rotation.
+	ErrRetiredKey = errors.New("retired key")
+
+	// Consistency proof failures.
+	ErrInconsistent     = errors.New("inconsistent log")
+	ErrDifferentServers = errors.New("tree heads of different servers")
 
 	// Stamp exchange failures seen by a requester.
 	ErrRefused       = errors.New("request refused")

@@ -81,3 +81,17 @@ func signAs(t testing.TB, id identity.ID, data []byte) []byte {
 	sigCache[k] = sig
 	return bytes.Clone(sig)
 }
+
+// trustOf trusts the authorities ids (default: "server") with their keys
+// in dir.
+func trustOf(t testing.TB, dir *identity.Directory, ids ...identity.ID) *Trust {
+	t.Helper()
+	if len(ids) == 0 {
+		ids = []identity.ID{identity.ServerID}
+	}
+	trust, err := NewTrust(dir, nil, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trust
+}

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
-	"tsnode/internal/merklelog"
 )
 
 // Log protocol /tsnode/log/1.0.0: ask a server for its latest signed tree
@@ -85,10 +84,12 @@ func logResponse(signer *LogSigner, oldSize, newSize uint64) []byte {
 	return EncodeRecord(logResponseTag, []byte(StatusOK), head.Encoded, head.Signature, proof)
 }
 
-// LogClient asks a server about its log.
+// LogClient asks a server about its log. Trust decides whose tree heads
+// count; Server must be one of its authorities.
 type LogClient struct {
 	Host   host.Host
 	Server identity.Entry
+	Trust  *Trust
 }
 
 // Fetch returns the server's latest signed tree head (signature checked)
@@ -136,17 +137,11 @@ func (c *LogClient) Fetch(ctx context.Context, oldSize, newSize uint64) (*Signed
 }
 
 func (c *LogClient) checkHead(enc, sig []byte) (*SignedTreeHead, error) {
-	h, err := ParseTreeHead(enc)
+	sth, err := c.Trust.CheckTreeHead(enc, sig, nil)
 	if err != nil {
 		return nil, err
 	}
-	if h.ServerID != c.Server.ID || h.ServerPeer != c.Server.PeerID {
-		return nil, fmt.Errorf("%w: tree head of %s (%s), we asked %s", ErrWrongServerKey, h.ServerID, h.ServerPeer, c.Server.ID)
-	}
-	if err := VerifySignature(c.Server.PublicKey, enc, sig); err != nil {
-		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, c.Server.ID)
-	}
-	return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+	return sth, checkHeadOf(sth.Head, c.Server)
 }
 
 // ConsistencyFormat marks a consistency proof file.
@@ -182,56 +177,23 @@ func ReadConsistencyFile(path string) (*Consistency, error) {
 	return readStrictFile(path, "consistency proof", ParseConsistency)
 }
 
-// Verify checks both heads' signatures with the directory's key of their
-// server and the proof between them.
-func (c *Consistency) Verify(dir *identity.Directory) error {
+// Verify checks the file: both heads signed by one authority that trust
+// holds, and the proof between them (PROTOCOL.md §8.4).
+func (c *Consistency) Verify(trust *Trust) error {
 	if c.Format != ConsistencyFormat || c.Old == nil || c.New == nil {
 		return fmt.Errorf("%w: not a %s file", ErrMalformedReceipt, ConsistencyFormat)
 	}
-	old, err := (&Receipt{TreeHead: c.Old}).TreeHeadOf()
-	if err != nil {
-		return fmt.Errorf("old head: %w", err)
-	}
-	nw, err := (&Receipt{TreeHead: c.New}).TreeHeadOf()
-	if err != nil {
-		return fmt.Errorf("new head: %w", err)
-	}
-	for _, h := range []*SignedTreeHead{old, nw} {
-		server, err := dir.Lookup(h.Head.ServerID)
-		if err != nil {
-			return fmt.Errorf("%w: server %q is not in the identity directory", ErrUnknownServer, h.Head.ServerID)
-		}
-		if server.PeerID != h.Head.ServerPeer {
-			return fmt.Errorf("%w: head names peer %s, the directory's key for %q is peer %s", ErrWrongServerKey, h.Head.ServerPeer, h.Head.ServerID, server.PeerID)
-		}
-		if err := VerifySignature(server.PublicKey, h.Encoded, h.Signature); err != nil {
-			return fmt.Errorf("%w: tree head of size %d", ErrBadSignature, h.Head.Size)
-		}
-	}
-	if old.Head.ServerID != nw.Head.ServerID {
-		return fmt.Errorf("%w: heads of two servers (%s, %s)", ErrMalformedReceipt, old.Head.ServerID, nw.Head.ServerID)
-	}
-	proof, err := (&Receipt{InclusionProof: c.Proof}).ProofOf()
+	old, err := c.Old.decode("old")
 	if err != nil {
 		return err
 	}
-	return CheckConsistency(old.Head, nw.Head, tlog.TreeProof(proof))
-}
-
-// CheckConsistency checks that the tree of head nw extends that of old.
-// Equal sizes need equal roots and no proof.
-func CheckConsistency(old, nw *TreeHead, proof tlog.TreeProof) error {
-	if old.Size == nw.Size {
-		if old.Root != nw.Root {
-			return fmt.Errorf("%w: two different trees of size %d (a forked log)", merklelog.ErrConsistency, old.Size)
-		}
-		if len(proof) != 0 {
-			return fmt.Errorf("%w: two heads of size %d need no proof, got %d hashes", merklelog.ErrConsistency, old.Size, len(proof))
-		}
-		return nil
+	nw, err := c.New.decode("new")
+	if err != nil {
+		return err
 	}
-	if old.Size > nw.Size {
-		return fmt.Errorf("%w: old head size %d is larger than new head size %d", merklelog.ErrConsistency, old.Size, nw.Size)
+	proof, err := decodeHashes("proof", c.Proof)
+	if err != nil {
+		return err
 	}
-	return merklelog.VerifyConsistency(old.Size, old.Root, nw.Size, nw.Root, proof)
+	return trust.CheckConsistency(old, nw, proof)
 }

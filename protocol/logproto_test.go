@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -24,7 +25,8 @@ func TestLogFetch(t *testing.T) {
 			srv := startSessionServer(t, tr.listen)
 			h := clientOf(t, "1000", srv.host)
 			server := entry(t, "server")
-			c := &LogClient{Host: h, Server: server}
+			trust := trustOf(t, srv.dir)
+			c := &LogClient{Host: h, Server: server, Trust: trust}
 
 			if _, _, err := c.Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrRefused) {
 				t.Fatalf("empty log: %v, want ErrRefused", err)
@@ -59,20 +61,20 @@ func TestLogFetch(t *testing.T) {
 			if !sameHead(latest, srv.signer.Head()) || latest.Head.Size != 8 {
 				t.Fatalf("latest head of size %d", latest.Head.Size)
 			}
-			if err := CheckConsistency(old.Head, nw.Head, proof); err != nil {
+			if err := checkConsistency(old.Head, nw.Head, proof); err != nil {
 				t.Fatalf("receipt heads: %v", err)
 			}
 			file := NewConsistency(old, nw, proof)
-			if err := roundTrip(t, file).Verify(srv.dir); err != nil {
+			if err := roundTrip(t, file).Verify(trustOf(t, srv.dir)); err != nil {
 				t.Fatalf("consistency file: %v", err)
 			}
 			// The proof is bound to its sizes.
-			if err := CheckConsistency(stamps[1].Head.Head, nw.Head, proof); !errors.Is(err, merklelog.ErrConsistency) {
+			if err := checkConsistency(stamps[1].Head.Head, nw.Head, proof); !errors.Is(err, merklelog.ErrConsistency) {
 				t.Fatalf("proof for size 3 used for size 2: %v", err)
 			}
 			// new 0 means the latest head.
 			latest, proof, err = c.Fetch(testCtx(t), 1, 0)
-			if err != nil || CheckConsistency(stamps[0].Head.Head, latest.Head, proof) != nil {
+			if err != nil || checkConsistency(stamps[0].Head.Head, latest.Head, proof) != nil {
 				t.Fatalf("from size 1 to the latest head: %v", err)
 			}
 
@@ -84,15 +86,20 @@ func TestLogFetch(t *testing.T) {
 					t.Errorf("%s: %v, want ErrRefused", bad.name, err)
 				}
 			}
-			wrongKey := server
-			wrongKey.PublicKey = entry(t, "outsider").PublicKey
-			if _, _, err := (&LogClient{Host: h, Server: wrongKey}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrBadSignature) {
-				t.Errorf("head checked with the wrong key: %v, want ErrBadSignature", err)
+			wrongDir, err := identity.NewDirectory(map[identity.ID]*rsa.PublicKey{"server": entry(t, "outsider").PublicKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := (&LogClient{Host: h, Server: server, Trust: trustOf(t, wrongDir)}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrWrongServerKey) {
+				t.Errorf("another key trusted for the server: %v, want ErrWrongServerKey", err)
+			}
+			if _, _, err := (&LogClient{Host: h, Server: server, Trust: trustOf(t, srv.dir, "1000")}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrUntrustedSigner) {
+				t.Errorf("server not trusted: %v, want ErrUntrustedSigner", err)
 			}
 			otherID := server
 			otherID.ID = "2000"
-			if _, _, err := (&LogClient{Host: h, Server: otherID}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrWrongServerKey) {
-				t.Errorf("head of another server id: %v, want ErrWrongServerKey", err)
+			if _, _, err := (&LogClient{Host: h, Server: otherID, Trust: trust}).Fetch(testCtx(t), 0, 0); !errors.Is(err, ErrReplyMismatch) {
+				t.Errorf("head of another server id: %v, want ErrReplyMismatch", err)
 			}
 			// A request frame over the maximum is answered with a reset.
 			s := rawStream(t, h, srv.host.ID(), LogProtocolID)
@@ -168,6 +175,9 @@ func TestConsistencyVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	trust, wrongTrust := trustOf(t, dir), trustOf(t, wrongDir)
+	both := trustOf(t, dir, "server", "outsider")
+	empty := resign(f.a3, "server", func(h *TreeHead) { h.Size = 0 })
 	good := NewConsistency(f.a3, f.a5, treeProof(t, f.a, 3, 5))
 	edit := func(change func(*Consistency)) *Consistency {
 		c := roundTrip(t, good)
@@ -176,37 +186,40 @@ func TestConsistencyVerify(t *testing.T) {
 	}
 
 	for _, c := range []struct {
-		name string
-		c    *Consistency
-		dir  *identity.Directory
-		want error
+		name  string
+		c     *Consistency
+		trust *Trust
+		want  error
 	}{
-		{"A extends the common prefix", good, dir, nil},
-		{"B extends the common prefix", NewConsistency(f.a3, f.b6, treeProof(t, f.b, 3, 6)), dir, nil},
-		{"a head and itself", NewConsistency(f.b6, f.b6, nil), dir, nil},
-		{"a head and itself with a proof", NewConsistency(f.a5, f.a5, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
-		{"forked: two trees of the same size", NewConsistency(f.a5, f.b5, nil), dir, merklelog.ErrConsistency},
-		{"forked: B's proof from A's head", NewConsistency(f.a5, f.b6, treeProof(t, f.b, 5, 6)), dir, merklelog.ErrConsistency},
-		{"forked: A's proof to B's head", NewConsistency(f.a3, f.b5, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
-		{"heads in the wrong order", NewConsistency(f.a5, f.a3, treeProof(t, f.a, 3, 5)), dir, merklelog.ErrConsistency},
-		{"proof hash dropped", edit(func(c *Consistency) { c.Proof = c.Proof[1:] }), dir, merklelog.ErrConsistency},
-		{"proof hash added", edit(func(c *Consistency) { c.Proof = append(c.Proof, c.Proof[0]) }), dir, merklelog.ErrConsistency},
-		{"proof empty", edit(func(c *Consistency) { c.Proof = nil }), dir, merklelog.ErrConsistency},
-		{"proof not hex", edit(func(c *Consistency) { c.Proof[0] = "x" + c.Proof[0][1:] }), dir, ErrMalformedReceipt},
-		{"new head signed by the wrong key", NewConsistency(f.a3, resign(f.a5, "outsider", func(*TreeHead) {}), treeProof(t, f.a, 3, 5)), dir, ErrBadSignature},
-		{"old head signed by the wrong key", NewConsistency(resign(f.a3, "outsider", func(*TreeHead) {}), f.a5, treeProof(t, f.a, 3, 5)), dir, ErrBadSignature},
-		{"new head of another server", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerID, h.ServerPeer = outsider.ID, outsider.PeerID }), treeProof(t, f.a, 3, 5)), dir, ErrMalformedReceipt},
-		{"head naming another peer", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerPeer = outsider.PeerID }), treeProof(t, f.a, 3, 5)), dir, ErrWrongServerKey},
-		{"directory without the server", good, testkeys.Directory(t, "1000"), ErrUnknownServer},
-		{"directory with another key for the server", good, wrongDir, ErrWrongServerKey},
-		{"readable size altered", edit(func(c *Consistency) { c.New.Size++ }), dir, ErrMalformedReceipt},
-		{"readable root altered", edit(func(c *Consistency) { c.Old.RootHash = strings.Repeat("0", 64) }), dir, ErrMalformedReceipt},
-		{"wrong format", edit(func(c *Consistency) { c.Format = ReceiptFormatV2 }), dir, ErrMalformedReceipt},
-		{"old head missing", edit(func(c *Consistency) { c.Old = nil }), dir, ErrMalformedReceipt},
-		{"signature missing", edit(func(c *Consistency) { c.New.Signature = "" }), dir, ErrMalformedReceipt},
+		{"A extends the common prefix", good, trust, nil},
+		{"B extends the common prefix", NewConsistency(f.a3, f.b6, treeProof(t, f.b, 3, 6)), trust, nil},
+		{"a head and itself", NewConsistency(f.b6, f.b6, nil), trust, nil},
+		{"a head and itself with a proof", NewConsistency(f.a5, f.a5, treeProof(t, f.a, 3, 5)), trust, ErrInconsistent},
+		{"forked: two trees of the same size", NewConsistency(f.a5, f.b5, nil), trust, ErrInconsistent},
+		{"forked: B's proof from A's head", NewConsistency(f.a5, f.b6, treeProof(t, f.b, 5, 6)), trust, ErrInconsistent},
+		{"forked: A's proof to B's head", NewConsistency(f.a3, f.b5, treeProof(t, f.a, 3, 5)), trust, ErrInconsistent},
+		{"heads in the wrong order", NewConsistency(f.a5, f.a3, treeProof(t, f.a, 3, 5)), trust, ErrInconsistent},
+		{"proof hash dropped", edit(func(c *Consistency) { c.Proof = c.Proof[1:] }), trust, ErrInconsistent},
+		{"proof hash added", edit(func(c *Consistency) { c.Proof = append(c.Proof, c.Proof[0]) }), trust, ErrInconsistent},
+		{"proof empty", edit(func(c *Consistency) { c.Proof = nil }), trust, ErrInconsistent},
+		{"proof not hex", edit(func(c *Consistency) { c.Proof[0] = "x" + c.Proof[0][1:] }), trust, ErrMalformedReceipt},
+		{"new head signed by the wrong key", NewConsistency(f.a3, resign(f.a5, "outsider", func(*TreeHead) {}), treeProof(t, f.a, 3, 5)), trust, ErrBadSignature},
+		{"old head signed by the wrong key", NewConsistency(resign(f.a3, "outsider", func(*TreeHead) {}), f.a5, treeProof(t, f.a, 3, 5)), trust, ErrBadSignature},
+		{"new head of an untrusted server", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerID, h.ServerPeer = outsider.ID, outsider.PeerID }), treeProof(t, f.a, 3, 5)), trust, ErrUntrustedSigner},
+		{"new head of another trusted server", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerID, h.ServerPeer = outsider.ID, outsider.PeerID }), treeProof(t, f.a, 3, 5)), both, ErrDifferentServers},
+		{"old head later than the new one", NewConsistency(resign(f.a3, "server", func(h *TreeHead) { h.Time = f.a5.Head.Time.Add(time.Second) }), f.a5, treeProof(t, f.a, 3, 5)), trust, ErrInconsistent},
+		{"two heads of the empty tree", NewConsistency(empty, empty, nil), trust, ErrInconsistent},
+		{"head naming another peer", NewConsistency(f.a3, resign(f.a5, "outsider", func(h *TreeHead) { h.ServerPeer = outsider.PeerID }), treeProof(t, f.a, 3, 5)), trust, ErrWrongServerKey},
+		{"only another authority trusted", good, trustOf(t, dir, "1000"), ErrUntrustedSigner},
+		{"another key trusted for the server", good, wrongTrust, ErrWrongServerKey},
+		{"readable size altered", edit(func(c *Consistency) { c.New.Size++ }), trust, ErrMalformedReceipt},
+		{"readable root altered", edit(func(c *Consistency) { c.Old.RootHash = strings.Repeat("0", 64) }), trust, ErrMalformedReceipt},
+		{"wrong format", edit(func(c *Consistency) { c.Format = ReceiptFormatV2 }), trust, ErrMalformedReceipt},
+		{"old head missing", edit(func(c *Consistency) { c.Old = nil }), trust, ErrMalformedReceipt},
+		{"signature missing", edit(func(c *Consistency) { c.New.Signature = "" }), trust, ErrMalformedReceipt},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := roundTrip(t, c.c).Verify(c.dir)
+			err := roundTrip(t, c.c).Verify(c.trust)
 			if c.want == nil && err != nil || !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
@@ -219,7 +232,7 @@ func TestConsistencyVerify(t *testing.T) {
 		for k := range raw {
 			c := roundTrip(t, good)
 			c.Proof[j] = hex.EncodeToString(flip(raw, k))
-			if err := c.Verify(dir); !errors.Is(err, merklelog.ErrConsistency) {
+			if err := c.Verify(trustOf(t, dir)); !errors.Is(err, merklelog.ErrConsistency) {
 				t.Fatalf("proof hash %d byte %d altered: %v", j, k, err)
 			}
 		}
@@ -228,7 +241,7 @@ func TestConsistencyVerify(t *testing.T) {
 	for i := range f.a5.Encoded {
 		c := roundTrip(t, good)
 		c.New.SignedData = b64(flip(f.a5.Encoded, i))
-		if err := c.Verify(dir); err == nil {
+		if err := c.Verify(trustOf(t, dir)); err == nil {
 			t.Fatalf("new head byte %d altered: verified", i)
 		}
 	}

@@ -137,7 +137,7 @@ func checkStamp(t testing.TB, lg *merklelog.Log, dir *identity.Directory, st *Lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rc.Verify(dir, docHash(i)); err != nil {
+	if _, err := rc.Verify(trustOf(t, dir), docHash(i)); err != nil {
 		t.Fatalf("stamp %d: receipt does not verify: %v", i, err)
 	}
 }
@@ -331,7 +331,7 @@ func TestLogSignerRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := CheckConsistency(headBefore.Head, prev, proof); err != nil {
+			if err := checkConsistency(headBefore.Head, prev, proof); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()
@@ -428,11 +428,11 @@ func TestStamperUseLog(t *testing.T) {
 		if err != nil || !bytes.Equal(leaf, st.EncodeLeaf()) {
 			t.Fatalf("stamp %d is not the log's leaf %d (%v)", i, st.Serial, err)
 		}
-		got, sig, err := openStampResponse(encodeStampResponse(StatusOK, reply), testkeys.Private(t, "1000"), req, f.server, f.r1000)
+		got, sig, err := openStampResponse(encodeStampResponse(StatusOK, reply), testkeys.Private(t, "1000"), req, trustOf(t, dir), f.server, f.r1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := NewReceipt(got, sig).Verify(dir, req.DocumentHash); err != nil {
+		if _, err := NewReceipt(got, sig).Verify(trustOf(t, dir), req.DocumentHash); err != nil {
 			t.Fatalf("v1 receipt of a logged stamp: %v", err)
 		}
 	}

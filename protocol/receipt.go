@@ -10,9 +10,6 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
-
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
 )
 
 // Receipt formats. A v1 receipt carries the server's signature over its
@@ -203,32 +200,28 @@ func decodeB64(field, v string) ([]byte, error) {
 	return b, nil
 }
 
-// Verify checks the receipt offline: well-formed, signed by the key the
-// directory holds for its server, and (if documentHash is not nil) about
-// that document. The error names the first check that failed.
-func (r *Receipt) Verify(dir *identity.Directory, documentHash []byte) (*Statement, error) {
-	return r.VerifyCached(dir, documentHash, nil)
+// Verify checks the receipt offline (PROTOCOL.md §10.2): well-formed,
+// signed by an authority trust holds, and (if documentHash is not nil)
+// about that document. The error names the first check that failed.
+func (r *Receipt) Verify(trust *Trust, documentHash []byte) (*Statement, error) {
+	return r.VerifyCached(trust, documentHash, nil)
 }
 
 // VerifyCached is Verify with a cache of tree heads already checked
 // (may be nil): a v2 receipt then costs one signature check per tree head
 // and a Merkle proof per receipt.
-func (r *Receipt) VerifyCached(dir *identity.Directory, documentHash []byte, cache *HeadCache) (*Statement, error) {
+func (r *Receipt) VerifyCached(trust *Trust, documentHash []byte, cache *HeadCache) (*Statement, error) {
 	s, err := r.Statement()
 	if err != nil {
 		return nil, err
 	}
-	server, err := dir.Lookup(s.ServerID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: server %q is not in the identity directory", ErrUnknownServer, s.ServerID)
-	}
-	if server.PeerID != s.ServerPeer {
-		return nil, fmt.Errorf("%w: receipt names server peer %s, the directory's key for %q is peer %s", ErrWrongServerKey, s.ServerPeer, s.ServerID, server.PeerID)
+	if err := trust.CheckAuthority(s.ServerID); err != nil {
+		return nil, err
 	}
 	if r.Format == ReceiptFormatV1 {
-		err = r.verifyV1(server)
+		err = r.verifyV1(trust, s)
 	} else {
-		err = r.verifyV2(server, s, cache)
+		err = r.verifyV2(trust, s, cache)
 	}
 	if err != nil {
 		return nil, err
@@ -239,45 +232,49 @@ func (r *Receipt) VerifyCached(dir *identity.Directory, documentHash []byte, cac
 	return s, nil
 }
 
-func (r *Receipt) verifyV1(server identity.Entry) error {
+func (r *Receipt) verifyV1(trust *Trust, s *Statement) error {
 	signed, _ := base64.StdEncoding.DecodeString(r.SignedData)
 	sig, err := decodeB64("signature", r.Signature)
 	if err != nil {
 		return err
 	}
-	if err := VerifySignature(server.PublicKey, signed, sig); err != nil {
-		return fmt.Errorf("%w: the signature does not verify with the public key of %q", ErrBadSignature, server.ID)
-	}
-	return nil
+	return trust.checkStatementSignature(s, signed, sig)
 }
 
 // TreeHeadOf decodes a v2 receipt's signed tree head and checks that its
 // readable fields agree with the signed bytes. The signature is not
 // checked here.
 func (r *Receipt) TreeHeadOf() (*SignedTreeHead, error) {
-	th := r.TreeHead
+	return r.TreeHead.decode("tree_head")
+}
+
+// decode decodes a signed tree head written as JSON (a receipt's
+// tree_head, a consistency file's old and new) and checks that its
+// readable fields agree with the signed bytes; name is the member's name
+// in errors. The signature is not checked here.
+func (th *ReceiptTreeHead) decode(name string) (*SignedTreeHead, error) {
 	if th == nil {
-		return nil, fmt.Errorf("%w: tree_head is missing", ErrMalformedReceipt)
+		return nil, fmt.Errorf("%w: %s is missing", ErrMalformedReceipt, name)
 	}
-	enc, err := decodeB64("tree_head.signed_data", th.SignedData)
+	enc, err := decodeB64(name+".signed_data", th.SignedData)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := decodeB64("tree_head.signature", th.Signature)
+	sig, err := decodeB64(name+".signature", th.Signature)
 	if err != nil {
 		return nil, err
 	}
 	h, err := ParseTreeHead(enc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tree_head.signed_data: %v", ErrMalformedReceipt, err)
+		return nil, fmt.Errorf("%w: %s.signed_data: %v", ErrMalformedReceipt, name, err)
 	}
 	for _, c := range []struct{ name, got, want string }{
-		{"tree_head.size", fmt.Sprint(th.Size), fmt.Sprint(h.Size)},
-		{"tree_head.root_hash", th.RootHash, hex.EncodeToString(h.Root[:])},
-		{"tree_head.time", th.Time, FormatTime(h.Time)},
+		{"size", fmt.Sprint(th.Size), fmt.Sprint(h.Size)},
+		{"root_hash", th.RootHash, hex.EncodeToString(h.Root[:])},
+		{"time", th.Time, FormatTime(h.Time)},
 	} {
 		if c.got != c.want {
-			return nil, fmt.Errorf("%w: field %s (%q) does not match the signed tree head (%q)", ErrMalformedReceipt, c.name, c.got, c.want)
+			return nil, fmt.Errorf("%w: field %s.%s (%q) does not match the signed tree head (%q)", ErrMalformedReceipt, name, c.name, c.got, c.want)
 		}
 	}
 	return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
@@ -285,18 +282,24 @@ func (r *Receipt) TreeHeadOf() (*SignedTreeHead, error) {
 
 // ProofOf decodes a v2 receipt's inclusion proof.
 func (r *Receipt) ProofOf() (tlog.RecordProof, error) {
-	proof := make(tlog.RecordProof, len(r.InclusionProof))
-	for i, h := range r.InclusionProof {
+	return decodeHashes("inclusion_proof", r.InclusionProof)
+}
+
+// decodeHashes decodes a JSON array of hex hashes (an inclusion or a
+// consistency proof); name is the member's name in errors.
+func decodeHashes(name string, hashes []string) ([]tlog.Hash, error) {
+	proof := make([]tlog.Hash, len(hashes))
+	for i, h := range hashes {
 		b, err := hex.DecodeString(h)
 		if err != nil || len(b) != tlog.HashSize {
-			return nil, fmt.Errorf("%w: inclusion_proof[%d] is not a %d-byte hex hash", ErrMalformedReceipt, i, tlog.HashSize)
+			return nil, fmt.Errorf("%w: %s[%d] is not a %d-byte hex hash", ErrMalformedReceipt, name, i, tlog.HashSize)
 		}
 		copy(proof[i][:], b)
 	}
 	return proof, nil
 }
 
-func (r *Receipt) verifyV2(server identity.Entry, s *Statement, cache *HeadCache) error {
+func (r *Receipt) verifyV2(trust *Trust, s *Statement, cache *HeadCache) error {
 	sth, err := r.TreeHeadOf()
 	if err != nil {
 		return err
@@ -305,21 +308,11 @@ func (r *Receipt) verifyV2(server identity.Entry, s *Statement, cache *HeadCache
 	if err != nil {
 		return err
 	}
-	h := sth.Head
-	if h.ServerID != s.ServerID || h.ServerPeer != s.ServerPeer {
-		return fmt.Errorf("%w: tree head is of server %s (%s), the leaf of %s (%s)", ErrWrongServerKey, h.ServerID, h.ServerPeer, s.ServerID, s.ServerPeer)
-	}
-	if err := cache.verify(server.PublicKey, sth.Encoded, sth.Signature); err != nil {
-		return fmt.Errorf("%w: the tree head signature does not verify with the public key of %q", ErrBadSignature, server.ID)
-	}
-	if s.Time.After(h.Time) {
-		return fmt.Errorf("%w: stamp time %s is after its tree head's %s", ErrMalformedReceipt, FormatTime(s.Time), FormatTime(h.Time))
+	if err := trust.checkHeadSignature(sth, cache); err != nil {
+		return err
 	}
 	leaf, _ := base64.StdEncoding.DecodeString(r.Leaf)
-	if err := merklelog.VerifyInclusion(leaf, s.Serial, h.Size, h.Root, proof); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadProof, err)
-	}
-	return nil
+	return CheckInclusion(leaf, s, sth.Head, proof)
 }
 
 // HashFile returns SHA-256 of a file's exact bytes, streamed.

@@ -47,7 +47,7 @@ func TestParseReceiptRefusesAmbiguousMembers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := ParseReceipt(tc.in)
 			if err == nil {
-				_, err = r.Verify(f.dir, nil)
+				_, err = r.Verify(trustOf(t, f.dir), nil)
 			}
 			if !errors.Is(err, ErrMalformedReceipt) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want ErrMalformedReceipt saying %s", err, tc.want)

@@ -49,14 +49,14 @@ func TestReceiptRoundTrip(t *testing.T) {
 		t.Fatalf("parsed receipt differs:\n got %+v\nwant %+v", p, r)
 	}
 	dir := testkeys.Directory(t, "server", "1000", "2000")
-	got, err := p.Verify(dir, s.DocumentHash)
+	got, err := p.Verify(trustOf(t, dir), s.DocumentHash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Encode(), s.Encode()) {
 		t.Fatal("Verify returned another statement")
 	}
-	if _, err := p.Verify(dir, nil); err != nil {
+	if _, err := p.Verify(trustOf(t, dir), nil); err != nil {
 		t.Fatalf("Verify without a document hash: %v", err)
 	}
 }
@@ -92,68 +92,69 @@ func TestReceiptVerifyRefuses(t *testing.T) {
 	sig, _ := base64.StdEncoding.DecodeString(good.Signature)
 	otherHash := sha256.Sum256([]byte("another document"))
 
+	trust := trustOf(t, dir)
 	for _, tc := range []struct {
 		name    string
 		r       *Receipt
-		dir     *identity.Directory
+		trust   *Trust
 		hash    []byte
 		want    error
 		msg     string // substring of the error
 		verdict string
 	}{
-		{"other document", good, dir, otherHash[:], ErrHashMismatch, "", VerdictHashMismatch},
-		{"truncated document hash", good, dir, s.DocumentHash[:HashSize-1], ErrHashMismatch, "", VerdictHashMismatch},
-		{"empty document hash", good, dir, []byte{}, ErrHashMismatch, "", VerdictHashMismatch},
+		{"other document", good, trust, otherHash[:], ErrHashMismatch, "", VerdictHashMismatch},
+		{"truncated document hash", good, trust, s.DocumentHash[:HashSize-1], ErrHashMismatch, "", VerdictHashMismatch},
+		{"empty document hash", good, trust, []byte{}, ErrHashMismatch, "", VerdictHashMismatch},
 		{"signature byte changed", edit(func(r *Receipt) {
 			r.Signature = base64.StdEncoding.EncodeToString(flip(sig, 100))
-		}), dir, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
+		}), trust, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
 		{"signature truncated", edit(func(r *Receipt) {
 			r.Signature = base64.StdEncoding.EncodeToString(sig[:511])
-		}), dir, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
-		{"signature empty", edit(func(r *Receipt) { r.Signature = "" }), dir, s.DocumentHash, ErrMalformedReceipt, "signature", VerdictMalformedReceipt},
+		}), trust, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
+		{"signature empty", edit(func(r *Receipt) { r.Signature = "" }), trust, s.DocumentHash, ErrMalformedReceipt, "signature", VerdictMalformedReceipt},
 		{"signed_data with another time", resigned(func(m *Statement) { m.Time = m.Time.Add(-time.Hour) }),
-			dir, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
+			trust, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
 		{"signed_data with another serial", resigned(func(m *Statement) { m.Serial = 1 }),
-			dir, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
+			trust, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
 		{"signed_data with another hash", resigned(func(m *Statement) { m.DocumentHash = otherHash[:] }),
-			dir, otherHash[:], ErrBadSignature, "", VerdictBadSignature},
+			trust, otherHash[:], ErrBadSignature, "", VerdictBadSignature},
 		{"signed_data with another requester", resigned(func(m *Statement) {
 			e := entry(t, "2000")
 			m.RequesterID, m.RequesterPeer = e.ID, e.PeerID
-		}), dir, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
+		}), trust, s.DocumentHash, ErrBadSignature, "", VerdictBadSignature},
 		{"only JSON time", edit(func(r *Receipt) { r.Time = FormatTime(s.Time.Add(time.Second)) }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field time ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field time ", VerdictMalformedReceipt},
 		{"only JSON serial", edit(func(r *Receipt) { r.Serial++ }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field serial ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field serial ", VerdictMalformedReceipt},
 		{"only JSON document_hash", edit(func(r *Receipt) { r.DocumentHash = hex.EncodeToString(otherHash[:]) }),
-			dir, otherHash[:], ErrMalformedReceipt, "field document_hash ", VerdictMalformedReceipt},
+			trust, otherHash[:], ErrMalformedReceipt, "field document_hash ", VerdictMalformedReceipt},
 		{"JSON document_hash in upper case", edit(func(r *Receipt) { r.DocumentHash = strings.ToUpper(r.DocumentHash) }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field document_hash ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field document_hash ", VerdictMalformedReceipt},
 		{"only JSON nonce", edit(func(r *Receipt) { r.Nonce = hex.EncodeToString(fill(NonceSize, 1)) }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field nonce ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field nonce ", VerdictMalformedReceipt},
 		{"only JSON requester_id", edit(func(r *Receipt) { r.RequesterID = "2000" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field requester_id ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field requester_id ", VerdictMalformedReceipt},
 		{"only JSON requester_peer_id", edit(func(r *Receipt) { r.RequesterPeer = entry(t, "2000").PeerID.String() }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field requester_peer_id ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field requester_peer_id ", VerdictMalformedReceipt},
 		{"only JSON server_id", edit(func(r *Receipt) { r.ServerID = "2000" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field server_id ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field server_id ", VerdictMalformedReceipt},
 		{"only JSON server_peer_id", edit(func(r *Receipt) { r.ServerPeer = outsider.PeerID.String() }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field server_peer_id ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field server_peer_id ", VerdictMalformedReceipt},
 		{"only JSON hash_algorithm", edit(func(r *Receipt) { r.HashAlgorithm = "sha-512" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "field hash_algorithm ", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "field hash_algorithm ", VerdictMalformedReceipt},
 		{"wrong format", edit(func(r *Receipt) { r.Format = "tsnode-receipt-v0" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "format", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "format", VerdictMalformedReceipt},
 		{"empty format", edit(func(r *Receipt) { r.Format = "" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "format", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "format", VerdictMalformedReceipt},
 		{"signed_data not base64", edit(func(r *Receipt) { r.SignedData = "!!not base64!!" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "signed_data", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "signed_data", VerdictMalformedReceipt},
 		{"signed_data not a statement", edit(func(r *Receipt) { r.SignedData = base64.StdEncoding.EncodeToString([]byte("hello")) }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "signed_data", VerdictMalformedReceipt},
+			trust, s.DocumentHash, ErrMalformedReceipt, "signed_data", VerdictMalformedReceipt},
 		{"signature not base64", edit(func(r *Receipt) { r.Signature = "%%%" }),
-			dir, s.DocumentHash, ErrMalformedReceipt, "signature", VerdictMalformedReceipt},
-		{"directory without the server", good, testkeys.Directory(t, "1000", "2000"), s.DocumentHash,
-			ErrUnknownServer, `"server"`, VerdictUnknownServer},
-		{"server id maps to another key", good, wrongKey, s.DocumentHash,
+			trust, s.DocumentHash, ErrMalformedReceipt, "signature", VerdictMalformedReceipt},
+		{"only another authority trusted", good, trustOf(t, dir, "2000"), s.DocumentHash,
+			ErrUntrustedSigner, "untrusted signer: server is not a trusted authority", VerdictUntrustedSigner},
+		{"server id maps to another key", good, trustOf(t, wrongKey), s.DocumentHash,
 			ErrWrongServerKey, outsider.PeerID.String(), VerdictWrongServerKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +163,7 @@ func TestReceiptVerifyRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := p.Verify(tc.dir, tc.hash)
+			st, err := p.Verify(tc.trust, tc.hash)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Verify = %v, want %v", err, tc.want)
 			}
@@ -216,7 +217,7 @@ func TestParseReceiptRefuses(t *testing.T) {
 		if err != nil {
 			return // refusing it outright is fine too
 		}
-		if _, err := p.Verify(testkeys.Directory(t, "server"), nil); !errors.Is(err, ErrMalformedReceipt) {
+		if _, err := p.Verify(trustOf(t, testkeys.Directory(t, "server")), nil); !errors.Is(err, ErrMalformedReceipt) {
 			t.Fatalf("Verify of an empty receipt = %v, want ErrMalformedReceipt", err)
 		}
 	})
@@ -233,7 +234,7 @@ func TestReadReceiptFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := got.Verify(testkeys.Directory(t, "server"), s.DocumentHash); err != nil {
+	if _, err := got.Verify(trustOf(t, testkeys.Directory(t, "server")), s.DocumentHash); err != nil {
 		t.Fatal(err)
 	}
 
@@ -330,9 +331,9 @@ func FuzzParseReceipt(f *testing.F) {
 			}
 			return
 		}
-		st, err := p.Verify(dir, nil)
+		st, err := p.Verify(trustOf(t, dir), nil)
 		if err != nil {
-			for _, want := range []error{ErrMalformedReceipt, ErrBadSignature, ErrUnknownServer, ErrWrongServerKey} {
+			for _, want := range []error{ErrMalformedReceipt, ErrBadSignature, ErrUntrustedSigner, ErrWrongServerKey} {
 				if errors.Is(err, want) {
 					return
 				}

@@ -123,7 +123,7 @@ func TestLogReceiptVerifies(t *testing.T) {
 				t.Fatalf("v2 receipt has format %q and v1 fields", parsed.Format)
 			}
 			for _, c := range []*HeadCache{nil, cache} {
-				got, err := parsed.VerifyCached(f.dir, docHash(i), c)
+				got, err := parsed.VerifyCached(trustOf(t, f.dir), docHash(i), c)
 				if err != nil {
 					t.Fatalf("stamp %d in tree of size %d: %v", i, parsed.TreeHead.Size, err)
 				}
@@ -145,7 +145,7 @@ func TestLogReceiptVerifies(t *testing.T) {
 		t.Fatalf("proof of leaf 2 in tree of size 6 has %d hashes, want 3", n)
 	}
 	// An other document's hash is refused.
-	if _, err := f.stamps[1].Receipt().Verify(f.dir, docHash(2)); !errors.Is(err, ErrHashMismatch) {
+	if _, err := f.stamps[1].Receipt().Verify(trustOf(t, f.dir), docHash(2)); !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("other document: %v, want ErrHashMismatch", err)
 	}
 }
@@ -156,14 +156,14 @@ func TestLogReceiptRefusesEveryAlteredByte(t *testing.T) {
 	f := newLogFixture(t)
 	server := entry(t, "server")
 	good := f.stamps[2].Receipt() // leaf 2 of a tree of size 6: not the last
-	if _, err := good.Verify(f.dir, nil); err != nil {
+	if _, err := good.Verify(trustOf(t, f.dir), nil); err != nil {
 		t.Fatal(err)
 	}
 	head := f.stamps[2].Head
 
 	check := func(t *testing.T, what string, r *Receipt, want error) {
 		t.Helper()
-		_, err := r.Verify(f.dir, nil)
+		_, err := r.Verify(trustOf(t, f.dir), nil)
 		if !errors.Is(err, want) {
 			t.Fatalf("%s: got %v, want %v", what, err, want)
 		}
@@ -187,11 +187,11 @@ func TestLogReceiptRefusesEveryAlteredByte(t *testing.T) {
 			var want error
 			switch {
 			case st.ServerID != server.ID:
-				want = ErrUnknownServer
+				want = ErrUntrustedSigner
 			case st.ServerPeer != server.PeerID:
 				want = ErrWrongServerKey
 			case st.Time.After(head.Head.Time):
-				want = ErrMalformedReceipt
+				want = ErrBadProof
 			default:
 				want = ErrBadProof
 			}
@@ -333,32 +333,33 @@ func TestLogReceiptRefusesForeignHeads(t *testing.T) {
 	otherRoot := *head
 	otherRoot.Root[0] ^= 1
 
+	trust := trustOf(t, f.dir)
 	for _, c := range []struct {
-		name string
-		r    *Receipt
-		dir  *identity.Directory
-		want error
+		name  string
+		r     *Receipt
+		trust *Trust
+		want  error
 	}{
-		{"the same head signed by the wrong key", withHead(&same, outsiderKey), f.dir, ErrBadSignature},
-		{"a forged root signed by the wrong key", withHead(&otherRoot, outsiderKey), f.dir, ErrBadSignature},
-		{"head of another server, signed by it", withHead(&ofOutsider, outsiderKey), f.dir, ErrWrongServerKey},
-		{"head naming another server's peer", withHead(&ofOutsiderPeer, outsiderKey), f.dir, ErrWrongServerKey},
+		{"the same head signed by the wrong key", withHead(&same, outsiderKey), trust, ErrBadSignature},
+		{"a forged root signed by the wrong key", withHead(&otherRoot, outsiderKey), trust, ErrBadSignature},
+		{"head of another server, signed by it", withHead(&ofOutsider, outsiderKey), trust, ErrUntrustedSigner},
+		{"head naming another server's peer", withHead(&ofOutsiderPeer, outsiderKey), trust, ErrWrongServerKey},
 		{"the server's head of another tree", func() *Receipt {
 			r := cloneReceipt(good)
 			latest := f.signer.Head()
 			setHead(r, latest.Encoded, latest.Signature)
 			return r
-		}(), f.dir, ErrBadProof},
-		{"the server's head of another root", withHead(&otherRoot, testkeys.Private(t, "server")), f.dir, ErrBadProof},
-		{"a head older than the stamp", withHead(&earlier, testkeys.Private(t, "server")), f.dir, ErrMalformedReceipt},
-		{"a directory with another key for the server", good, wrongDir, ErrWrongServerKey},
-		{"a directory without the server", good, testkeys.Directory(t, "1000"), ErrUnknownServer},
+		}(), trust, ErrBadProof},
+		{"the server's head of another root", withHead(&otherRoot, testkeys.Private(t, "server")), trust, ErrBadProof},
+		{"a head older than the stamp", withHead(&earlier, testkeys.Private(t, "server")), trust, ErrBadProof},
+		{"a directory with another key for the server", good, trustOf(t, wrongDir), ErrWrongServerKey},
+		{"only another authority trusted", good, trustOf(t, f.dir, "1000"), ErrUntrustedSigner},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := c.r.Verify(c.dir, nil); !errors.Is(err, c.want) {
+			if _, err := c.r.Verify(c.trust, nil); !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}
-			if _, err := c.r.VerifyCached(c.dir, nil, NewHeadCache(4)); !errors.Is(err, c.want) {
+			if _, err := c.r.VerifyCached(c.trust, nil, NewHeadCache(4)); !errors.Is(err, c.want) {
 				t.Fatalf("cached: got %v, want %v", err, c.want)
 			}
 		})
@@ -382,7 +383,7 @@ func TestHeadCacheDoesNotWeaken(t *testing.T) {
 	f := newLogFixture(t)
 	cache := NewHeadCache(1)
 	good := f.stamps[2].Receipt()
-	if _, err := good.VerifyCached(f.dir, nil, cache); err != nil {
+	if _, err := good.VerifyCached(trustOf(t, f.dir), nil, cache); err != nil {
 		t.Fatal(err)
 	}
 	badSig := cloneReceipt(good)
@@ -390,16 +391,16 @@ func TestHeadCacheDoesNotWeaken(t *testing.T) {
 	badProof := cloneReceipt(good)
 	badProof.InclusionProof[1] = strings.Repeat("00", tlog.HashSize)
 	for range 2 {
-		if _, err := badSig.VerifyCached(f.dir, nil, cache); !errors.Is(err, ErrBadSignature) {
+		if _, err := badSig.VerifyCached(trustOf(t, f.dir), nil, cache); !errors.Is(err, ErrBadSignature) {
 			t.Fatalf("bad signature after a cached head: %v", err)
 		}
-		if _, err := badProof.VerifyCached(f.dir, nil, cache); !errors.Is(err, ErrBadProof) {
+		if _, err := badProof.VerifyCached(trustOf(t, f.dir), nil, cache); !errors.Is(err, ErrBadProof) {
 			t.Fatalf("bad proof under a cached head: %v", err)
 		}
 	}
 	// The cache is bounded and still correct when it starts over.
 	for i, st := range f.stamps {
-		if _, err := st.Receipt().VerifyCached(f.dir, docHash(i), cache); err != nil {
+		if _, err := st.Receipt().VerifyCached(trustOf(t, f.dir), docHash(i), cache); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -420,13 +421,13 @@ func TestV1ReceiptStillVerifies(t *testing.T) {
 	if parsed.Format != ReceiptFormatV1 || parsed.TreeHead != nil || parsed.Leaf != "" {
 		t.Fatalf("v1 receipt with v2 fields: %+v", parsed)
 	}
-	got, err := parsed.Verify(f.dir, docHash(4))
+	got, err := parsed.Verify(trustOf(t, f.dir), docHash(4))
 	if err != nil || got.Serial != 4 {
 		t.Fatalf("v1 receipt: %+v, %v", got, err)
 	}
 	// The leaf signature is not a statement signature: domain tags differ.
 	leafSigned := NewReceipt(st, signAs(t, "server", st.EncodeLeaf()))
-	if _, err := leafSigned.Verify(f.dir, nil); !errors.Is(err, ErrBadSignature) {
+	if _, err := leafSigned.Verify(trustOf(t, f.dir), nil); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("v1 receipt with a signature over the leaf: %v", err)
 	}
 }

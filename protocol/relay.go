@@ -47,7 +47,8 @@ const (
 	VerdictHashMismatch     = "hash-mismatch"
 	VerdictBadSignature     = "bad-signature"
 	VerdictBadProof         = "bad-inclusion-proof"
-	VerdictUnknownServer    = "unknown-server"
+	VerdictUntrustedSigner  = "untrusted-signer"
+	VerdictRetiredKey       = "retired-key"
 	VerdictWrongServerKey   = "wrong-server-key"
 	VerdictMalformedReceipt = "malformed-receipt"
 	VerdictTruncated        = "truncated"
@@ -84,7 +85,8 @@ func verdictFor(err error) string {
 		{ErrHashMismatch, VerdictHashMismatch},
 		{ErrBadSignature, VerdictBadSignature},
 		{ErrBadProof, VerdictBadProof},
-		{ErrUnknownServer, VerdictUnknownServer},
+		{ErrUntrustedSigner, VerdictUntrustedSigner},
+		{ErrRetiredKey, VerdictRetiredKey},
 		{ErrWrongServerKey, VerdictWrongServerKey},
 		{ErrMalformedReceipt, VerdictMalformedReceipt},
 		{ErrTruncated, VerdictTruncated},

@@ -26,6 +26,8 @@ type Verifier struct {
 	Key  *rsa.PrivateKey
 	Self identity.Entry
 	Dir  *identity.Directory
+	// Trust decides whose signatures count on a relayed receipt.
+	Trust *Trust
 	// StoreDir, if set, keeps each valid document with its receipt in
 	// StoreDir/<server id>-<serial>/.
 	StoreDir string
@@ -154,7 +156,7 @@ func (v *Verifier) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hd
 	if err != nil {
 		return &Verdict{Code: VerdictMalformedReceipt, Message: err.Error()}, nil
 	}
-	st, err := receipt.VerifyCached(v.Dir, doc.hash.Sum(nil), v.Heads)
+	st, err := receipt.VerifyCached(v.Trust, doc.hash.Sum(nil), v.Heads)
 	if err != nil {
 		return &Verdict{Code: verdictFor(err), Message: err.Error()}, nil
 	}

@@ -51,9 +51,10 @@ func newRelayFixture(t *testing.T) *relayFixture {
 	f.receipt = st.Receipt().Marshal()
 
 	f.verifier = newHost(t, "2000", testTransports[0].listen)
+	dir := testkeys.Directory(t, "server", "1000", "2000")
 	v := &Verifier{
 		Key: testkeys.Private(t, "2000"), Self: entry(t, "2000"),
-		Dir:      testkeys.Directory(t, "server", "1000", "2000"),
+		Dir: dir, Trust: trustOf(t, dir),
 		StoreDir: f.store, Heads: NewHeadCache(8),
 		OnVerdict: func(_ peer.ID, v *Verdict) {
 			f.mu.Lock()

@@ -16,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"tsnode/identity"
-	"tsnode/internal/merklelog"
 )
 
 // ErrSessionClosed is returned for stamps asked of a closed session.
@@ -28,6 +27,7 @@ type Session struct {
 	stream network.Stream
 	self   identity.Entry
 	server identity.Entry
+	trust  *Trust
 	cache  *HeadCache
 	in     *sessionCipher
 	// Used by the read loop only: the expected parties of every leaf,
@@ -55,9 +55,13 @@ type sessionResult struct {
 	err   error
 }
 
-// OpenSession runs the key exchange with server as self. cache (may be
-// nil) lets sessions share verified tree heads.
-func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, server identity.Entry, cache *HeadCache) (*Session, error) {
+// OpenSession runs the key exchange with server as self. Only tree heads
+// that trust accepts count, so server must be one of its authorities.
+// cache (may be nil) lets sessions share verified tree heads.
+func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, server identity.Entry, trust *Trust, cache *HeadCache) (*Session, error) {
+	if err := trust.CheckAuthority(server.ID); err != nil {
+		return nil, err
+	}
 	requestKey, err := newSessionKey()
 	if err != nil {
 		return nil, err
@@ -108,7 +112,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 		cache = NewHeadCache(1024)
 	}
 	sess := &Session{
-		stream: s, self: self, server: server, cache: cache, in: in, known: newKnownParties(self, server),
+		stream: s, self: self, server: server, trust: trust, cache: cache, in: in, known: newKnownParties(self, server),
 		sends: make(chan []byte, MaxInFlight), pending: map[uint64]*sessionCall{},
 		closing: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -265,57 +269,42 @@ func (s *Session) deliver(rep *sessionReply) error {
 }
 
 // check verifies a reply against its request: the leaf is our hash and
-// nonce, for us, by the server; the tree head is signed by the server's
-// key; the proof puts the leaf in that tree.
+// nonce, for us, by the server we asked; the tree head is that server's,
+// signed by a trusted key; the proof puts the leaf in that tree.
 func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, error) {
 	st, err := parseStatement(rep.leaf, LeafTag, s.known)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case !bytes.Equal(st.DocumentHash, req.hash):
-		return nil, fmt.Errorf("%w: server returned hash %x, we sent %x", ErrReplyMismatch, st.DocumentHash, req.hash)
-	case !bytes.Equal(st.Nonce, req.nonce):
-		return nil, fmt.Errorf("%w: nonce differs", ErrReplyMismatch)
-	case st.RequesterID != s.self.ID || st.RequesterPeer != s.self.PeerID:
-		return nil, fmt.Errorf("%w: stamped for %s, we are %s", ErrReplyMismatch, st.RequesterID, s.self.ID)
-	case st.ServerID != s.server.ID || st.ServerPeer != s.server.PeerID:
-		return nil, fmt.Errorf("%w: stamped by %s, we asked %s", ErrReplyMismatch, st.ServerID, s.server.ID)
+	if err := checkAnswer(st, req.hash, req.nonce, s.self, s.server); err != nil {
+		return nil, err
 	}
 	sth, err := s.checkHead(rep.head, rep.sig)
 	if err != nil {
 		return nil, err
 	}
-	head := sth.Head
-	if st.Time.After(head.Time) {
-		return nil, fmt.Errorf("%w: stamp time after its tree head's", ErrReplyMismatch)
-	}
-	if err := merklelog.VerifyInclusion(rep.leaf, st.Serial, head.Size, head.Root, rep.proof); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadProof, err)
+	if err := CheckInclusion(rep.leaf, st, sth.Head, rep.proof); err != nil {
+		return nil, err
 	}
 	return &LogStamp{Statement: st, Proof: rep.proof, Head: sth}, nil
 }
 
-// checkHead parses a reply's tree head and checks that it is the
-// server's and its signature verifies. The replies of one batch carry
+// checkHead checks a reply's tree head. The replies of one batch carry
 // the same head: one that is byte-identical to the last head that passed
 // is that head, without parsing or verifying again.
 func (s *Session) checkHead(encoded, sig []byte) (*SignedTreeHead, error) {
 	if h := s.lastHead; h != nil && bytes.Equal(encoded, h.Encoded) && bytes.Equal(sig, h.Signature) {
 		return h, nil
 	}
-	head, err := ParseTreeHead(encoded)
+	sth, err := s.trust.CheckTreeHead(bytes.Clone(encoded), bytes.Clone(sig), s.cache)
 	if err != nil {
 		return nil, err
 	}
-	if head.ServerID != s.server.ID || head.ServerPeer != s.server.PeerID {
-		return nil, fmt.Errorf("%w: tree head of %s, we asked %s", ErrReplyMismatch, head.ServerID, s.server.ID)
+	if err := checkHeadOf(sth.Head, s.server); err != nil {
+		return nil, err
 	}
-	if err := s.cache.verify(s.server.PublicKey, encoded, sig); err != nil {
-		return nil, fmt.Errorf("%w: tree head does not verify with the public key of %s", ErrBadSignature, s.server.ID)
-	}
-	s.lastHead = &SignedTreeHead{Head: head, Encoded: bytes.Clone(encoded), Signature: bytes.Clone(sig)}
-	return s.lastHead, nil
+	s.lastHead = sth
+	return sth, nil
 }
 
 // fail ends the session with err and fails every pending stamp.

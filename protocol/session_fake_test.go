@@ -145,7 +145,7 @@ func TestSessionClientRefusesBadReplies(t *testing.T) {
 		}, ErrBadSignature},
 		{"tree head of another server", func(req *sessionRequest, st *LogStamp) []byte {
 			return reply(req, editHead(t, st, "outsider", func(h *TreeHead) { h.ServerID, h.ServerPeer = outsider.ID, outsider.PeerID }))
-		}, ErrReplyMismatch},
+		}, ErrUntrustedSigner},
 		{"tree head signature altered", func(req *sessionRequest, st *LogStamp) []byte {
 			c := *st.Head
 			c.Signature = flip(c.Signature, 0)
@@ -162,13 +162,13 @@ func TestSessionClientRefusesBadReplies(t *testing.T) {
 		}, ErrBadProof},
 		{"the server's head of an older tree", func(req *sessionRequest, st *LogStamp) []byte {
 			return reply(req, &LogStamp{Statement: st.Statement, Proof: st.Proof, Head: firstHead})
-		}, ErrReplyMismatch}, // older than the stamp: refused before the proof is checked
+		}, ErrBadProof}, // older than the stamp: refused before the proof is checked
 		{"the server's head of another size", func(req *sessionRequest, st *LogStamp) []byte {
 			return reply(req, editHead(t, st, "server", func(h *TreeHead) { h.Size++ }))
 		}, ErrBadProof},
 		{"the server's head, older than the stamp", func(req *sessionRequest, st *LogStamp) []byte {
 			return reply(req, editHead(t, st, "server", func(h *TreeHead) { h.Time = st.Statement.Time.Add(-time.Nanosecond) }))
-		}, ErrReplyMismatch},
+		}, ErrBadProof},
 		{"refusal", func(req *sessionRequest, _ *LogStamp) []byte {
 			return encodeSessionReply(req.id, nil, StatusInternal, "no stamp for you")
 		}, ErrRefused},
@@ -217,7 +217,7 @@ func TestSessionClientRefusesBadReplies(t *testing.T) {
 		if err != nil || !bytes.Equal(st.Statement.DocumentHash, hashOf(201)) {
 			t.Fatalf("%v, %v", st, err)
 		}
-		if _, err := st.Receipt().Verify(testkeys.Directory(t, "server", "1000"), hashOf(201)); err != nil {
+		if _, err := st.Receipt().Verify(trustOf(t, testkeys.Directory(t, "server", "1000")), hashOf(201)); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -106,7 +106,7 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 // to the server entry.
 func openSession(t testing.TB, client host.Host, self identity.ID, server identity.Entry) (*Session, error) {
 	t.Helper()
-	s, err := OpenSession(testCtx(t), client, testkeys.Private(t, self), entry(t, self), server, nil)
+	s, err := OpenSession(testCtx(t), client, testkeys.Private(t, self), entry(t, self), server, trustOf(t, testkeys.Directory(t, "server")), nil)
 	if err == nil {
 		t.Cleanup(func() { s.Close() })
 	}
@@ -156,7 +156,7 @@ func TestSessionManyInFlight(t *testing.T) {
 				}
 				serials[st.Statement.Serial] = true
 				heads[string(st.Head.Encoded)] = true
-				if _, err := st.Receipt().VerifyCached(srv.dir, docHash(i), cache); err != nil {
+				if _, err := st.Receipt().VerifyCached(trustOf(t, srv.dir), docHash(i), cache); err != nil {
 					t.Fatalf("stamp %d: %v", i, err)
 				}
 			}
@@ -211,7 +211,7 @@ func TestSessionHelloRefused(t *testing.T) {
 	// A requester whose key is not its directory key cannot open the
 	// session key the server sealed to the directory key.
 	h := clientOf(t, "1000", srv.host)
-	_, err := OpenSession(testCtx(t), h, testkeys.Private(t, "2000"), entry(t, "1000"), server, nil)
+	_, err := OpenSession(testCtx(t), h, testkeys.Private(t, "2000"), entry(t, "1000"), server, trustOf(t, srv.dir), nil)
 	if !errors.Is(err, ErrOpen) {
 		t.Fatalf("wrong requester key: %v, want ErrOpen", err)
 	}

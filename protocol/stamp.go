@@ -210,9 +210,9 @@ func encodeStampResponse(status string, payload []byte) []byte {
 }
 
 // openStampResponse checks a response against the request it answers and
-// returns the signed statement and the signature. server is who must
-// have signed it; self is the requester.
-func openStampResponse(resp []byte, key *rsa.PrivateKey, req *StampRequest, server identity.Entry, self identity.Entry) (*Statement, []byte, error) {
+// returns the signed statement and the signature. server is whom self
+// asked; trust decides whose signature counts.
+func openStampResponse(resp []byte, key *rsa.PrivateKey, req *StampRequest, trust *Trust, server, self identity.Entry) (*Statement, []byte, error) {
 	f, err := DecodeRecord(resp, stampResponseTag, 2)
 	if err != nil {
 		return nil, nil, err
@@ -228,23 +228,16 @@ func openStampResponse(resp []byte, key *rsa.PrivateKey, req *StampRequest, serv
 	if err != nil {
 		return nil, nil, err
 	}
-	enc, sig := rf[0], bytes.Clone(rf[1])
+	enc, sig := bytes.Clone(rf[0]), bytes.Clone(rf[1])
 	st, err := ParseStatement(enc)
 	if err != nil {
 		return nil, nil, err
 	}
-	switch {
-	case !bytes.Equal(st.DocumentHash, req.DocumentHash):
-		return nil, nil, fmt.Errorf("%w: server returned hash %x, we sent %x", ErrReplyMismatch, st.DocumentHash, req.DocumentHash)
-	case !bytes.Equal(st.Nonce, req.Nonce):
-		return nil, nil, fmt.Errorf("%w: nonce differs (replayed or misrouted reply)", ErrReplyMismatch)
-	case st.RequesterID != self.ID || st.RequesterPeer != self.PeerID:
-		return nil, nil, fmt.Errorf("%w: stamped for %s (%s), we are %s", ErrReplyMismatch, st.RequesterID, st.RequesterPeer, self.ID)
-	case st.ServerID != server.ID || st.ServerPeer != server.PeerID:
-		return nil, nil, fmt.Errorf("%w: signed as server %s (%s), we asked %s", ErrReplyMismatch, st.ServerID, st.ServerPeer, server.ID)
+	if err := checkAnswer(st, req.DocumentHash, req.Nonce, self, server); err != nil {
+		return nil, nil, err
 	}
-	if err := VerifySignature(server.PublicKey, st.Encode(), sig); err != nil {
-		return nil, nil, fmt.Errorf("%w: the statement does not verify with the public key of %s", err, server.ID)
+	if err := trust.checkStatementSignature(st, enc, sig); err != nil {
+		return nil, nil, err
 	}
 	return st, sig, nil
 }

@@ -60,17 +60,22 @@ func StampHandler(st *Stamper) network.StreamHandler {
 	}
 }
 
-// StampClient asks a server for stamps as the requester self.
+// StampClient asks a server for stamps as the requester self. Trust
+// decides whose signatures count; Server must be one of its authorities.
 type StampClient struct {
 	Host   host.Host
 	Key    *rsa.PrivateKey
 	Self   identity.Entry
 	Server identity.Entry
+	Trust  *Trust
 }
 
 // Stamp gets documentHash stamped, checks the reply (same hash, same
 // nonce, parties, server signature) and returns the receipt.
 func (c *StampClient) Stamp(ctx context.Context, documentHash []byte) (*Receipt, error) {
+	if err := c.Trust.CheckAuthority(c.Server.ID); err != nil {
+		return nil, err
+	}
 	nonce := make([]byte, NonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -100,7 +105,7 @@ func (c *StampClient) Stamp(ctx context.Context, documentHash []byte) (*Receipt,
 		s.Reset()
 		return nil, fmt.Errorf("failed to read stamp response from %s: %w", c.Server.ID, err)
 	}
-	st, sig, err := openStampResponse(resp, c.Key, req, c.Server, c.Self)
+	st, sig, err := openStampResponse(resp, c.Key, req, c.Trust, c.Server, c.Self)
 	if err != nil {
 		return nil, err
 	}

@@ -17,13 +17,13 @@ func TestStampStream(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			srv := startSessionServer(t, tr.listen)
 			h := clientOf(t, "1000", srv.host)
-			c := &StampClient{Host: h, Key: testkeys.Private(t, "1000"), Self: entry(t, "1000"), Server: entry(t, "server")}
+			c := &StampClient{Host: h, Key: testkeys.Private(t, "1000"), Self: entry(t, "1000"), Server: entry(t, "server"), Trust: trustOf(t, srv.dir)}
 			for i := range 2 {
 				rc, err := c.Stamp(testCtx(t), docHash(i))
 				if err != nil {
 					t.Fatal(err)
 				}
-				st, err := rc.Verify(srv.dir, docHash(i))
+				st, err := rc.Verify(trustOf(t, srv.dir), docHash(i))
 				if err != nil || rc.Format != ReceiptFormatV1 {
 					t.Fatalf("%s receipt: %v", rc.Format, err)
 				}
@@ -55,7 +55,7 @@ func TestStampStreamRefused(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := srv.lg.Size()
-			cl := &StampClient{Host: clientOf(t, c.host, srv.host), Key: testkeys.Private(t, c.key), Self: entry(t, c.self), Server: c.server}
+			cl := &StampClient{Host: clientOf(t, c.host, srv.host), Key: testkeys.Private(t, c.key), Self: entry(t, c.self), Server: c.server, Trust: trustOf(t, srv.dir)}
 			rc, err := cl.Stamp(testCtx(t), docHash(1))
 			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.status) || rc != nil {
 				t.Fatalf("got %v, want %v %s", err, c.want, c.status)

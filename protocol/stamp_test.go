@@ -105,7 +105,7 @@ func TestStamperHandleAndOpenResponse(t *testing.T) {
 	if len(resp) > MaxStampResponseSize {
 		t.Errorf("response is %d bytes, maximum %d", len(resp), MaxStampResponseSize)
 	}
-	got, sig, err := openStampResponse(resp, f.requestKey, req, f.server, f.r1000)
+	got, sig, err := openStampResponse(resp, f.requestKey, req, trustOf(t, f.dir), f.server, f.r1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestStamperHandleAndOpenResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the requester keeps verifies offline.
-	if _, err := NewReceipt(got, sig).Verify(f.dir, req.DocumentHash); err != nil {
+	if _, err := NewReceipt(got, sig).Verify(trustOf(t, f.dir), req.DocumentHash); err != nil {
 		t.Fatalf("receipt of the stamp: %v", err)
 	}
 
@@ -146,6 +146,12 @@ func testOpenStampResponseRefuses(t *testing.T, f *stampFixture, req *StampReque
 	}
 	enc := st.Encode()
 	reason := `request claims id "1000" (peer X) but was sent by peer Y`
+	// A requester that stamps its own statement, answering as the server
+	// it claims to be: its key is in the directory, but it is no
+	// authority.
+	self := cloneStatement(st)
+	self.ServerID, self.ServerPeer = f.r1000.ID, f.r1000.PeerID
+	selfEnc := self.Encode()
 
 	for _, tc := range []struct {
 		name   string
@@ -169,6 +175,8 @@ func testOpenStampResponseRefuses(t *testing.T, f *stampFixture, req *StampReque
 		{"signed as another server peer", ok, req, identity.Entry{ID: "server", PublicKey: outsider.PublicKey, PeerID: outsider.PeerID},
 			f.r1000, ErrReplyMismatch, ""},
 		{"signature by another key", forged(enc, signAs(t, "outsider", enc)), req, f.server, f.r1000, ErrBadSignature, ""},
+		{"signed by an enrolled requester, not an authority", forged(selfEnc, signAs(t, "1000", selfEnc)), req, f.r1000, f.r1000,
+			ErrUntrustedSigner, "untrusted signer: 1000 is not a trusted authority"},
 		{"signature byte changed", forged(enc, flip(sig, 7)), req, f.server, f.r1000, ErrBadSignature, ""},
 		{"signature missing", forged(enc, nil), req, f.server, f.r1000, ErrBadSignature, ""},
 		{"statement not a statement", forged([]byte("hello"), sig), req, f.server, f.r1000, ErrMalformed, ""},
@@ -187,7 +195,7 @@ func testOpenStampResponseRefuses(t *testing.T, f *stampFixture, req *StampReque
 		{"empty status", encodeStampResponse("", reply), req, f.server, f.r1000, ErrRefused, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, gotSig, err := openStampResponse(tc.resp, f.requestKey, tc.req, tc.server, tc.self)
+			got, gotSig, err := openStampResponse(tc.resp, f.requestKey, tc.req, trustOf(t, f.dir), tc.server, tc.self)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("openStampResponse = %v, want %v", err, tc.want)
 			}

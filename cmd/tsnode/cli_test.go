@@ -351,12 +351,17 @@ func checkTampering(t *testing.T, keys, doc, receipt string) {
 	if res.code != exitFailed || !strings.Contains(res.stdout, "wrong server key") {
 		t.Errorf("receipt checked against another key for server:\n%v", res)
 	}
-	// No key for "server" at all: unknown server key.
+	// No key for the trusted authority at all: nothing could verify.
 	otherKeys := filepath.Join(dir, "other-keys")
 	testkeys.WriteKeysDir(t, otherKeys, "1000")
 	res = tsnode(t, nil, "verify", "--keys", otherKeys, "--receipt", receipt, doc)
-	if res.code != exitFailed || !strings.Contains(res.stdout, "unknown server key") {
-		t.Errorf("receipt of a server not in the directory:\n%v", res)
+	if res.code != exitFailed || !strings.Contains(res.stderr, `--trust: trusted authority "server" has no public key`) {
+		t.Errorf("receipt checked without the authority's key:\n%v", res)
+	}
+	// The server's key is there, but only another id is trusted.
+	res = tsnode(t, nil, "verify", "--keys", keys, "--trust", "1000", "--receipt", receipt, doc)
+	if res.code != exitFailed || !strings.Contains(res.stdout, "untrusted signer: server is not a trusted authority") {
+		t.Errorf("receipt of an untrusted server:\n%v", res)
 	}
 }
 

@@ -23,6 +23,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	from := fs.String("from", "", "prove that the log extends the tree head of this `receipt` (v2)")
 	to := fs.String("to", "", "... up to the tree head of this later `receipt` (default: the server's latest head)")
 	out := fs.String("out", "", "write the consistency proof to this `file` (check it with tsnode verify --consistency)")
+	trust := addTrustFlag(fs, "accept only tree heads of this authority `ID` (repeatable; default server)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -39,6 +40,13 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	id, err := loadIdentity(*keys, identity.ID(*idFlag), *passFile, stderr)
 	if err != nil {
 		return err
+	}
+	policy, err := trust.policy(id.Dir)
+	if err != nil {
+		return err
+	}
+	if err := policy.CheckAuthority(identity.ID(*serverID)); err != nil {
+		return fmt.Errorf("--server-id: %w", err)
 	}
 	var oldHead, newHead *protocol.SignedTreeHead
 	if *from != "" {
@@ -65,7 +73,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	if err := h.Connect(ctx, info); err != nil {
 		return fmt.Errorf("cannot reach server %s at %v: %w", entry.ID, info.Addrs, err)
 	}
-	c := &protocol.LogClient{Host: h, Server: entry}
+	c := &protocol.LogClient{Host: h, Server: entry, Trust: policy}
 	var oldSize, newSize uint64
 	if oldHead != nil {
 		oldSize = oldHead.Head.Size
@@ -84,13 +92,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	if newHead == nil {
 		newHead = latest
 	}
-	for _, sth := range []*protocol.SignedTreeHead{oldHead, newHead} {
-		if err := protocol.VerifySignature(entry.PublicKey, sth.Encoded, sth.Signature); err != nil {
-			fmt.Fprintf(stdout, "INCONSISTENT: the tree head of size %d is not signed by %s\n", sth.Head.Size, entry.ID)
-			return errReported
-		}
-	}
-	if err := protocol.CheckConsistency(oldHead.Head, newHead.Head, proof); err != nil {
+	if err := policy.CheckConsistency(oldHead, newHead, proof); err != nil {
 		fmt.Fprintf(stdout, "INCONSISTENT: %v\n", err)
 		return errReported
 	}

@@ -34,6 +34,7 @@ type roleFlags struct {
 	parallel                           int
 	maxDocument                        byteSize
 	timeout                            time.Duration
+	trust                              *trustFlag
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
@@ -58,6 +59,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
+	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -110,6 +112,9 @@ func (f *roleFlags) check() error {
 	}
 	if f.store != "" && f.role != "verifier" {
 		return usageErr("--store is for --role verifier")
+	}
+	if f.trust.set && f.role == "server" {
+		return usageErr("--trust is for --role verifier and requester")
 	}
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
@@ -166,7 +171,11 @@ func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Wr
 
 func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
 	// Each verdict is logged by the relay handler.
-	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)})
+	trust, err := f.trust.policy(id.Dir)
+	if err != nil {
+		return err
+	}
+	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)})
 	if err != nil {
 		return err
 	}
@@ -185,7 +194,12 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
+	trust, err := f.trust.policy(id.Dir)
+	if err != nil {
+		return err
+	}
 	r, err := node.NewRequester(id, node.RequesterConfig{
+		Trust:    trust,
 		ServerID: identity.ID(f.serverID), ServerAddr: f.server,
 		VerifierID: identity.ID(f.verifierID), VerifierAddr: f.verifier,
 		OutDir: f.out, Listen: f.listen, OneShot: f.oneShot, Parallel: f.parallel,

@@ -14,6 +14,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	receiptPath := fs.String("receipt", "", "receipt `file` to check (required)")
 	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR` holding the server's public key")
 	consistency := fs.String("consistency", "", "instead, check a consistency proof `file` written by tsnode log --out")
+	trust := addTrustFlag(fs, "accept only signatures of this authority `ID` (repeatable; default server)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -22,13 +23,13 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 		if *receiptPath != "" || len(pos) != 0 {
 			return usageErr("--consistency takes no receipt or document")
 		}
-		return verifyConsistency(*consistency, *keys, stdout)
+		return verifyConsistency(*consistency, *keys, trust, stdout)
 	}
 	if *receiptPath == "" || len(pos) != 1 {
 		return usageErr("verify needs --receipt R and exactly one document FILE")
 	}
 	doc := pos[0]
-	dir, err := identity.LoadDirectory(*keys)
+	policy, err := loadTrust(*keys, trust)
 	if err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := rc.Verify(dir, hash)
+	st, err := rc.Verify(policy, hash)
 	if err != nil {
 		fmt.Fprintf(stdout, "INVALID: %s: %v\n", *receiptPath, err)
 		return errReported
@@ -51,8 +52,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func verifyConsistency(path, keys string, stdout io.Writer) error {
-	dir, err := identity.LoadDirectory(keys)
+func verifyConsistency(path, keys string, trust *trustFlag, stdout io.Writer) error {
+	policy, err := loadTrust(keys, trust)
 	if err != nil {
 		return err
 	}
@@ -64,10 +65,20 @@ func verifyConsistency(path, keys string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Verify(dir); err != nil {
+	if err := c.Verify(policy); err != nil {
 		fmt.Fprintf(stdout, "INVALID: %s: %v\n", path, err)
 		return errReported
 	}
 	fmt.Fprintf(stdout, "VALID: the log of size %d extends the log of size %d\n", c.New.Size, c.Old.Size)
 	return nil
+}
+
+// loadTrust loads the identity directory of keys and the trust policy of
+// the --trust flag.
+func loadTrust(keys string, trust *trustFlag) (*protocol.Trust, error) {
+	dir, err := identity.LoadDirectory(keys)
+	if err != nil {
+		return nil, err
+	}
+	return trust.policy(dir)
 }

@@ -242,7 +242,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: &cfg, dir: dir, server: serverEntry, reqs: reqs}
+	// The load generator trusts the server it loads, and only it.
+	trust, err := protocol.NewTrust(dir, nil, cfg.ServerID)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: &cfg, dir: dir, trust: trust, server: serverEntry, reqs: reqs}
 	if cfg.ServerAddr == "" && cfg.PassphraseFile == "" {
 		tmp, err := os.MkdirTemp("", "tsnode-bench-")
 		if err != nil {
@@ -306,6 +311,7 @@ func loadRequesters(cfg Config, dir *identity.Directory) ([]*node.Identity, erro
 type runner struct {
 	cfg      *Config
 	dir      *identity.Directory
+	trust    *protocol.Trust
 	server   identity.Entry
 	reqs     []*node.Identity
 	passFile string
@@ -374,7 +380,7 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 	if flow == FlowOneShot {
 		clients := make([]*protocol.StampClient, len(r.reqs))
 		for i, id := range r.reqs {
-			clients[i] = &protocol.StampClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server}
+			clients[i] = &protocol.StampClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server, Trust: r.trust}
 		}
 		for w := range cfg.InFlight {
 			c := clients[w%len(clients)]
@@ -452,7 +458,7 @@ func (r *runner) openSessions(ctx context.Context, hosts []host.Host, info peer.
 			defer func() { <-sem }()
 			j := i % len(hosts)
 			id := r.reqs[j]
-			sessions[i], errs[i] = protocol.OpenSession(ctx, hosts[j], id.Key, id.Self, r.server, cache)
+			sessions[i], errs[i] = protocol.OpenSession(ctx, hosts[j], id.Key, id.Self, r.server, r.trust, cache)
 		})
 	}
 	wg.Wait()
@@ -539,7 +545,7 @@ func (r *runner) drive(ctx context.Context, flow string, res *FlowResult, worker
 					myHeads[st.head] = struct{}{}
 				}
 				if cfg.Reverify > 0 && n%uint64(cfg.Reverify) == 0 {
-					if _, err := st.receipt().VerifyCached(r.dir, hash, cache); err != nil {
+					if _, err := st.receipt().VerifyCached(r.trust, hash, cache); err != nil {
 						record(fmt.Errorf("receipt does not verify: %w", err))
 						continue
 					}

@@ -166,7 +166,7 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 
 // checkLogExample checks the v2 receipt and the consistency proof with
 // tsnode's verifier and with the by-hand algorithms of §5.
-func checkLogExample(ex *logExample, dir *identity.Directory) error {
+func checkLogExample(ex *logExample, trust *protocol.Trust) error {
 	st := ex.stamps[exampleIndex]
 	leaf := st.Statement.EncodeLeaf()
 	h := st.Head.Head
@@ -196,7 +196,7 @@ func checkLogExample(ex *logExample, dir *identity.Directory) error {
 	if _, _, err := checkConsistency(old.Size, nw.Size, old.Root, nw.Root, hashes(proof)); err != nil {
 		return fmt.Errorf("the specification's consistency check fails on the example: %w", err)
 	}
-	if err := ex.consistency.Verify(dir); err != nil {
+	if err := ex.consistency.Verify(trust); err != nil {
 		return err
 	}
 	return nil

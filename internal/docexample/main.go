@@ -183,6 +183,10 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
+	trust, err := protocol.NewTrust(dir, nil, serverID)
+	if err != nil {
+		return nil, err
+	}
 	serverKey, err := loadKey(testdata, serverID)
 	if err != nil {
 		return nil, err
@@ -263,7 +267,7 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := parsed.Verify(dir, docHash[:]); err != nil {
+	if _, err := parsed.Verify(trust, docHash[:]); err != nil {
 		return nil, err
 	}
 
@@ -280,7 +284,7 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log example: %w", err)
 	}
-	if err := checkLogExample(lex, dir); err != nil {
+	if err := checkLogExample(lex, trust); err != nil {
 		return nil, fmt.Errorf("log example: %w", err)
 	}
 	receiptV2 := lex.stamps[exampleIndex].Receipt().Marshal()
@@ -288,7 +292,7 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := parsedV2.Verify(dir, docHash[:]); err != nil {
+	if _, err := parsedV2.Verify(trust, docHash[:]); err != nil {
 		return nil, fmt.Errorf("v2 example receipt: %w", err)
 	}
 	consistencyJSON, err := json.MarshalIndent(lex.consistency, "", "  ")

@@ -150,7 +150,7 @@ func TestProtocolParameters(t *testing.T) {
 	}
 	verdicts := section(t, doc, "### 9.5")
 	for _, v := range []string{protocol.VerdictValid, protocol.VerdictHashMismatch, protocol.VerdictBadSignature,
-		protocol.VerdictBadProof, protocol.VerdictUnknownServer, protocol.VerdictWrongServerKey,
+		protocol.VerdictBadProof, protocol.VerdictUntrustedSigner, protocol.VerdictRetiredKey, protocol.VerdictWrongServerKey,
 		protocol.VerdictMalformedReceipt, protocol.VerdictTruncated, protocol.VerdictBadChunk,
 		protocol.VerdictSizeMismatch, protocol.VerdictPeerMismatch, protocol.VerdictInternal,
 		protocol.VerdictTooLarge} {
