@@ -211,7 +211,7 @@ func (c *Consistency) Verify(dir *identity.Directory) error {
 	if old.Head.ServerID != nw.Head.ServerID {
 		return fmt.Errorf("%w: heads of two servers (%s, %s)", ErrMalformedReceipt, old.Head.ServerID, nw.Head.ServerID)
 	}
-	proof, err := (&Receipt{InclusionProof: c.Proof}).ProofOf()
+	proof, err := decodeHashList("proof", c.Proof)
 	if err != nil {
 		return err
 	}

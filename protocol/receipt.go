@@ -196,9 +196,12 @@ func (r *Receipt) checkFormatFields() error {
 }
 
 func decodeB64(field, v string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(v)
-	if err != nil || len(v) == 0 {
+	if len(v) == 0 {
 		return nil, fmt.Errorf("%w: %s is missing or not base64", ErrMalformedReceipt, field)
+	}
+	b, err := decodeBase64Strict(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not base64: %v", ErrMalformedReceipt, field, err)
 	}
 	return b, nil
 }
@@ -285,15 +288,7 @@ func (r *Receipt) TreeHeadOf() (*SignedTreeHead, error) {
 
 // ProofOf decodes a v2 receipt's inclusion proof.
 func (r *Receipt) ProofOf() (tlog.RecordProof, error) {
-	proof := make(tlog.RecordProof, len(r.InclusionProof))
-	for i, h := range r.InclusionProof {
-		b, err := hex.DecodeString(h)
-		if err != nil || len(b) != tlog.HashSize {
-			return nil, fmt.Errorf("%w: inclusion_proof[%d] is not a %d-byte hex hash", ErrMalformedReceipt, i, tlog.HashSize)
-		}
-		copy(proof[i][:], b)
-	}
-	return proof, nil
+	return decodeHashList("inclusion_proof", r.InclusionProof)
 }
 
 func (r *Receipt) verifyV2(server identity.Entry, s *Statement, cache *HeadCache) error {
