@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // verifyJSON reads a receipt as tsnode verify does: parse, then verify.
@@ -113,5 +115,50 @@ func TestDecodeHexHash(t *testing.T) {
 		if _, err := decodeHexHash(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error saying %s", tc.name, err, tc.want)
 		}
+	}
+}
+
+// A peer ID in its CIDv1 spelling is refused in a statement, a leaf and a
+// tree head (§1.4), with the field named, by both statement parsers.
+func TestCIDv1PeerIDRefused(t *testing.T) {
+	s := sampleStatement(t)
+	req, srv := s.RequesterPeer.String(), s.ServerPeer.String()
+	reqCID, srvCID := peer.ToCid(s.RequesterPeer).String(), peer.ToCid(s.ServerPeer).String()
+	if !strings.HasPrefix(reqCID, "bafz") {
+		t.Fatalf("CIDv1 spelling %q does not start bafz", reqCID)
+	}
+	known := newKnownParties(entry(t, "1000"), entry(t, "server"))
+	for _, tc := range []struct {
+		name, want string
+		b          []byte
+		parse      func([]byte) (*Statement, error)
+	}{
+		{"statement, requester", "requester peer ID", s.encodeWith(StatementTag, reqCID, srv), ParseStatement},
+		{"statement, server", "server peer ID", s.encodeWith(StatementTag, req, srvCID), ParseStatement},
+		{"leaf, requester", "requester peer ID", s.encodeWith(LeafTag, reqCID, srv), ParseLeaf},
+		{"leaf, server", "server peer ID", s.encodeWith(LeafTag, req, srvCID), ParseLeaf},
+		{"leaf, known parties", "server peer ID", s.encodeWith(LeafTag, req, srvCID),
+			func(b []byte) (*Statement, error) { return parseStatement(b, LeafTag, known) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.parse(tc.b)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "base58btc") {
+				t.Fatalf("got %v, want ErrMalformed naming the %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := ParseLeaf(s.encodeWith(LeafTag, req, srv)); err != nil {
+		t.Fatalf("the same leaf with base58btc peer IDs: %v", err)
+	}
+
+	h := &TreeHead{ServerID: s.ServerID, ServerPeer: s.ServerPeer, Size: 3, Time: sampleTime}
+	headWith := func(peerText string) []byte {
+		return EncodeRecord(TreeHeadTag, []byte(h.ServerID), []byte(peerText), u64(h.Size), h.Root[:], []byte(FormatTime(h.Time)))
+	}
+	if _, err := ParseTreeHead(headWith(srv)); err != nil {
+		t.Fatalf("tree head with the base58btc peer ID: %v", err)
+	}
+	if _, err := ParseTreeHead(headWith(srvCID)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "tree head server peer ID") {
+		t.Fatalf("tree head with a CIDv1 peer ID: %v, want ErrMalformed naming the tree head server peer ID", err)
 	}
 }
