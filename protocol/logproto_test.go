@@ -77,11 +77,25 @@ func TestLogFetch(t *testing.T) {
 			}
 
 			for _, bad := range []struct {
-				name     string
-				old, new uint64
-			}{{"old beyond the log", 9, 0}, {"new beyond the log", 1, 9}, {"old after new", 5, 3}} {
-				if _, _, err := c.Fetch(testCtx(t), bad.old, bad.new); !errors.Is(err, ErrRefused) {
-					t.Errorf("%s: %v, want ErrRefused", bad.name, err)
+				name, want string
+				old, new   uint64
+			}{
+				{"old beyond the log", "old size 9 is larger than new size 8", 9, 0},
+				{"new beyond the log", "new size 9 is beyond", 1, 9},
+				{"old after new", "old size 5 is larger than new size 3", 5, 3},
+				// Without a proof asked for, too (§8.3).
+				{"new beyond the log, no old", "new size 9 is beyond", 0, 9},
+				{"new far beyond the log, no old", "new size 1000000000 is beyond", 0, 1e9},
+				{"new the largest u64, no old", "is beyond", 0, 1<<64 - 1},
+			} {
+				if _, _, err := c.Fetch(testCtx(t), bad.old, bad.new); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), bad.want) {
+					t.Errorf("%s: %v, want ErrRefused saying %s", bad.name, err, bad.want)
+				}
+			}
+			// The latest head's size itself is fine, with or without a proof.
+			for _, sizes := range [][2]uint64{{0, 8}, {8, 8}, {3, 8}} {
+				if _, _, err := c.Fetch(testCtx(t), sizes[0], sizes[1]); err != nil {
+					t.Errorf("old %d, new %d: %v", sizes[0], sizes[1], err)
 				}
 			}
 			wrongKey := server
