@@ -5,6 +5,8 @@ package identity
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // ID names a participant ("server", "1000", "2000"). It is only ever
@@ -34,3 +36,18 @@ func ParseID(s string) (ID, error) {
 }
 
 func (id ID) String() string { return string(id) }
+
+// ParsePeerID parses the text form of a peer ID (base58btc of its
+// multihash, PROTOCOL.md §1.4), refusing every other spelling of the same
+// peer ID, such as the CIDv1 form ("bafz...") that peer.Decode also
+// accepts: each peer ID has one spelling in signed bytes.
+func ParsePeerID(s string) (peer.ID, error) {
+	p, err := peer.Decode(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid peer ID %q: %v", s, err)
+	}
+	if p.String() != s {
+		return "", fmt.Errorf("invalid peer ID %q: not the base58btc text form (that is %s)", s, p)
+	}
+	return p, nil
+}

@@ -71,6 +71,14 @@ func logResponse(signer *LogSigner, oldSize, newSize uint64) []byte {
 	if newSize == 0 {
 		newSize = head.Head.Size
 	}
+	// Checked here, not only by ConsistencyProof: with old_size 0 no
+	// proof is made, and the log may hold leaves no signed head covers.
+	if newSize > head.Head.Size {
+		return refuse(StatusBadRequest, fmt.Sprintf("new size %d is beyond the latest signed head (size %d)", newSize, head.Head.Size))
+	}
+	if oldSize > newSize {
+		return refuse(StatusBadRequest, fmt.Sprintf("old size %d is larger than new size %d", oldSize, newSize))
+	}
 	var proof []byte
 	if oldSize > 0 {
 		p, err := signer.Log().ConsistencyProof(oldSize, newSize)
@@ -191,7 +199,7 @@ func (c *Consistency) Verify(trust *Trust) error {
 	if err != nil {
 		return err
 	}
-	proof, err := decodeHashes("proof", c.Proof)
+	proof, err := decodeHashList("proof", c.Proof)
 	if err != nil {
 		return err
 	}

@@ -79,11 +79,25 @@ func TestLogFetch(t *testing.T) {
 			}
 
 			for _, bad := range []struct {
-				name     string
-				old, new uint64
-			}{{"old beyond the log", 9, 0}, {"new beyond the log", 1, 9}, {"old after new", 5, 3}} {
-				if _, _, err := c.Fetch(testCtx(t), bad.old, bad.new); !errors.Is(err, ErrRefused) {
-					t.Errorf("%s: %v, want ErrRefused", bad.name, err)
+				name, want string
+				old, new   uint64
+			}{
+				{"old beyond the log", "old size 9 is larger than new size 8", 9, 0},
+				{"new beyond the log", "new size 9 is beyond", 1, 9},
+				{"old after new", "old size 5 is larger than new size 3", 5, 3},
+				// Without a proof asked for, too (§8.3).
+				{"new beyond the log, no old", "new size 9 is beyond", 0, 9},
+				{"new far beyond the log, no old", "new size 1000000000 is beyond", 0, 1e9},
+				{"new the largest u64, no old", "is beyond", 0, 1<<64 - 1},
+			} {
+				if _, _, err := c.Fetch(testCtx(t), bad.old, bad.new); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), bad.want) {
+					t.Errorf("%s: %v, want ErrRefused saying %s", bad.name, err, bad.want)
+				}
+			}
+			// The latest head's size itself is fine, with or without a proof.
+			for _, sizes := range [][2]uint64{{0, 8}, {8, 8}, {3, 8}} {
+				if _, _, err := c.Fetch(testCtx(t), sizes[0], sizes[1]); err != nil {
+					t.Errorf("old %d, new %d: %v", sizes[0], sizes[1], err)
 				}
 			}
 			wrongDir, err := identity.NewDirectory(map[identity.ID]*rsa.PublicKey{"server": entry(t, "outsider").PublicKey})
@@ -201,7 +215,8 @@ func TestConsistencyVerify(t *testing.T) {
 		{"heads in the wrong order", NewConsistency(f.a5, f.a3, treeProof(t, f.a, 3, 5)), trust, ErrInconsistent},
 		{"proof hash dropped", edit(func(c *Consistency) { c.Proof = c.Proof[1:] }), trust, ErrInconsistent},
 		{"proof hash added", edit(func(c *Consistency) { c.Proof = append(c.Proof, c.Proof[0]) }), trust, ErrInconsistent},
-		{"proof empty", edit(func(c *Consistency) { c.Proof = nil }), trust, ErrInconsistent},
+		{"proof empty", edit(func(c *Consistency) { c.Proof = []string{} }), trust, ErrInconsistent},
+		{"proof null", edit(func(c *Consistency) { c.Proof = nil }), trust, ErrMalformedReceipt},
 		{"proof not hex", edit(func(c *Consistency) { c.Proof[0] = "x" + c.Proof[0][1:] }), trust, ErrMalformedReceipt},
 		{"new head signed by the wrong key", NewConsistency(f.a3, resign(f.a5, "outsider", func(*TreeHead) {}), treeProof(t, f.a, 3, 5)), trust, ErrBadSignature},
 		{"old head signed by the wrong key", NewConsistency(resign(f.a3, "outsider", func(*TreeHead) {}), f.a5, treeProof(t, f.a, 3, 5)), trust, ErrBadSignature},
@@ -219,7 +234,16 @@ func TestConsistencyVerify(t *testing.T) {
 		{"signature missing", edit(func(c *Consistency) { c.New.Signature = "" }), trust, ErrMalformedReceipt},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := roundTrip(t, c.c).Verify(c.trust)
+			// Through JSON: a member written as null is refused by
+			// ParseConsistency.
+			b, err := json.Marshal(c.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := ParseConsistency(b)
+			if err == nil {
+				err = parsed.Verify(c.trust)
+			}
 			if c.want == nil && err != nil || !errors.Is(err, c.want) {
 				t.Fatalf("got %v, want %v", err, c.want)
 			}

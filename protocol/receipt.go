@@ -193,9 +193,12 @@ func (r *Receipt) checkFormatFields() error {
 }
 
 func decodeB64(field, v string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(v)
-	if err != nil || len(v) == 0 {
+	if len(v) == 0 {
 		return nil, fmt.Errorf("%w: %s is missing or not base64", ErrMalformedReceipt, field)
+	}
+	b, err := decodeBase64Strict(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not base64: %v", ErrMalformedReceipt, field, err)
 	}
 	return b, nil
 }
@@ -282,21 +285,7 @@ func (th *ReceiptTreeHead) decode(name string) (*SignedTreeHead, error) {
 
 // ProofOf decodes a v2 receipt's inclusion proof.
 func (r *Receipt) ProofOf() (tlog.RecordProof, error) {
-	return decodeHashes("inclusion_proof", r.InclusionProof)
-}
-
-// decodeHashes decodes a JSON array of hex hashes (an inclusion or a
-// consistency proof); name is the member's name in errors.
-func decodeHashes(name string, hashes []string) ([]tlog.Hash, error) {
-	proof := make([]tlog.Hash, len(hashes))
-	for i, h := range hashes {
-		b, err := hex.DecodeString(h)
-		if err != nil || len(b) != tlog.HashSize {
-			return nil, fmt.Errorf("%w: %s[%d] is not a %d-byte hex hash", ErrMalformedReceipt, name, i, tlog.HashSize)
-		}
-		copy(proof[i][:], b)
-	}
-	return proof, nil
+	return decodeHashList("inclusion_proof", r.InclusionProof)
 }
 
 func (r *Receipt) verifyV2(trust *Trust, s *Statement, cache *HeadCache) error {

@@ -113,7 +113,7 @@ func newKnownParties(entries ...identity.Entry) *knownParties {
 			continue
 		}
 		str := e.PeerID.String()
-		if p, err := peer.Decode(str); err != nil || p != e.PeerID {
+		if p, err := identity.ParsePeerID(str); err != nil || p != e.PeerID {
 			continue
 		}
 		k.parties = append(k.parties, knownParty{id: e.ID, peer: e.PeerID, peerStr: str})
@@ -140,7 +140,7 @@ func (k *knownParties) peer(b []byte) (peer.ID, error) {
 			}
 		}
 	}
-	return peer.Decode(string(b))
+	return identity.ParsePeerID(string(b))
 }
 
 func (k *knownParties) time(b []byte) (time.Time, error) {

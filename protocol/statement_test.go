@@ -115,6 +115,17 @@ func TestParseTimeRefuses(t *testing.T) {
 		"2026-02-30T03:04:05.000000000Z",
 		"2026-01-02T24:00:00.000000000Z",
 		"2026-12-31T23:59:60.000000000Z",
+		// Impossible dates and clock times (§2.4).
+		"2026-13-01T03:04:05.000000000Z",
+		"2026-00-01T03:04:05.000000000Z",
+		"2026-01-00T03:04:05.000000000Z",
+		"2026-01-32T03:04:05.000000000Z",
+		"2026-04-31T03:04:05.000000000Z",
+		"2026-02-29T03:04:05.000000000Z", // 2026 is not a leap year
+		"2100-02-29T03:04:05.000000000Z", // nor is 2100
+		"2026-01-02T03:60:05.000000000Z",
+		"2026-06-30T23:59:60.000000000Z",
+		"2026-01-02T25:04:05.000000000Z",
 		"2026-1-02T03:04:05.000000000Z",
 		"26-01-02T03:04:05.000000000Z",
 	} {
@@ -124,6 +135,22 @@ func TestParseTimeRefuses(t *testing.T) {
 				t.Fatalf("ParseTime = %v, %v; want ErrMalformed", got, err)
 			}
 		})
+	}
+}
+
+// The edges of the calendar that exist are accepted, so that
+// TestParseTimeRefuses cannot pass by refusing every date.
+func TestParseTimeCalendarEdges(t *testing.T) {
+	for _, s := range []string{
+		"2028-02-29T00:00:00.000000000Z",
+		"2000-02-29T12:00:00.000000000Z",
+		"2026-12-31T23:59:59.999999999Z",
+		"2026-04-30T00:00:00.000000000Z",
+		"2026-01-31T00:00:00.000000000Z",
+	} {
+		if _, err := ParseTime(s); err != nil {
+			t.Errorf("ParseTime(%q): %v", s, err)
+		}
 	}
 }
 

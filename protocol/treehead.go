@@ -59,7 +59,7 @@ func ParseTreeHead(b []byte) (*TreeHead, error) {
 	if h.ServerID, err = identity.ParseID(string(f[0])); err != nil {
 		return nil, fmt.Errorf("%w: tree head server: %v", ErrMalformed, err)
 	}
-	if h.ServerPeer, err = peer.Decode(string(f[1])); err != nil {
+	if h.ServerPeer, err = identity.ParsePeerID(string(f[1])); err != nil {
 		return nil, fmt.Errorf("%w: tree head server peer ID: %v", ErrMalformed, err)
 	}
 	if h.Size, err = parseU64("tree size", f[2]); err != nil {
