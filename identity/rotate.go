@@ -159,3 +159,21 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// WritePublicKey writes dir/public/<id>.pem (through a temporary file
+// and a rename). keygen --rotate uses it to finish a rotation interrupted
+// after the new private key was written.
+func WritePublicKey(dir string, id ID, pub *rsa.PublicKey) error {
+	if _, err := ParseID(string(id)); err != nil {
+		return err
+	}
+	b, err := EncodePublicKey(pub)
+	if err != nil {
+		return err
+	}
+	path := PublicKeyPath(dir, id)
+	if err := writeFileAtomic(path, b, 0o644); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}

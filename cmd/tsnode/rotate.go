@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rsa"
 	"fmt"
 	"io"
 	"time"
@@ -32,6 +33,9 @@ func rotateKey(keys string, id identity.ID, passFile string, stdout, stderr io.W
 		return err
 	}
 	if !pub.Equal(&old.PublicKey) {
+		if done, err := finishRotation(keys, id, old, pub, stdout); done || err != nil {
+			return err
+		}
 		return fmt.Errorf("%s does not match %s: refusing to rotate a key whose files disagree", identity.PrivateKeyPath(keys, id), identity.PublicKeyPath(keys, id))
 	}
 	oldPeer, err := identity.PeerIDFromPublicKey(pub)
@@ -69,6 +73,32 @@ func rotateKey(keys string, id identity.ID, passFile string, stdout, stderr io.W
 	fmt.Fprintf(stdout, "The old private key is now %s: destroy it once every host has these files\n(whoever holds it can still sign backdated statements).\n",
 		identity.RetiredPrivateKeyPath(keys, id, oldPeer))
 	return nil
+}
+
+// finishRotation completes a rotation that stopped after writing the new
+// private key and before the new public key: the public key on disk is
+// retired, and its rotation statement names the private key on disk as
+// its successor. done reports whether that was the case.
+func finishRotation(keys string, id identity.ID, key *rsa.PrivateKey, pub *rsa.PublicKey, stdout io.Writer) (done bool, err error) {
+	pubPeer, err := identity.PeerIDFromPublicKey(pub)
+	if err != nil {
+		return false, err
+	}
+	keyPeer, err := identity.PeerIDFromPublicKey(&key.PublicKey)
+	if err != nil {
+		return false, err
+	}
+	s, err := protocol.ReadRotationFile(identity.RetiredRotationPath(keys, id, pubPeer))
+	if err != nil || s.Rotation.ID != id || s.Rotation.NewPeer != keyPeer || s.Verify(pub) != nil {
+		return false, nil
+	}
+	if err := identity.WritePublicKey(keys, id, &key.PublicKey); err != nil {
+		return true, err
+	}
+	fmt.Fprintf(stdout, "finished an interrupted rotation of %s from %s to %s (rotated at %s): wrote %s\n"+
+		"Copy it and public/retired/ to every host, then destroy %s.\n",
+		id, pubPeer, keyPeer, protocol.FormatTime(s.Rotation.Time), identity.PublicKeyPath(keys, id), identity.RetiredPrivateKeyPath(keys, id, pubPeer))
+	return true, nil
 }
 
 // printRetired writes id's retired keys under its current key, newest

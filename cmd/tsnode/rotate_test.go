@@ -98,6 +98,30 @@ func TestKeygenRotate(t *testing.T) {
 	}
 	mustContain(t, "log to a retired peer", res, "key was rotated", at1, p1)
 
+	// A rotation interrupted after the new private key and before the new
+	// public key: tsnode id fails, and --rotate finishes it without
+	// making another key.
+	oldPub, err := os.ReadFile(retiredPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keys, "public", "server.pem"), oldPub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ids = tsnode(t, nil, "id", "--keys", keys)
+	if ids.code != exitFailed {
+		t.Fatalf("interrupted rotation: tsnode id: want exit %d\n%v", exitFailed, ids)
+	}
+	mustContain(t, "interrupted rotation", ids, retiredPub, "run it again")
+	res = tsnode(t, nil, "keygen", "--id", "server", "--rotate", "--keys", keys, "--passphrase-file", pass)
+	if res.code != 0 {
+		t.Fatalf("finishing an interrupted rotation:\n%v", res)
+	}
+	mustContain(t, "finishing an interrupted rotation", res, "finished an interrupted rotation", p1)
+	if got := peerOf(t, keys, "server"); got != p1 {
+		t.Fatalf("after finishing: server is %s, want %s", got, p1)
+	}
+
 	// A second rotation makes a chain.
 	res = tsnode(t, nil, "keygen", "--id", "server", "--rotate", "--keys", keys, "--passphrase-file", pass)
 	if res.code != 0 {
