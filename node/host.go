@@ -18,6 +18,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"tsnode/identity"
+	"tsnode/protocol"
 )
 
 var log = logging.Logger("tsnode/node")
@@ -44,6 +45,9 @@ type Identity struct {
 	Self identity.Entry
 	Key  *rsa.PrivateKey
 	Dir  *identity.Directory
+	// Retired are the keys rotations replaced (protocol.LoadRetiredKeys),
+	// so that an address naming one is explained.
+	Retired []protocol.RetiredKey
 }
 
 // NewIdentity checks that key is the key the directory holds for id.
@@ -125,8 +129,9 @@ func FullAddrs(h host.Host) []ma.Multiaddr {
 }
 
 // ResolvePeer turns a multiaddr, with or without /p2p/, into the address
-// of the directory's id. A /p2p/ peer ID that is not id's is refused.
-func ResolvePeer(dir *identity.Directory, id identity.ID, addr string) (identity.Entry, peer.AddrInfo, error) {
+// of the directory's id. A /p2p/ peer ID that is not id's is refused; if
+// it is one of id's retired keys, the error says when it was rotated.
+func ResolvePeer(dir *identity.Directory, id identity.ID, addr string, retired ...protocol.RetiredKey) (identity.Entry, peer.AddrInfo, error) {
 	e, err := dir.Lookup(id)
 	if err != nil {
 		return identity.Entry{}, peer.AddrInfo{}, err
@@ -137,6 +142,9 @@ func ResolvePeer(dir *identity.Directory, id identity.ID, addr string) (identity
 	}
 	transport, pid := peer.SplitAddr(a)
 	if pid != "" && pid != e.PeerID {
+		if err := rotatedError(id, addr, pid, e.PeerID, retired); err != nil {
+			return identity.Entry{}, peer.AddrInfo{}, err
+		}
 		return identity.Entry{}, peer.AddrInfo{}, fmt.Errorf("multiaddr %q names peer %s, but the identity directory says %s is %s", addr, pid, id, e.PeerID)
 	}
 	if transport == nil {

@@ -69,11 +69,11 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 	if err := cfg.Trust.CheckAuthority(cfg.ServerID); err != nil {
 		return nil, fmt.Errorf("--server-id: %w", err)
 	}
-	server, serverInfo, err := ResolvePeer(id.Dir, cfg.ServerID, cfg.ServerAddr)
+	server, serverInfo, err := ResolvePeer(id.Dir, cfg.ServerID, cfg.ServerAddr, id.Retired...)
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
-	verifier, verifierInfo, err := ResolvePeer(id.Dir, cfg.VerifierID, cfg.VerifierAddr)
+	verifier, verifierInfo, err := ResolvePeer(id.Dir, cfg.VerifierID, cfg.VerifierAddr, id.Retired...)
 	if err != nil {
 		return nil, fmt.Errorf("--verifier: %w", err)
 	}
@@ -110,10 +110,10 @@ func (r *Requester) Close() error {
 // all documents share.
 func (r *Requester) Connect(ctx context.Context) error {
 	if err := r.host.Connect(ctx, r.server); err != nil {
-		return fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, err)
+		return fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, ExplainDialError(err, r.stamp.Server.ID))
 	}
 	if err := r.host.Connect(ctx, r.verifier); err != nil {
-		return fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, err)
+		return fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, ExplainDialError(err, r.relay.Verifier.ID))
 	}
 	if r.oneShot {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"tsnode/identity"
+	"tsnode/protocol"
 )
 
 const defaultKeysDir = "./keys"
@@ -15,6 +16,9 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 	idFlag := fs.String("id", "", "id to create a key for, e.g. server, 1000 or 2000 (required)")
 	keys := fs.String("keys", defaultKeysDir, "keys directory: writes `DIR`/private/<id>.pem (0600) and DIR/public/<id>.pem")
 	force := fs.Bool("force", false, "replace existing key files")
+	rotate := fs.Bool("rotate", false, "replace id's current key by a new one, keeping the old one as a retired key: the old key signs a rotation statement\n"+
+		"into DIR/public/retired/, its private key moves to DIR/private/retired/, and the new private key is encrypted with the\n"+
+		"same passphrase as the old one (the passphrase opens the current key)")
 	passFile := fs.String("passphrase-file", "", "read the passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -29,6 +33,12 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 	id, err := identity.ParseID(*idFlag)
 	if err != nil {
 		return usageErr("--id: %v", err)
+	}
+	if *rotate {
+		if *force {
+			return usageErr("--rotate and --force exclude each other: --rotate keeps the old key as a retired one, --force discards it")
+		}
+		return rotateKey(*keys, id, *passFile, stdout, stderr)
 	}
 	// Refuse before asking for a passphrase and generating a key.
 	if !*force {
@@ -70,10 +80,15 @@ func cmdID(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	retired, err := protocol.LoadRetiredKeys(*keys, dir)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPEER ID")
 	for _, e := range dir.Entries() {
 		fmt.Fprintf(tw, "%s\t%s\n", e.ID, e.PeerID)
+		printRetired(tw, e.ID, retired)
 	}
 	return tw.Flush()
 }

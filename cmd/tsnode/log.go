@@ -59,7 +59,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	entry, info, err := node.ResolvePeer(id.Dir, identity.ID(*serverID), *server)
+	entry, info, err := node.ResolvePeer(id.Dir, identity.ID(*serverID), *server, id.Retired...)
 	if err != nil {
 		return fmt.Errorf("--server: %w", err)
 	}
@@ -71,7 +71,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := h.Connect(ctx, info); err != nil {
-		return fmt.Errorf("cannot reach server %s at %v: %w", entry.ID, info.Addrs, err)
+		return fmt.Errorf("cannot reach server %s at %v: %w", entry.ID, info.Addrs, node.ExplainDialError(err, entry.ID))
 	}
 	c := &protocol.LogClient{Host: h, Server: entry, Trust: policy}
 	var oldSize, newSize uint64

@@ -1,6 +1,6 @@
 // Command tsnode is a peer-to-peer trusted-timestamping daemon.
 //
-//	tsnode keygen --id ID [--keys DIR] [--force] [--passphrase-file F]
+//	tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
 //	tsnode id [--keys DIR]
 //	tsnode verify --receipt R [--keys DIR] FILE
 //	tsnode --role server|verifier|requester [flags]
@@ -127,7 +127,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `tsnode: peer-to-peer trusted timestamping over libp2p
 
 Usage:
-  tsnode keygen --id ID [--keys DIR] [--force] [--passphrase-file F]
+  tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
   tsnode id [--keys DIR]
   tsnode verify --receipt R [--keys DIR] FILE
   tsnode verify --consistency P [--keys DIR]

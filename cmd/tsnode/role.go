@@ -130,10 +130,14 @@ func (f *roleFlags) check() error {
 	return nil
 }
 
-// loadIdentity loads the directory and this node's own private key, and
-// nothing else private.
+// loadIdentity loads the directory, its retired keys and this node's own
+// private key, and nothing else private.
 func loadIdentity(keys string, id identity.ID, passFile string, stderr io.Writer) (*node.Identity, error) {
 	dir, err := identity.LoadDirectory(keys)
+	if err != nil {
+		return nil, err
+	}
+	retired, err := protocol.LoadRetiredKeys(keys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +151,12 @@ func loadIdentity(keys string, id identity.ID, passFile string, stderr io.Writer
 	if err != nil {
 		return nil, err
 	}
-	return node.NewIdentity(id, key, dir)
+	nid, err := node.NewIdentity(id, key, dir)
+	if err != nil {
+		return nil, err
+	}
+	nid.Retired = retired
+	return nid, nil
 }
 
 func listenOr(listen []string, port int) []string {
