@@ -41,7 +41,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	policy, err := trust.policy(id.Dir)
+	policy, err := trust.policy(id.Dir, id.Retired)
 	if err != nil {
 		return err
 	}

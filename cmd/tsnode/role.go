@@ -180,7 +180,7 @@ func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Wr
 
 func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
 	// Each verdict is logged by the relay handler.
-	trust, err := f.trust.policy(id.Dir)
+	trust, err := f.trust.policy(id.Dir, id.Retired)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	trust, err := f.trust.policy(id.Dir)
+	trust, err := f.trust.policy(id.Dir, id.Retired)
 	if err != nil {
 		return err
 	}

@@ -46,9 +46,9 @@ func (t *trustFlag) Set(v string) error {
 }
 
 // policy builds the trust policy of the flag's authorities from the
-// keys directory's current keys.
-func (t *trustFlag) policy(dir *identity.Directory) (*protocol.Trust, error) {
-	trust, err := protocol.NewTrust(dir, nil, t.ids...)
+// keys directory's current keys and their retired keys.
+func (t *trustFlag) policy(dir *identity.Directory, retired []protocol.RetiredKey) (*protocol.Trust, error) {
+	trust, err := protocol.NewTrust(dir, retired, t.ids...)
 	if err != nil {
 		return nil, fmt.Errorf("--trust: %w", err)
 	}

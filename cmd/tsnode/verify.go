@@ -80,5 +80,9 @@ func loadTrust(keys string, trust *trustFlag) (*protocol.Trust, error) {
 	if err != nil {
 		return nil, err
 	}
-	return trust.policy(dir)
+	retired, err := protocol.LoadRetiredKeys(keys, dir)
+	if err != nil {
+		return nil, err
+	}
+	return trust.policy(dir, retired)
 }
