@@ -11,6 +11,7 @@ import (
 
 	"tsnode/identity"
 	"tsnode/internal/testkeys"
+	"tsnode/node/relay"
 	"tsnode/protocol"
 )
 
@@ -25,7 +26,7 @@ func stampDoc(t *testing.T, r *Requester, data []byte) *protocol.Receipt {
 	return rc
 }
 
-func relay(t *testing.T, r *Requester, rc *protocol.Receipt, data []byte) *protocol.Verdict {
+func relayDoc(t *testing.T, r *Requester, rc *protocol.Receipt, data []byte) *protocol.Verdict {
 	t.Helper()
 	v, err := r.relay.Relay(ctxT(t), rc, strings.NewReader(string(data)), int64(len(data)))
 	if err != nil {
@@ -44,13 +45,13 @@ func TestVerifierRefusesTampering(t *testing.T) {
 		sig, _ := base64.StdEncoding.DecodeString(rc.Signature)
 		sig[100] ^= 1
 		rc.Signature = base64.StdEncoding.EncodeToString(sig)
-		if v := relay(t, r, rc, doc); v.Code != protocol.VerdictBadSignature {
+		if v := relayDoc(t, r, rc, doc); v.Code != protocol.VerdictBadSignature {
 			t.Fatalf("verdict %v, want %s", v, protocol.VerdictBadSignature)
 		}
 	})
 	t.Run("tampered document", func(t *testing.T) {
 		rc := stampDoc(t, r, doc)
-		if v := relay(t, r, rc, []byte("the original documenT")); v.Code != protocol.VerdictHashMismatch {
+		if v := relayDoc(t, r, rc, []byte("the original documenT")); v.Code != protocol.VerdictHashMismatch {
 			t.Fatalf("verdict %v, want %s", v, protocol.VerdictHashMismatch)
 		}
 	})
@@ -60,13 +61,13 @@ func TestVerifierRefusesTampering(t *testing.T) {
 		// replacing a 9 by a 9 tampered with nothing, one run in ten).
 		last := rc.Time[len(rc.Time)-2]
 		rc.Time = rc.Time[:len(rc.Time)-2] + string('0'+(last-'0'+1)%10) + "Z"
-		v := relay(t, r, rc, doc)
+		v := relayDoc(t, r, rc, doc)
 		if v.Code != protocol.VerdictMalformedReceipt || !strings.Contains(v.Message, "time") {
 			t.Fatalf("verdict %v, want %s naming the time", v, protocol.VerdictMalformedReceipt)
 		}
 	})
 	t.Run("untouched", func(t *testing.T) {
-		if v := relay(t, r, stampDoc(t, r, doc), doc); !v.Valid() {
+		if v := relayDoc(t, r, stampDoc(t, r, doc), doc); !v.Valid() {
 			t.Fatalf("verdict %v", v)
 		}
 	})
@@ -170,7 +171,7 @@ func TestVerifierWithWrongServerKey(t *testing.T) {
 	if err := r.Host().Connect(ctxT(t), info); err != nil {
 		t.Fatal(err)
 	}
-	c := &protocol.RelayClient{Host: r.Host(), Self: r.relay.Self, Verifier: verifier}
+	c := relay.NewClient(r.Host(), r.relay.Self, verifier)
 	v, err := c.Relay(ctxT(t), rc, strings.NewReader(string(doc)), int64(len(doc)))
 	if err != nil {
 		t.Fatal(err)

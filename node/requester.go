@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"tsnode/identity"
+	"tsnode/node/relay"
 	"tsnode/protocol"
 )
 
@@ -27,7 +28,7 @@ type Requester struct {
 	trust    *protocol.Trust
 	session  *protocol.Session
 	stamp    *protocol.StampClient
-	relay    *protocol.RelayClient
+	relay    *relay.Client
 	server   peer.AddrInfo
 	verifier peer.AddrInfo
 	outDir   string
@@ -87,7 +88,7 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 		oneShot:  cfg.OneShot,
 		trust:    cfg.Trust,
 		stamp:    &protocol.StampClient{Host: h, Key: id.Key, Self: id.Self, Server: server, Trust: cfg.Trust},
-		relay:    &protocol.RelayClient{Host: h, Self: id.Self, Verifier: verifier},
+		relay:    relay.NewClient(h, id.Self, verifier),
 		server:   serverInfo,
 		verifier: verifierInfo,
 		outDir:   cfg.OutDir,

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"tsnode/internal/merklelog"
+	"tsnode/node/relay"
 	"tsnode/protocol"
 )
 
@@ -70,8 +71,14 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if err != nil {
 		return nil, err
 	}
-	v := &protocol.Verifier{Key: id.Key, Self: id.Self, Dir: id.Dir, Trust: opts.Trust, StoreDir: opts.StoreDir, OnVerdict: opts.OnVerdict, Heads: protocol.NewHeadCache(4096), MaxDocumentSize: opts.MaxDocumentSize}
-	h.SetStreamHandler(protocol.RelayProtocolID, v.Handler())
+	relayOpts := []relay.Option{relay.WithStore(opts.StoreDir), relay.WithVerdictHook(opts.OnVerdict)}
+	if opts.MaxDocumentSize > 0 {
+		relayOpts = append(relayOpts, relay.WithMaxDocumentSize(opts.MaxDocumentSize))
+	}
+	if _, err := relay.New(h, id.Key, id.Self, id.Dir, opts.Trust, relayOpts...); err != nil {
+		h.Close()
+		return nil, err
+	}
 	return &Service{Host: h}, nil
 }
 

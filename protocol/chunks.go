@@ -22,7 +22,7 @@ const ChunkSize = 64 << 10
 
 const (
 	chunkAAD        = "tsnode/relay-chunk/v1"
-	chunkFinal      = 0x01
+	ChunkFinal      = 0x01
 	maxChunkFrame   = 1 + ChunkSize + 16
 	dirRequesterOut = 0
 	dirVerifierOut  = 1
@@ -43,47 +43,47 @@ func chunkAdditionalData(index uint64, flags byte) []byte {
 }
 
 // chunkSealer seals a document's chunks in order.
-type chunkSealer struct {
-	aead  cipher.AEAD
+type ChunkSealer struct {
+	Aead  cipher.AEAD
 	index uint64
 }
 
-func (c *chunkSealer) seal(chunk []byte, final bool) []byte {
+func (c *ChunkSealer) Seal(chunk []byte, final bool) []byte {
 	var flags byte
 	if final {
-		flags = chunkFinal
+		flags = ChunkFinal
 	}
-	out := make([]byte, 1, 1+len(chunk)+c.aead.Overhead())
+	out := make([]byte, 1, 1+len(chunk)+c.Aead.Overhead())
 	out[0] = flags
-	out = c.aead.Seal(out, directionNonce(dirRequesterOut, c.index), chunk, chunkAdditionalData(c.index, flags))
+	out = c.Aead.Seal(out, directionNonce(dirRequesterOut, c.index), chunk, chunkAdditionalData(c.index, flags))
 	c.index++
 	return out
 }
 
 // chunkOpener opens a document's chunks, in order, once each.
-type chunkOpener struct {
-	aead  cipher.AEAD
-	index uint64
-	done  bool
+type ChunkOpener struct {
+	Aead  cipher.AEAD
+	Index uint64
+	Done  bool
 }
 
 // open returns the chunk's plaintext and whether it was the last one.
-func (c *chunkOpener) open(frame []byte) ([]byte, bool, error) {
-	if c.done {
+func (c *ChunkOpener) Open(frame []byte) ([]byte, bool, error) {
+	if c.Done {
 		return nil, false, fmt.Errorf("%w: data after the final chunk", ErrChunk)
 	}
-	if len(frame) < 1+c.aead.Overhead() {
-		return nil, false, fmt.Errorf("%w: chunk %d is %d bytes, too short", ErrChunk, c.index, len(frame))
+	if len(frame) < 1+c.Aead.Overhead() {
+		return nil, false, fmt.Errorf("%w: chunk %d is %d bytes, too short", ErrChunk, c.Index, len(frame))
 	}
 	flags := frame[0]
-	if flags&^chunkFinal != 0 {
-		return nil, false, fmt.Errorf("%w: chunk %d has unknown flags %#x", ErrChunk, c.index, flags)
+	if flags&^ChunkFinal != 0 {
+		return nil, false, fmt.Errorf("%w: chunk %d has unknown flags %#x", ErrChunk, c.Index, flags)
 	}
-	pt, err := c.aead.Open(nil, directionNonce(dirRequesterOut, c.index), frame[1:], chunkAdditionalData(c.index, flags))
+	pt, err := c.Aead.Open(nil, directionNonce(dirRequesterOut, c.Index), frame[1:], chunkAdditionalData(c.Index, flags))
 	if err != nil {
-		return nil, false, fmt.Errorf("%w: chunk %d does not authenticate (tampered, reordered or duplicated)", ErrChunk, c.index)
+		return nil, false, fmt.Errorf("%w: chunk %d does not authenticate (tampered, reordered or duplicated)", ErrChunk, c.Index)
 	}
-	c.index++
-	c.done = flags&chunkFinal != 0
-	return pt, c.done, nil
+	c.Index++
+	c.Done = flags&ChunkFinal != 0
+	return pt, c.Done, nil
 }

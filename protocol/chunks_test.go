@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/cipher"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"tsnode/identity"
 	"tsnode/internal/testkeys"
@@ -17,7 +15,7 @@ import (
 
 func testGCM(t testing.TB, keyByte byte) cipher.AEAD {
 	t.Helper()
-	aead, err := newGCM(fill(sessionKeySize, keyByte))
+	aead, err := NewGCM(fill(SessionKeySize, keyByte))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,10 +24,10 @@ func testGCM(t testing.TB, keyByte byte) cipher.AEAD {
 
 // sealChunks seals chunks in order, the last one final.
 func sealChunks(t testing.TB, keyByte byte, chunks ...[]byte) [][]byte {
-	s := &chunkSealer{aead: testGCM(t, keyByte)}
+	s := &ChunkSealer{Aead: testGCM(t, keyByte)}
 	var frames [][]byte
 	for i, c := range chunks {
-		frames = append(frames, s.seal(c, i == len(chunks)-1))
+		frames = append(frames, s.Seal(c, i == len(chunks)-1))
 	}
 	return frames
 }
@@ -45,7 +43,7 @@ func TestChunksRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			frames := sealChunks(t, 1, tc.chunks...)
-			o := &chunkOpener{aead: testGCM(t, 1)}
+			o := &ChunkOpener{Aead: testGCM(t, 1)}
 			for i, fr := range frames {
 				if want := 1 + len(tc.chunks[i]) + 16; len(fr) != want {
 					t.Errorf("frame %d is %d bytes, want %d", i, len(fr), want)
@@ -53,15 +51,15 @@ func TestChunksRoundTrip(t *testing.T) {
 				if len(fr) > MaxRelayFrameSize {
 					t.Errorf("frame %d is %d bytes, maximum %d", i, len(fr), MaxRelayFrameSize)
 				}
-				pt, final, err := o.open(fr)
+				pt, final, err := o.Open(fr)
 				if err != nil {
 					t.Fatalf("chunk %d: %v", i, err)
 				}
 				if !bytes.Equal(pt, tc.chunks[i]) {
 					t.Fatalf("chunk %d: %q, want %q", i, pt, tc.chunks[i])
 				}
-				if wantFinal := i == len(frames)-1; final != wantFinal || o.done != wantFinal {
-					t.Fatalf("chunk %d: final %v done %v, want %v", i, final, o.done, wantFinal)
+				if wantFinal := i == len(frames)-1; final != wantFinal || o.Done != wantFinal {
+					t.Fatalf("chunk %d: final %v done %v, want %v", i, final, o.Done, wantFinal)
 				}
 			}
 		})
@@ -73,15 +71,15 @@ func TestChunksRefused(t *testing.T) {
 	f := sealChunks(t, 1, chunks...)
 	other := sealChunks(t, 2, chunks...)
 	// Continuing a sealer past its final chunk, as a misbehaving sender might.
-	s := &chunkSealer{aead: testGCM(t, 1)}
-	finalZero := s.seal([]byte("zero"), true)
-	afterFinal := s.seal([]byte("more"), false)
+	s := &ChunkSealer{Aead: testGCM(t, 1)}
+	finalZero := s.Seal([]byte("zero"), true)
+	afterFinal := s.Seal([]byte("more"), false)
 	flags := func(fr []byte, flags byte) []byte {
 		c := bytes.Clone(fr)
 		c[0] = flags
 		return c
 	}
-	verdict, err := sealVerdict(fill(sessionKeySize, 1), &Verdict{Verifier: "2000", Code: VerdictValid})
+	verdict, err := SealVerdict(fill(SessionKeySize, 1), &Verdict{Verifier: "2000", Code: VerdictValid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +95,7 @@ func TestChunksRefused(t *testing.T) {
 		{"duplicated", [][]byte{f[0], f[0], f[1], f[2]}, 1, ""},
 		{"dropped", [][]byte{f[0], f[2]}, 1, ""},
 		{"final flag removed", [][]byte{f[0], f[1], flags(f[2], 0)}, 2, ""},
-		{"final flag added (truncation)", [][]byte{f[0], flags(f[1], chunkFinal)}, 1, ""},
+		{"final flag added (truncation)", [][]byte{f[0], flags(f[1], ChunkFinal)}, 1, ""},
 		{"ciphertext byte flipped", [][]byte{f[0], flip(f[1], 1)}, 1, ""},
 		{"tag byte flipped", [][]byte{flip(f[0], len(f[0])-1)}, 0, ""},
 		{"other session key", [][]byte{other[0]}, 0, ""},
@@ -107,12 +105,12 @@ func TestChunksRefused(t *testing.T) {
 		{"empty frame", [][]byte{{}}, 0, "too short"},
 		{"unknown flag", [][]byte{flags(f[0], 0x02)}, 0, "flags"},
 		{"unknown flag with final", [][]byte{f[0], f[1], flags(f[2], 0x81)}, 2, "flags"},
-		{"a verdict as a chunk", [][]byte{append([]byte{chunkFinal}, verdict...)}, 0, ""},
+		{"a verdict as a chunk", [][]byte{append([]byte{ChunkFinal}, verdict...)}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := &chunkOpener{aead: testGCM(t, 1)}
+			o := &ChunkOpener{Aead: testGCM(t, 1)}
 			for i, fr := range tc.frames {
-				pt, _, err := o.open(fr)
+				pt, _, err := o.Open(fr)
 				if i < tc.failAt {
 					if err != nil {
 						t.Fatalf("chunk %d: %v", i, err)
@@ -133,13 +131,13 @@ func TestChunksRefused(t *testing.T) {
 }
 
 func TestRelayHeaderRoundTrip(t *testing.T) {
-	key := fill(sessionKeySize, 9)
+	key := fill(SessionKeySize, 9)
 	receipt := []byte(`{"signature":"<!>"}`)
-	for _, h := range []*relayHeader{
+	for _, h := range []*RelayHeader{
 		{SenderID: "1000", SessionKey: key, Receipt: receipt, DocumentSize: 0},
 		{SenderID: "1000", SessionKey: key, Receipt: nil, DocumentSize: 1<<63 + 5},
 	} {
-		got, err := parseRelayHeader(h.encode())
+		got, err := ParseRelayHeader(h.Encode())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,8 +150,8 @@ func TestRelayHeaderRoundTrip(t *testing.T) {
 	// The largest header (a receipt of MaxReceiptSize, a 64-byte id) fits
 	// its frame once sealed.
 	long := identity.ID(strings.Repeat("a", 64))
-	big := &relayHeader{SenderID: long, SessionKey: key, Receipt: fill(MaxReceiptSize, '{'), DocumentSize: 1}
-	sealed, err := Seal(&testkeys.Private(t, "2000").PublicKey, relayHeaderTag, big.encode())
+	big := &RelayHeader{SenderID: long, SessionKey: key, Receipt: fill(MaxReceiptSize, '{'), DocumentSize: 1}
+	sealed, err := Seal(&testkeys.Private(t, "2000").PublicKey, RelayHeaderTag, big.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,16 +159,16 @@ func TestRelayHeaderRoundTrip(t *testing.T) {
 		t.Fatalf("largest sealed header is %d bytes, maximum %d", len(sealed), MaxRelayHeaderSize)
 	}
 	// And a real one opens with the verifier's key only.
-	small := &relayHeader{SenderID: "1000", SessionKey: key, Receipt: receipt, DocumentSize: 7}
-	sealed, err = Seal(&testkeys.Private(t, "2000").PublicKey, relayHeaderTag, small.encode())
+	small := &RelayHeader{SenderID: "1000", SessionKey: key, Receipt: receipt, DocumentSize: 7}
+	sealed, err = Seal(&testkeys.Private(t, "2000").PublicKey, RelayHeaderTag, small.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := Open(testkeys.Private(t, "2000"), relayHeaderTag, sealed)
+	plain, err := Open(testkeys.Private(t, "2000"), RelayHeaderTag, sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := parseRelayHeader(plain); err != nil || got.DocumentSize != 7 {
+	if got, err := ParseRelayHeader(plain); err != nil || got.DocumentSize != 7 {
 		t.Fatalf("parseRelayHeader = %+v, %v", got, err)
 	}
 	if _, err := Open(testkeys.Private(t, "2000"), stampRequestTag, sealed); !errors.Is(err, ErrOpen) {
@@ -180,12 +178,12 @@ func TestRelayHeaderRoundTrip(t *testing.T) {
 
 func TestParseRelayHeaderRefuses(t *testing.T) {
 	fields := func() [][]byte {
-		return [][]byte{[]byte("1000"), fill(sessionKeySize, 9), []byte("{}"), u64(3)}
+		return [][]byte{[]byte("1000"), fill(SessionKeySize, 9), []byte("{}"), u64(3)}
 	}
 	with := func(i int, v []byte) []byte {
 		f := fields()
 		f[i] = v
-		return EncodeRecord(relayHeaderTag, f...)
+		return EncodeRecord(RelayHeaderTag, f...)
 	}
 	for _, tc := range []struct {
 		name string
@@ -199,11 +197,11 @@ func TestParseRelayHeaderRefuses(t *testing.T) {
 		{"empty sender", with(0, nil)},
 		{"size 7 bytes", with(3, fill(7, 0))},
 		{"verdict tag", EncodeRecord(relayVerdictTag, fields()...)},
-		{"three fields", EncodeRecord(relayHeaderTag, fields()[:3]...)},
+		{"three fields", EncodeRecord(RelayHeaderTag, fields()[:3]...)},
 		{"empty", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseRelayHeader(tc.in)
+			got, err := ParseRelayHeader(tc.in)
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("parseRelayHeader = %+v, %v; want ErrMalformed", got, err)
 			}
@@ -212,20 +210,20 @@ func TestParseRelayHeaderRefuses(t *testing.T) {
 }
 
 func TestVerdictRoundTrip(t *testing.T) {
-	key := fill(sessionKeySize, 5)
+	key := fill(SessionKeySize, 5)
 	for _, v := range []*Verdict{
 		{Verifier: "2000", Code: VerdictValid, Message: "document stamped"},
 		{Verifier: "2000", Code: VerdictBadChunk},
 		{Verifier: "2000", Code: VerdictMalformedReceipt, Message: "<!> and \x00 bytes"},
 	} {
-		sealed, err := sealVerdict(key, v)
+		sealed, err := SealVerdict(key, v)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(sealed) > MaxVerdictSize {
 			t.Errorf("verdict is %d bytes, maximum %d", len(sealed), MaxVerdictSize)
 		}
-		got, err := openVerdict(key, sealed)
+		got, err := OpenVerdict(key, sealed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,18 +243,18 @@ func TestVerdictRoundTrip(t *testing.T) {
 }
 
 func TestOpenVerdictRefuses(t *testing.T) {
-	key := fill(sessionKeySize, 5)
-	sealed, err := sealVerdict(key, &Verdict{Verifier: "2000", Code: VerdictValid, Message: "ok"})
+	key := fill(SessionKeySize, 5)
+	sealed, err := SealVerdict(key, &Verdict{Verifier: "2000", Code: VerdictValid, Message: "ok"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	chunk := (&chunkSealer{aead: testGCM(t, 5)}).seal([]byte("data"), true)
+	chunk := (&ChunkSealer{Aead: testGCM(t, 5)}).Seal([]byte("data"), true)
 	for _, tc := range []struct {
 		name string
 		key  []byte
 		in   []byte
 	}{
-		{"another session key", fill(sessionKeySize, 6), sealed},
+		{"another session key", fill(SessionKeySize, 6), sealed},
 		{"flipped byte", key, flip(sealed, 0)},
 		{"flipped tag", key, flip(sealed, len(sealed)-1)},
 		{"truncated", key, sealed[:len(sealed)-1]},
@@ -264,7 +262,7 @@ func TestOpenVerdictRefuses(t *testing.T) {
 		{"a chunk as a verdict", key, chunk[1:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := openVerdict(tc.key, tc.in)
+			v, err := OpenVerdict(tc.key, tc.in)
 			if !errors.Is(err, ErrOpen) {
 				t.Fatalf("openVerdict = %+v, %v; want ErrOpen", v, err)
 			}
@@ -275,7 +273,7 @@ func TestOpenVerdictRefuses(t *testing.T) {
 // A verifier's message can quote an attacker's receipt at length; the
 // verdict must still fit the frame the requester accepts.
 func TestVerdictOfLongMessageFits(t *testing.T) {
-	key := fill(sessionKeySize, 5)
+	key := fill(SessionKeySize, 5)
 	r, _ := sampleReceipt(t)
 	r.RequesterID = strings.Repeat("\x01", 10000) // %q quadruples it
 	data := r.Marshal()
@@ -290,15 +288,15 @@ func TestVerdictOfLongMessageFits(t *testing.T) {
 	if !errors.Is(verr, ErrMalformedReceipt) {
 		t.Fatalf("Verify = %v", verr)
 	}
-	v := &Verdict{Verifier: identity.ID(strings.Repeat("v", 64)), Code: verdictFor(verr), Message: verr.Error()}
-	sealed, err := sealVerdict(key, v)
+	v := &Verdict{Verifier: identity.ID(strings.Repeat("v", 64)), Code: VerdictFor(verr), Message: verr.Error()}
+	sealed, err := SealVerdict(key, v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sealed) > MaxVerdictSize {
 		t.Fatalf("verdict of a %d-byte message is %d bytes, maximum %d", len(v.Message), len(sealed), MaxVerdictSize)
 	}
-	got, err := openVerdict(key, sealed)
+	got, err := OpenVerdict(key, sealed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,148 +325,49 @@ func TestVerdictFor(t *testing.T) {
 		{nil, VerdictInternal},
 	} {
 		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
-			if got := verdictFor(tc.err); got != tc.want {
+			if got := VerdictFor(tc.err); got != tc.want {
 				t.Errorf("verdictFor(%v) = %q, want %q", tc.err, got, tc.want)
 			}
 			if tc.err == nil {
 				return
 			}
-			if got := verdictFor(fmt.Errorf("context: %w", tc.err)); got != tc.want {
+			if got := VerdictFor(fmt.Errorf("context: %w", tc.err)); got != tc.want {
 				t.Errorf("verdictFor(wrapped %v) = %q, want %q", tc.err, got, tc.want)
 			}
 		})
 	}
 }
 
-// recorder collects frames written by sendDocument and fails once it has
-// more than limit, so a sender that never stops is caught.
-type recorder struct {
-	buf    bytes.Buffer
-	frames int
-	limit  int
-	fail   error
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.fail != nil {
-		return 0, r.fail
-	}
-	r.frames++
-	if r.frames > r.limit {
-		return 0, errors.New("too many frames")
-	}
-	return r.buf.Write(p)
-}
-
-func (r *recorder) SetWriteDeadline(time.Time) error { return nil }
-
-func TestSendDocument(t *testing.T) {
-	key := fill(sessionKeySize, 3)
-	doc := make([]byte, 2*ChunkSize+10)
-	for i := range doc {
-		doc[i] = byte(i / 7)
-	}
-	for _, tc := range []struct {
-		name   string
-		doc    []byte
-		size   int64
-		frames int
-	}{
-		{"empty", nil, 0, 1},
-		{"small", doc[:10], 10, 1},
-		{"one full chunk", doc[:ChunkSize], ChunkSize, 1},
-		{"chunk and a byte", doc[:ChunkSize+1], ChunkSize + 1, 2},
-		{"three chunks", doc, int64(len(doc)), 3},
-		{"reader longer than size", doc, 100, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := &recorder{limit: 10}
-			if err := (&RelayClient{}).sendDocument(w, key, bytes.NewReader(tc.doc), tc.size); err != nil {
-				t.Fatal(err)
-			}
-			if w.frames != tc.frames {
-				t.Errorf("%d frames, want %d", w.frames, tc.frames)
-			}
-			r := bufio.NewReader(&w.buf)
-			o := &chunkOpener{aead: testGCM(t, 3)}
-			var got []byte
-			for !o.done {
-				fr, err := ReadFrame(r, MaxRelayFrameSize)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pt, _, err := o.open(fr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, pt...)
-			}
-			if !bytes.Equal(got, tc.doc[:tc.size]) {
-				t.Fatalf("received %d bytes, want the first %d", len(got), tc.size)
-			}
-			if _, err := ReadFrame(r, MaxRelayFrameSize); err != io.EOF {
-				t.Fatalf("after the final chunk: %v", err)
-			}
-		})
-	}
-
-	for _, tc := range []struct {
-		name string
-		doc  []byte
-		size int64
-	}{
-		{"shrank inside a chunk", doc[:10], 20},
-		{"shrank at a chunk boundary", doc[:ChunkSize], ChunkSize + 5},
-		{"empty but announced", nil, 5},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := &recorder{limit: 10}
-			err := (&RelayClient{}).sendDocument(w, key, bytes.NewReader(tc.doc), tc.size)
-			if err == nil || !strings.Contains(err.Error(), "shrank") {
-				t.Fatalf("sendDocument = %v after %d frames, want a shrank error", err, w.frames)
-			}
-		})
-	}
-
-	t.Run("write error", func(t *testing.T) {
-		broken := errors.New("stream reset")
-		err := (&RelayClient{}).sendDocument(&recorder{limit: 10, fail: broken}, key, bytes.NewReader(doc), int64(len(doc)))
-		if !errors.Is(err, broken) {
-			t.Fatalf("sendDocument = %v, want %v", err, broken)
-		}
-	})
-}
-
 func FuzzOpenChunk(f *testing.F) {
-	s := &chunkSealer{aead: testGCM(f, 1)}
-	f.Add(s.seal([]byte("hello"), false), uint8(0))
-	f.Add((&chunkSealer{aead: testGCM(f, 1)}).seal(nil, true), uint8(0))
-	f.Add(s.seal([]byte("second"), true), uint8(1))
+	s := &ChunkSealer{Aead: testGCM(f, 1)}
+	f.Add(s.Seal([]byte("hello"), false), uint8(0))
+	f.Add((&ChunkSealer{Aead: testGCM(f, 1)}).Seal(nil, true), uint8(0))
+	f.Add(s.Seal([]byte("second"), true), uint8(1))
 	f.Add([]byte{}, uint8(0))
 	f.Add(fill(17, 0), uint8(0))
 	f.Add(fill(17, 0xff), uint8(3))
 	f.Fuzz(func(t *testing.T, frame []byte, index uint8) {
-		o := &chunkOpener{aead: testGCM(t, 1), index: uint64(index)}
-		pt, final, err := o.open(frame)
+		o := &ChunkOpener{Aead: testGCM(t, 1), Index: uint64(index)}
+		pt, final, err := o.Open(frame)
 		if err != nil {
 			if !errors.Is(err, ErrChunk) {
 				t.Fatalf("error %v is not ErrChunk", err)
 			}
-			if o.index != uint64(index) || o.done {
+			if o.Index != uint64(index) || o.Done {
 				t.Fatal("a refused chunk advanced the opener")
 			}
 			return
 		}
-		if o.index != uint64(index)+1 || o.done != final {
-			t.Fatalf("opener at %d done %v after chunk %d final %v", o.index, o.done, index, final)
+		if o.Index != uint64(index)+1 || o.Done != final {
+			t.Fatalf("opener at %d done %v after chunk %d final %v", o.Index, o.Done, index, final)
 		}
 		// Sealing is deterministic per index: an authentic frame is exactly
 		// what the sealer makes of its plaintext.
-		re := (&chunkSealer{aead: testGCM(t, 1), index: uint64(index)}).seal(pt, final)
+		re := (&ChunkSealer{Aead: testGCM(t, 1), index: uint64(index)}).Seal(pt, final)
 		if !bytes.Equal(re, frame) {
 			t.Fatal("opened a frame the sealer would not make")
 		}
-		if _, _, err := o.open(frame); err == nil {
+		if _, _, err := o.Open(frame); err == nil {
 			t.Fatal("the same frame opened twice")
 		}
 	})

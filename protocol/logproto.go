@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
+	"tsnode/internal/p2pstream"
 )
 
 // Log protocol /tsnode/log/1.0.0: ask a server for its latest signed tree
@@ -32,7 +33,7 @@ const (
 // LogHandler serves the log protocol from a LogSigner.
 func LogHandler(signer *LogSigner) network.StreamHandler {
 	return func(s network.Stream) {
-		release, err := prepareStream(s, LogServiceName, MaxLogRequestSize+MaxLogResponseSize)
+		release, err := p2pstream.Prepare(s, LogServiceName, MaxLogRequestSize+MaxLogResponseSize)
 		if err != nil {
 			s.Reset()
 			return

@@ -466,7 +466,7 @@ func (s *LogSigner) deliver(g *signedGroup) {
 }
 
 func (s *LogSigner) fail(batch []*logRequest, err error) {
-	log.Errorw("stamp batch failed", "stamps", len(batch), "err", err)
+	Log.Errorw("stamp batch failed", "stamps", len(batch), "err", err)
 	for _, r := range batch {
 		r.done(nil, err)
 	}

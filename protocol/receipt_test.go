@@ -174,7 +174,7 @@ func TestReceiptVerifyRefuses(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("error %q does not contain %q", err, tc.msg)
 			}
-			if got := verdictFor(err); got != tc.verdict {
+			if got := VerdictFor(err); got != tc.verdict {
 				t.Errorf("verdictFor = %q, want %q", got, tc.verdict)
 			}
 		})

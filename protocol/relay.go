@@ -36,9 +36,9 @@ const (
 )
 
 const (
-	relayHeaderTag  = "tsnode/relay-header/v1"
+	RelayHeaderTag  = "tsnode/relay-header/v1"
 	relayVerdictTag = "tsnode/relay-verdict/v1"
-	sessionKeySize  = 32
+	SessionKeySize  = 32
 )
 
 // Verdict codes.
@@ -77,7 +77,7 @@ func (v *Verdict) String() string {
 }
 
 // verdictFor maps a verification error to its verdict code.
-func verdictFor(err error) string {
+func VerdictFor(err error) string {
 	for _, m := range []struct {
 		err  error
 		code string
@@ -100,25 +100,25 @@ func verdictFor(err error) string {
 }
 
 // relayHeader opens a relay.
-type relayHeader struct {
+type RelayHeader struct {
 	SenderID     identity.ID
 	SessionKey   []byte
 	Receipt      []byte
 	DocumentSize uint64
 }
 
-func newSessionKey() ([]byte, error) {
-	k := make([]byte, sessionKeySize)
+func NewSessionKey() ([]byte, error) {
+	k := make([]byte, SessionKeySize)
 	_, err := rand.Read(k)
 	return k, err
 }
 
-func (h *relayHeader) encode() []byte {
-	return EncodeRecord(relayHeaderTag, []byte(h.SenderID), h.SessionKey, h.Receipt, u64(h.DocumentSize))
+func (h *RelayHeader) Encode() []byte {
+	return EncodeRecord(RelayHeaderTag, []byte(h.SenderID), h.SessionKey, h.Receipt, u64(h.DocumentSize))
 }
 
-func parseRelayHeader(b []byte) (*relayHeader, error) {
-	f, err := DecodeRecord(b, relayHeaderTag, 4)
+func ParseRelayHeader(b []byte) (*RelayHeader, error) {
+	f, err := DecodeRecord(b, RelayHeaderTag, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -126,21 +126,21 @@ func parseRelayHeader(b []byte) (*relayHeader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: sender: %v", ErrMalformed, err)
 	}
-	if len(f[1]) != sessionKeySize {
-		return nil, fmt.Errorf("%w: session key is %d bytes, want %d", ErrMalformed, len(f[1]), sessionKeySize)
+	if len(f[1]) != SessionKeySize {
+		return nil, fmt.Errorf("%w: session key is %d bytes, want %d", ErrMalformed, len(f[1]), SessionKeySize)
 	}
 	size, err := parseU64("document size", f[3])
 	if err != nil {
 		return nil, err
 	}
-	return &relayHeader{SenderID: id, SessionKey: bytes.Clone(f[1]), Receipt: bytes.Clone(f[2]), DocumentSize: size}, nil
+	return &RelayHeader{SenderID: id, SessionKey: bytes.Clone(f[1]), Receipt: bytes.Clone(f[2]), DocumentSize: size}, nil
 }
 
 // maxVerdictMessage bounds the message of a sealed verdict.
 const maxVerdictMessage = 2 << 10
 
-func sealVerdict(key []byte, v *Verdict) ([]byte, error) {
-	aead, err := newGCM(key)
+func SealVerdict(key []byte, v *Verdict) ([]byte, error) {
+	aead, err := NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -154,8 +154,8 @@ func sealVerdict(key []byte, v *Verdict) ([]byte, error) {
 	return aead.Seal(nil, directionNonce(dirVerifierOut, 0), pt, []byte(relayVerdictTag)), nil
 }
 
-func openVerdict(key, b []byte) (*Verdict, error) {
-	aead, err := newGCM(key)
+func OpenVerdict(key, b []byte) (*Verdict, error) {
+	aead, err := NewGCM(key)
 	if err != nil {
 		return nil, err
 	}

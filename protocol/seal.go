@@ -45,7 +45,7 @@ func sealWithKey(pub *rsa.PublicKey, context string, key, plaintext []byte) ([]b
 	if len(wrapped) != wrappedKeyLen {
 		return nil, fmt.Errorf("failed to wrap key: recipient key is not RSA-4096")
 	}
-	aead, err := newGCM(key)
+	aead, err := NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func Open(priv *rsa.PrivateKey, context string, sealed []byte) ([]byte, error) {
 	if err != nil || len(key) != 32 {
 		return nil, fmt.Errorf("%w: key unwrap failed (not sealed to this key, or for another purpose)", ErrOpen)
 	}
-	aead, err := newGCM(key)
+	aead, err := NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func Open(priv *rsa.PrivateKey, context string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
-func newGCM(key []byte) (cipher.AEAD, error) {
+func NewGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err

@@ -55,7 +55,7 @@ type sessionCipher struct {
 }
 
 func newSessionCipher(key []byte, tag string) (*sessionCipher, error) {
-	aead, err := newGCM(key)
+	aead, err := NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +187,8 @@ func openSessionHello(key *rsa.PrivateKey, b []byte) (identity.ID, []byte, error
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: requester: %v", ErrMalformed, err)
 	}
-	if len(f[1]) != sessionKeySize {
-		return "", nil, fmt.Errorf("%w: request key is %d bytes, want %d", ErrMalformed, len(f[1]), sessionKeySize)
+	if len(f[1]) != SessionKeySize {
+		return "", nil, fmt.Errorf("%w: request key is %d bytes, want %d", ErrMalformed, len(f[1]), SessionKeySize)
 	}
 	return id, bytes.Clone(f[1]), nil
 }

@@ -62,7 +62,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	if err := trust.CheckAuthority(server.ID); err != nil {
 		return nil, err
 	}
-	requestKey, err := newSessionKey()
+	requestKey, err := NewSessionKey()
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 		return fail(err)
 	}
 	kf, err := DecodeRecord(pt, sessionKeyTag, 1)
-	if err != nil || len(kf[0]) != sessionKeySize {
+	if err != nil || len(kf[0]) != SessionKeySize {
 		return fail(fmt.Errorf("%w: bad session reply key", ErrMalformed))
 	}
 	_ = s.SetDeadline(time.Time{})

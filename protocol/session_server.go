@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"tsnode/identity"
+	"tsnode/internal/p2pstream"
 )
 
 // SessionServer serves stamp sessions on a LogSigner.
@@ -32,9 +33,9 @@ const (
 func (srv *SessionServer) Handler() network.StreamHandler {
 	return func(s network.Stream) {
 		remote := s.Conn().RemotePeer()
-		release, err := prepareStream(s, SessionServiceName, sessionReadBuffer+sessionWriteBuffer+MaxSessionReplySize)
+		release, err := p2pstream.Prepare(s, SessionServiceName, sessionReadBuffer+sessionWriteBuffer+MaxSessionReplySize)
 		if err != nil {
-			log.Debugw("session refused", "peer", remote, "err", err)
+			Log.Debugw("session refused", "peer", remote, "err", err)
 			s.Reset()
 			return
 		}
@@ -42,11 +43,11 @@ func (srv *SessionServer) Handler() network.StreamHandler {
 		r := bufio.NewReaderSize(s, sessionReadBuffer)
 		requester, in, out, err := srv.accept(s, r, remote)
 		if err != nil {
-			log.Warnw("session not opened", "peer", remote, "err", err)
+			Log.Warnw("session not opened", "peer", remote, "err", err)
 			return
 		}
 		if err := srv.serve(s, r, requester, in, out); err != nil {
-			log.Warnw("session: protocol violation; resetting stream", "peer", remote, "err", err)
+			Log.Warnw("session: protocol violation; resetting stream", "peer", remote, "err", err)
 			s.Reset()
 			return
 		}
@@ -79,7 +80,7 @@ func (srv *SessionServer) accept(s network.Stream, r *bufio.Reader, remote peer.
 	if requester.PeerID != remote {
 		return refuse(StatusPeerMismatch, fmt.Sprintf("session claims id %q (peer %s) but was opened by peer %s", id, requester.PeerID, remote))
 	}
-	replyKey, err := newSessionKey()
+	replyKey, err := NewSessionKey()
 	if err != nil {
 		return refuse(StatusInternal, "no randomness")
 	}

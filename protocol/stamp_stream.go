@@ -14,16 +14,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"tsnode/identity"
+	"tsnode/internal/p2pstream"
 )
 
-var log = logging.Logger("tsnode/protocol")
+var Log = logging.Logger("tsnode/protocol")
 
 // StampHandler serves the stamp protocol with a Stamper.
 func StampHandler(st *Stamper) network.StreamHandler {
 	return func(s network.Stream) {
-		release, err := prepareStream(s, StampServiceName, MaxStampRequestSize+MaxStampResponseSize)
+		release, err := p2pstream.Prepare(s, StampServiceName, MaxStampRequestSize+MaxStampResponseSize)
 		if err != nil {
-			log.Debugw("stamp stream refused", "peer", s.Conn().RemotePeer(), "err", err)
+			Log.Debugw("stamp stream refused", "peer", s.Conn().RemotePeer(), "err", err)
 			s.Reset()
 			return
 		}
@@ -33,7 +34,7 @@ func StampHandler(st *Stamper) network.StreamHandler {
 
 		req, err := ReadFrame(bufio.NewReaderSize(s, 1024), MaxStampRequestSize)
 		if err != nil {
-			log.Warnw("stamp: bad request frame; resetting stream", "peer", remote, "err", err)
+			Log.Warnw("stamp: bad request frame; resetting stream", "peer", remote, "err", err)
 			s.Reset()
 			return
 		}
@@ -43,16 +44,16 @@ func StampHandler(st *Stamper) network.StreamHandler {
 		switch {
 		case err == nil:
 			resp = encodeStampResponse(StatusOK, reply)
-			log.Infow("stamped", "serial", stmt.Serial, "requester", stmt.RequesterID, "time", FormatTime(stmt.Time))
+			Log.Infow("stamped", "serial", stmt.Serial, "requester", stmt.RequesterID, "time", FormatTime(stmt.Time))
 		case errors.As(err, &se):
 			resp = encodeStampResponse(se.Status, []byte(se.Message))
-			log.Warnw("stamp request refused", "peer", remote, "status", se.Status, "reason", se.Message)
+			Log.Warnw("stamp request refused", "peer", remote, "status", se.Status, "reason", se.Message)
 		default:
 			s.Reset()
 			return
 		}
 		if err := WriteFrame(s, resp); err != nil {
-			log.Debugw("stamp: writing response failed", "peer", remote, "err", err)
+			Log.Debugw("stamp: writing response failed", "peer", remote, "err", err)
 			s.Reset()
 			return
 		}

@@ -80,7 +80,7 @@ func TestSessionServerResets(t *testing.T) {
 	client := clientOf(t, "1000", srv.host)
 	t.Run("request that does not authenticate", func(t *testing.T) {
 		s := rawStream(t, client, srv.host.ID(), SessionProtocolID)
-		hello, err := sealSessionHello(entry(t, "server").PublicKey, "1000", fill(sessionKeySize, 1))
+		hello, err := sealSessionHello(entry(t, "server").PublicKey, "1000", fill(SessionKeySize, 1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +96,7 @@ func TestSessionServerResets(t *testing.T) {
 			t.Fatalf("hello not accepted: %v", err)
 		}
 		// Sealed under another key than the one in the hello.
-		c, _ := newSessionCipher(fill(sessionKeySize, 2), sessionRequestTag)
+		c, _ := newSessionCipher(fill(SessionKeySize, 2), sessionRequestTag)
 		if err := WriteFrame(s, c.seal((&sessionRequest{id: 0, hash: docHash(0), nonce: docNonce(0)}).encode())); err != nil {
 			t.Fatal(err)
 		}

@@ -92,7 +92,7 @@ type SignedTreeHead struct {
 func treeHeadSigner(key *rsa.PrivateKey) func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error) {
 	cs, err := crtsign.New(key)
 	if err != nil {
-		log.Warnw("signing tree heads with crypto/rsa alone", "reason", err)
+		Log.Warnw("signing tree heads with crypto/rsa alone", "reason", err)
 		return SignTreeHead
 	}
 	return func(_ *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {

@@ -55,7 +55,7 @@ func TestSelfSignedReceiptRefused(t *testing.T) {
 	if !errors.Is(err, ErrUntrustedSigner) || !strings.Contains(err.Error(), "untrusted signer: 1000 is not a trusted authority") {
 		t.Fatalf("self-signed receipt: %v, want untrusted signer naming 1000", err)
 	}
-	if got := verdictFor(err); got != VerdictUntrustedSigner {
+	if got := VerdictFor(err); got != VerdictUntrustedSigner {
 		t.Errorf("verdict %q, want %q", got, VerdictUntrustedSigner)
 	}
 	// The signature itself is good: whoever chooses to trust 1000 as an
@@ -155,7 +155,7 @@ func TestRetiredKeyV1(t *testing.T) {
 			t.Errorf("retired-key error %q does not say %s", err, want)
 		}
 	}
-	if got := verdictFor(err); got != VerdictRetiredKey {
+	if got := VerdictFor(err); got != VerdictRetiredKey {
 		t.Errorf("verdict %q, want %q", got, VerdictRetiredKey)
 	}
 }

@@ -1,4 +1,4 @@
-package protocol
+package relay
 
 import (
 	"bufio"
@@ -7,34 +7,41 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"tsnode/identity"
 )
 
-// RelayClient relays documents with their receipts to a verifier.
-type RelayClient struct {
+// Client relays documents with their receipts to a verifier, as the
+// requester Self.
+type Client struct {
 	Host     host.Host
 	Self     identity.Entry
 	Verifier identity.Entry
 }
 
+// NewClient relays from h as self to verifier.
+func NewClient(h host.Host, self, verifier identity.Entry) *Client {
+	return &Client{Host: h, Self: self, Verifier: verifier}
+}
+
 // Relay sends size bytes of doc and the receipt, and returns the
 // verifier's verdict. An error means no verdict was obtained.
-func (c *RelayClient) Relay(ctx context.Context, receipt *Receipt, doc io.Reader, size int64) (*Verdict, error) {
-	key, err := newSessionKey()
+func (c *Client) Relay(ctx context.Context, receipt *protocol.Receipt, doc io.Reader, size int64) (*protocol.Verdict, error) {
+	key, err := protocol.NewSessionKey()
 	if err != nil {
 		return nil, err
 	}
-	hdr := &relayHeader{SenderID: c.Self.ID, SessionKey: key, Receipt: receipt.Marshal(), DocumentSize: uint64(size)}
-	sealed, err := Seal(c.Verifier.PublicKey, relayHeaderTag, hdr.encode())
+	hdr := &protocol.RelayHeader{SenderID: c.Self.ID, SessionKey: key, Receipt: receipt.Marshal(), DocumentSize: uint64(size)}
+	sealed, err := protocol.Seal(c.Verifier.PublicKey, protocol.RelayHeaderTag, hdr.Encode())
 	if err != nil {
 		return nil, err
 	}
-	openCtx, cancel := context.WithTimeout(ctx, RelayIdleTimeout)
+	openCtx, cancel := context.WithTimeout(ctx, protocol.RelayIdleTimeout)
 	defer cancel()
-	s, err := c.Host.NewStream(openCtx, c.Verifier.PeerID, RelayProtocolID)
+	s, err := c.Host.NewStream(openCtx, c.Verifier.PeerID, protocol.RelayProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open relay stream to verifier %s (%s): %w", c.Verifier.ID, c.Verifier.PeerID, err)
 	}
@@ -42,16 +49,16 @@ func (c *RelayClient) Relay(ctx context.Context, receipt *Receipt, doc io.Reader
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
 	defer stop()
 
-	_ = s.SetWriteDeadline(time.Now().Add(RelayIdleTimeout))
-	sendErr := WriteFrame(s, sealed)
+	_ = s.SetWriteDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+	sendErr := protocol.WriteFrame(s, sealed)
 	if sendErr == nil {
 		sendErr = c.sendDocument(s, key, doc, size)
 	}
 	_ = s.CloseWrite()
 	// The verifier may answer before reading everything (a bad chunk), so
 	// a failed send is reported only if no verdict follows.
-	_ = s.SetReadDeadline(time.Now().Add(RelayIdleTimeout))
-	frame, err := ReadFrame(bufio.NewReader(s), MaxVerdictSize)
+	_ = s.SetReadDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+	frame, err := protocol.ReadFrame(bufio.NewReader(s), protocol.MaxVerdictSize)
 	if err != nil {
 		s.Reset()
 		if sendErr != nil {
@@ -59,12 +66,12 @@ func (c *RelayClient) Relay(ctx context.Context, receipt *Receipt, doc io.Reader
 		}
 		return nil, fmt.Errorf("no verdict from verifier %s: %w", c.Verifier.ID, err)
 	}
-	v, err := openVerdict(key, frame)
+	v, err := protocol.OpenVerdict(key, frame)
 	if err != nil {
 		return nil, fmt.Errorf("verifier %s: %w", c.Verifier.ID, err)
 	}
 	if v.Verifier != c.Verifier.ID {
-		return nil, fmt.Errorf("%w: verdict signed as %q, we asked %q", ErrReplyMismatch, v.Verifier, c.Verifier.ID)
+		return nil, fmt.Errorf("%w: verdict signed as %q, we asked %q", protocol.ErrReplyMismatch, v.Verifier, c.Verifier.ID)
 	}
 	return v, nil
 }
@@ -75,16 +82,16 @@ type writeDeadliner interface {
 	SetWriteDeadline(time.Time) error
 }
 
-func (c *RelayClient) sendDocument(w writeDeadliner, key []byte, doc io.Reader, size int64) error {
-	aead, err := newGCM(key)
+func (c *Client) sendDocument(w writeDeadliner, key []byte, doc io.Reader, size int64) error {
+	aead, err := protocol.NewGCM(key)
 	if err != nil {
 		return err
 	}
-	sealer := &chunkSealer{aead: aead}
-	buf := make([]byte, ChunkSize)
+	sealer := &protocol.ChunkSealer{Aead: aead}
+	buf := make([]byte, protocol.ChunkSize)
 	var sent int64
 	for {
-		n, err := io.ReadFull(doc, buf[:min(int64(ChunkSize), size-sent)])
+		n, err := io.ReadFull(doc, buf[:min(int64(protocol.ChunkSize), size-sent)])
 		if err != nil {
 			// io.EOF: not one byte of a non-empty read was left.
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -94,8 +101,8 @@ func (c *RelayClient) sendDocument(w writeDeadliner, key []byte, doc io.Reader, 
 		}
 		sent += int64(n)
 		final := sent == size
-		_ = w.SetWriteDeadline(time.Now().Add(RelayIdleTimeout))
-		if err := WriteFrame(w, sealer.seal(buf[:n], final)); err != nil {
+		_ = w.SetWriteDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+		if err := protocol.WriteFrame(w, sealer.Seal(buf[:n], final)); err != nil {
 			return err
 		}
 		if final {

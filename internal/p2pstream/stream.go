@@ -1,4 +1,5 @@
-package protocol
+// Package p2pstream holds what every tsnode stream handler does first.
+package p2pstream
 
 import (
 	"fmt"
@@ -6,10 +7,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 )
 
-// prepareStream does what every tsnode handler does first, as go-libp2p's
-// own protocols do: account the stream to the protocol's resource-manager
-// service and reserve memory for its largest message.
-func prepareStream(s network.Stream, service string, reserve int) (release func(), err error) {
+// Prepare does what every tsnode handler does first, as go-libp2p's own
+// protocols do: account the stream to the protocol's resource-manager
+// service and reserve memory for its largest message. release returns
+// the memory.
+func Prepare(s network.Stream, service string, reserve int) (release func(), err error) {
 	if err := s.Scope().SetService(service); err != nil {
 		return nil, fmt.Errorf("failed to attach stream to service %s: %w", service, err)
 	}

@@ -1,0 +1,136 @@
+// Package testnet serves the services' tests: real libp2p hosts on
+// loopback whose identities are the TEST-ONLY keys of internal/testkeys,
+// raw streams to break a protocol's framing, and the identities and
+// trust policies those tests need. Only tests import it.
+package testnet
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"tsnode/identity"
+	"tsnode/internal/testkeys"
+	"tsnode/protocol"
+)
+
+// Transports are the loopback listen addresses every service is tested on.
+var Transports = []struct{ Name, Listen string }{
+	{"tcp", "/ip4/127.0.0.1/tcp/0"},
+	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
+}
+
+// NewHost starts a host whose identity is the test key of id, listening
+// on listen (empty: dial only). It is closed at cleanup.
+func NewHost(t testing.TB, id identity.ID, listen string) host.Host {
+	t.Helper()
+	priv, err := identity.LibP2PPrivateKey(testkeys.Private(t, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.DisableRelay(),
+	}
+	if listen == "" {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(listen))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// Ctx is a context that ends with the test, or after 30 s.
+func Ctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// ClientOf starts a dial-only host for id connected to server.
+func ClientOf(t testing.TB, id identity.ID, server host.Host) host.Host {
+	t.Helper()
+	h := NewHost(t, id, "")
+	if err := h.Connect(Ctx(t), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// RawStream opens a stream of protocol id from one host to another, to
+// write whatever bytes a test needs.
+func RawStream(t testing.TB, from host.Host, to peer.ID, id string) network.Stream {
+	t.Helper()
+	s, err := from.NewStream(Ctx(t), to, libp2pprotocol.ID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Reset() })
+	_ = s.SetDeadline(time.Now().Add(20 * time.Second))
+	return s
+}
+
+// FrameHeader is the length prefix of a frame of n bytes, with no body.
+func FrameHeader(n int) []byte {
+	var b bytes.Buffer
+	protocol.WriteFrame(&b, make([]byte, n))
+	return b.Bytes()[:b.Len()-n]
+}
+
+// ExpectReset reads from s until an error, which must be a stream reset.
+func ExpectReset(t testing.TB, s network.Stream) {
+	t.Helper()
+	_, err := bufio.NewReader(s).ReadByte()
+	for err == nil {
+		_, err = bufio.NewReader(s).ReadByte()
+	}
+	if !errors.Is(err, network.ErrReset) {
+		t.Fatalf("read after a violation: %v, want a stream reset", err)
+	}
+}
+
+// Entry returns the identity entry of a test key ("server", "1000",
+// "2000", "outsider"), whether or not a directory holds it.
+func Entry(t testing.TB, id identity.ID) identity.Entry {
+	t.Helper()
+	pub := &testkeys.Private(t, id).PublicKey
+	pid, err := identity.PeerIDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return identity.Entry{ID: id, PublicKey: pub, PeerID: pid}
+}
+
+// Trust trusts the authorities ids (default: "server") with their keys in
+// dir.
+func Trust(t testing.TB, dir *identity.Directory, ids ...identity.ID) *protocol.Trust {
+	t.Helper()
+	if len(ids) == 0 {
+		ids = []identity.ID{identity.ServerID}
+	}
+	trust, err := protocol.NewTrust(dir, nil, ids...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trust
+}

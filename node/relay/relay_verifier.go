@@ -1,0 +1,273 @@
+package relay
+
+import (
+	"bufio"
+	"cmp"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"tsnode/identity"
+	"tsnode/internal/p2pstream"
+	"tsnode/protocol"
+)
+
+// The relay protocol, /tsnode/relay/1.0.0 (docs/PROTOCOL.md §9): a
+// requester sends a document and its receipt, sealed to a verifier, and
+// gets the verifier's verdict.
+const (
+	ID          = protocol.RelayProtocolID
+	ServiceName = protocol.RelayServiceName
+	// HeadCacheSize is how many verified tree heads a verifier remembers.
+	HeadCacheSize = 4096
+)
+
+var log = logging.Logger("tsnode/relay")
+
+// Service is a verifier's side of the relay protocol: it recomputes the
+// hash of the bytes it receives and checks the receipt with its trust
+// policy, then answers with its verdict.
+type Service struct {
+	host  host.Host
+	key   *rsa.PrivateKey
+	self  identity.Entry
+	dir   *identity.Directory
+	trust *protocol.Trust
+	heads *protocol.HeadCache
+	// Set by options.
+	storeDir  string
+	onVerdict func(remote peer.ID, v *protocol.Verdict)
+	maxSize   uint64
+}
+
+// Option tunes a Service.
+type Option func(*Service)
+
+// WithStore keeps each valid document with its receipt in
+// dir/<server id>-<serial>/.
+func WithStore(dir string) Option { return func(s *Service) { s.storeDir = dir } }
+
+// WithVerdictHook tells f every verdict.
+func WithVerdictHook(f func(remote peer.ID, v *protocol.Verdict)) Option {
+	return func(s *Service) { s.onVerdict = f }
+}
+
+// WithMaxDocumentSize refuses larger documents (default
+// protocol.DefaultMaxDocumentSize).
+func WithMaxDocumentSize(n uint64) Option { return func(s *Service) { s.maxSize = n } }
+
+// New serves the relay protocol on h as the verifier self, whose private
+// key is key: senders must be in dir, and only receipts that trust
+// accepts are valid.
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, trust *protocol.Trust, opts ...Option) (*Service, error) {
+	if trust == nil {
+		return nil, errors.New("relay: no trust policy")
+	}
+	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), maxSize: protocol.DefaultMaxDocumentSize}
+	for _, o := range opts {
+		o(s)
+	}
+	h.SetStreamHandler(ID, s.handle)
+	return s, nil
+}
+
+// Close stops serving the protocol; relays in progress finish.
+func (s *Service) Close() error {
+	s.host.RemoveStreamHandler(ID)
+	return nil
+}
+
+// handle answers one relay.
+func (v *Service) handle(s network.Stream) {
+	release, err := p2pstream.Prepare(s, protocol.RelayServiceName, protocol.MaxRelayHeaderSize+protocol.MaxRelayFrameSize)
+	if err != nil {
+		log.Debugw("relay stream refused", "peer", s.Conn().RemotePeer(), "err", err)
+		s.Reset()
+		return
+	}
+	defer release()
+	remote := s.Conn().RemotePeer()
+	r := bufio.NewReaderSize(s, 4096)
+
+	_ = s.SetReadDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+	frame, err := protocol.ReadFrame(r, protocol.MaxRelayHeaderSize)
+	if err != nil {
+		log.Warnw("relay: bad header frame; resetting stream", "peer", remote, "err", err)
+		s.Reset()
+		return
+	}
+	plain, err := protocol.Open(v.key, protocol.RelayHeaderTag, frame)
+	if err != nil {
+		log.Warnw("relay: header does not open; resetting stream", "peer", remote, "err", err)
+		s.Reset()
+		return
+	}
+	hdr, err := protocol.ParseRelayHeader(plain)
+	if err != nil {
+		log.Warnw("relay: malformed header; resetting stream", "peer", remote, "err", err)
+		s.Reset()
+		return
+	}
+	verdict, violation := v.receive(s, r, remote, hdr)
+	if violation != nil {
+		log.Warnw("relay: protocol violation; resetting stream", "peer", remote, "err", violation)
+		s.Reset()
+		return
+	}
+	verdict.Verifier = v.self.ID
+	if v.onVerdict != nil {
+		v.onVerdict(remote, verdict)
+	}
+	log.Infow("verdict", "peer", remote, "sender", hdr.SenderID, "verdict", verdict.Code, "detail", verdict.Message)
+	out, err := protocol.SealVerdict(hdr.SessionKey, verdict)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+	if err := protocol.WriteFrame(s, out); err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// receive reads the document and judges it. A non-nil violation means the
+// peer broke the framing and gets a reset instead of a verdict.
+func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr *protocol.RelayHeader) (*protocol.Verdict, error) {
+	sender, err := v.dir.Lookup(hdr.SenderID)
+	if err != nil || sender.PeerID != remote {
+		return &protocol.Verdict{Code: protocol.VerdictPeerMismatch, Message: fmt.Sprintf("relay claims sender %q but came from peer %s", hdr.SenderID, remote)}, nil
+	}
+	maxSize := cmp.Or(v.maxSize, protocol.DefaultMaxDocumentSize)
+	if hdr.DocumentSize > maxSize {
+		return &protocol.Verdict{Code: protocol.VerdictTooLarge, Message: fmt.Sprintf("document of %d bytes, this verifier accepts at most %d", hdr.DocumentSize, maxSize)}, nil
+	}
+	aead, err := protocol.NewGCM(hdr.SessionKey)
+	if err != nil {
+		return nil, err
+	}
+	doc := &documentSink{hash: sha256.New()}
+	if v.storeDir != "" {
+		if err := doc.spool(v.storeDir); err != nil {
+			log.Errorw("relay: cannot spool document", "err", err)
+			return &protocol.Verdict{Code: protocol.VerdictInternal, Message: "verifier cannot store documents"}, nil
+		}
+		defer doc.discard()
+	}
+	opener := &protocol.ChunkOpener{Aead: aead}
+	var total uint64
+	for !opener.Done {
+		_ = s.SetReadDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+		frame, err := protocol.ReadFrame(r, protocol.MaxRelayFrameSize)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return &protocol.Verdict{Code: protocol.VerdictTruncated, Message: fmt.Sprintf("%v: stream ended after %d bytes, before the final chunk", protocol.ErrTruncated, total)}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		chunk, final, err := opener.Open(frame)
+		if err != nil {
+			return &protocol.Verdict{Code: protocol.VerdictBadChunk, Message: err.Error()}, nil
+		}
+		// Every chunk but the last is full: a relay cannot go on forever
+		// with tiny chunks, each resetting the idle timeout.
+		if !final && len(chunk) != protocol.ChunkSize {
+			return &protocol.Verdict{Code: protocol.VerdictBadChunk, Message: fmt.Sprintf("%v: chunk %d is not final but holds %d bytes, want %d", protocol.ErrChunk, opener.Index-1, len(chunk), protocol.ChunkSize)}, nil
+		}
+		total += uint64(len(chunk))
+		if total > hdr.DocumentSize {
+			return &protocol.Verdict{Code: protocol.VerdictSizeMismatch, Message: fmt.Sprintf("more than the announced %d bytes", hdr.DocumentSize)}, nil
+		}
+		if err := doc.write(chunk); err != nil {
+			log.Errorw("relay: cannot spool document", "err", err)
+			return &protocol.Verdict{Code: protocol.VerdictInternal, Message: "verifier cannot store documents"}, nil
+		}
+	}
+	if total != hdr.DocumentSize {
+		return &protocol.Verdict{Code: protocol.VerdictSizeMismatch, Message: fmt.Sprintf("received %d bytes, announced %d", total, hdr.DocumentSize)}, nil
+	}
+	receipt, err := protocol.ParseReceipt(hdr.Receipt)
+	if err != nil {
+		return &protocol.Verdict{Code: protocol.VerdictMalformedReceipt, Message: err.Error()}, nil
+	}
+	st, err := receipt.VerifyCached(v.trust, doc.hash.Sum(nil), v.heads)
+	if err != nil {
+		return &protocol.Verdict{Code: protocol.VerdictFor(err), Message: err.Error()}, nil
+	}
+	msg := fmt.Sprintf("document %x stamped %s (serial %d) by %s", st.DocumentHash, protocol.FormatTime(st.Time), st.Serial, st.ServerID)
+	if v.storeDir != "" {
+		if where, err := doc.keep(v.storeDir, st, hdr.Receipt); err != nil {
+			log.Errorw("relay: cannot store document", "err", err)
+		} else {
+			log.Infow("stored document", "dir", where)
+		}
+	}
+	return &protocol.Verdict{Code: protocol.VerdictValid, Message: msg}, nil
+}
+
+// documentSink hashes a relayed document and, when storing, spools it to
+// a temporary file so memory stays bounded.
+type documentSink struct {
+	hash hash.Hash
+	file *os.File
+}
+
+func (d *documentSink) spool(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".incoming-*")
+	d.file = f
+	return err
+}
+
+func (d *documentSink) write(p []byte) error {
+	d.hash.Write(p)
+	if d.file != nil {
+		_, err := d.file.Write(p)
+		return err
+	}
+	return nil
+}
+
+func (d *documentSink) discard() {
+	if d.file != nil {
+		d.file.Close()
+		os.Remove(d.file.Name())
+	}
+}
+
+// keep moves the spooled document and its receipt into their own folder,
+// named only from verified fields. An existing folder (the same receipt
+// relayed again) is left as it is.
+func (d *documentSink) keep(dir string, st *protocol.Statement, receipt []byte) (string, error) {
+	where := filepath.Join(dir, fmt.Sprintf("%s-%d", st.ServerID, st.Serial))
+	if err := os.Mkdir(where, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return where, nil
+		}
+		return "", err
+	}
+	if err := d.file.Sync(); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(where, "receipt.json"), receipt, 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(d.file.Name(), filepath.Join(where, "document")); err != nil {
+		return "", err
+	}
+	return where, nil
+}
