@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"tsnode/internal/merklelog"
+	"tsnode/node/logsync"
 	"tsnode/node/relay"
 	"tsnode/protocol"
 )
@@ -46,7 +47,12 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 	h.SetStreamHandler(protocol.StampProtocolID, protocol.StampHandler(stamper))
 	sessions := &protocol.SessionServer{Key: id.Key, Self: id.Self, Dir: id.Dir, Signer: signer}
 	h.SetStreamHandler(protocol.SessionProtocolID, sessions.Handler())
-	h.SetStreamHandler(protocol.LogProtocolID, protocol.LogHandler(signer))
+	if _, err := logsync.New(h, signer); err != nil {
+		h.Close()
+		signer.Close()
+		lg.Close()
+		return nil, err
+	}
 	return &Service{Host: h, Signer: signer, log: lg}, nil
 }
 

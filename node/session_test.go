@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"tsnode/node/logsync"
 	"tsnode/protocol"
 )
 
@@ -52,7 +53,7 @@ func TestServerRestartContinuesLog(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				c := &protocol.LogClient{Host: r.Host(), Server: r.stamp.Server, Trust: r.trust}
+				c := logsync.NewClient(r.Host(), r.stamp.Server, r.trust)
 				latest, proof, err := c.Fetch(ctxT(t), first.Head.Size, 0)
 				if err != nil {
 					t.Fatal(err)

@@ -36,3 +36,16 @@ var (
 	ErrTruncated = errors.New("document truncated")
 	ErrChunk     = errors.New("bad document chunk")
 )
+
+// IsVerificationError reports whether err is a check that failed (a
+// receipt, tree head or proof that is not valid), as opposed to a
+// failure to perform the check.
+func IsVerificationError(err error) bool {
+	for _, e := range []error{ErrMalformedReceipt, ErrHashMismatch, ErrBadSignature, ErrWrongServerKey, ErrBadProof,
+		ErrUntrustedSigner, ErrRetiredKey, ErrInconsistent, ErrDifferentServers} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

@@ -205,6 +205,12 @@ func (s *LogSigner) Head() *SignedTreeHead { return s.head.Load() }
 // Log is the signer's log.
 func (s *LogSigner) Log() *merklelog.Log { return s.log }
 
+// ConsistencyProof proves that the log of size newSize extends the log
+// of size oldSize.
+func (s *LogSigner) ConsistencyProof(oldSize, newSize uint64) (tlog.TreeProof, error) {
+	return s.log.ConsistencyProof(oldSize, newSize)
+}
+
 // Submit queues a stamp of hash for requester; done is called once with
 // the stamp or an error: from one of the signer's goroutines, or at once
 // from the caller's if the signer is closed.

@@ -296,11 +296,8 @@ func (s *Session) checkHead(encoded, sig []byte) (*SignedTreeHead, error) {
 	if h := s.lastHead; h != nil && bytes.Equal(encoded, h.Encoded) && bytes.Equal(sig, h.Signature) {
 		return h, nil
 	}
-	sth, err := s.trust.CheckTreeHead(bytes.Clone(encoded), bytes.Clone(sig), s.cache)
+	sth, err := s.trust.CheckServerHead(bytes.Clone(encoded), bytes.Clone(sig), s.server, s.cache)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkHeadOf(sth.Head, s.server); err != nil {
 		return nil, err
 	}
 	s.lastHead = sth

@@ -95,7 +95,6 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 	h := newHost(t, "server", listen)
 	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: entry(t, "server"), Dir: dir, Signer: signer}
 	h.SetStreamHandler(SessionProtocolID, srv.Handler())
-	h.SetStreamHandler(LogProtocolID, LogHandler(signer))
 	stamper := NewStamper(srv.Key, srv.Self, dir, nil)
 	stamper.UseLog(signer)
 	h.SetStreamHandler(StampProtocolID, StampHandler(stamper))

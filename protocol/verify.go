@@ -140,6 +140,16 @@ func checkAnswer(st *Statement, hash, nonce []byte, self, server identity.Entry)
 	return nil
 }
 
+// CheckServerHead is CheckTreeHead for a head that answers a client of
+// server: it must also be that server's, with its current key.
+func (t *Trust) CheckServerHead(encoded, sig []byte, server identity.Entry, cache *HeadCache) (*SignedTreeHead, error) {
+	sth, err := t.CheckTreeHead(encoded, sig, cache)
+	if err != nil {
+		return nil, err
+	}
+	return sth, checkHeadOf(sth.Head, server)
+}
+
 // checkHeadOf checks that a tree head that answers the requester is of
 // the server it asked, with that server's current key.
 func checkHeadOf(h *TreeHead, server identity.Entry) error {

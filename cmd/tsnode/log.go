@@ -10,6 +10,7 @@ import (
 
 	"tsnode/identity"
 	"tsnode/node"
+	"tsnode/node/logsync"
 	"tsnode/protocol"
 )
 
@@ -73,29 +74,24 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	if err := h.Connect(ctx, info); err != nil {
 		return fmt.Errorf("cannot reach server %s at %v: %w", entry.ID, info.Addrs, node.ExplainDialError(err, entry.ID))
 	}
-	c := &protocol.LogClient{Host: h, Server: entry, Trust: policy}
-	var oldSize, newSize uint64
-	if oldHead != nil {
-		oldSize = oldHead.Head.Size
-	}
-	if newHead != nil {
-		newSize = newHead.Head.Size
-	}
-	latest, proof, err := c.Fetch(ctx, oldSize, newSize)
-	if err != nil {
-		return err
-	}
-	printHead(stdout, "latest tree head", latest)
+	c := logsync.NewClient(h, entry, policy)
 	if oldHead == nil {
+		latest, _, err := c.Fetch(ctx, 0, 0)
+		if err != nil {
+			return err
+		}
+		printHead(stdout, "latest tree head", latest)
 		return nil
 	}
-	if newHead == nil {
-		newHead = latest
-	}
-	if err := policy.CheckConsistency(oldHead, newHead, proof); err != nil {
+	newHead, proof, err := c.Prove(ctx, oldHead, newHead)
+	if protocol.IsVerificationError(err) {
 		fmt.Fprintf(stdout, "INCONSISTENT: %v\n", err)
 		return errReported
 	}
+	if err != nil {
+		return err
+	}
+	printHead(stdout, "new tree head", newHead)
 	fmt.Fprintf(stdout, "CONSISTENT: the log of size %d extends the log of size %d (%d proof hashes)\n", newHead.Head.Size, oldHead.Head.Size, len(proof))
 	if *out != "" {
 		if err := os.WriteFile(*out, marshalIndent(protocol.NewConsistency(oldHead, newHead, proof)), 0o644); err != nil {
