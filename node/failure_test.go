@@ -12,6 +12,7 @@ import (
 	"tsnode/identity"
 	"tsnode/internal/testkeys"
 	"tsnode/node/relay"
+	"tsnode/node/stamp"
 	"tsnode/protocol"
 )
 
@@ -126,7 +127,7 @@ func TestClaimedIDMustMatchPeer(t *testing.T) {
 	defer r2000.Close()
 	self1000, _ := s.dir.Lookup("1000")
 	server, _ := s.dir.Lookup("server")
-	c := &protocol.StampClient{Host: r2000.Host(), Key: testkeys.Private(t, "1000"), Self: self1000, Server: server, Trust: serverTrust(t, s.dir)}
+	c := &stamp.OneShotClient{Host: r2000.Host(), Key: testkeys.Private(t, "1000"), Self: self1000, Server: server, Trust: serverTrust(t, s.dir)}
 	if err := r2000.Host().Connect(ctxT(t), r2000.server); err != nil {
 		t.Fatal(err)
 	}

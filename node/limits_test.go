@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-
-	"tsnode/protocol"
+	"tsnode/node/stamp"
 )
 
 // TestManyStreamsFromOnePeer: one requester may hold far more stamp
@@ -19,7 +18,7 @@ func TestManyStreamsFromOnePeer(t *testing.T) {
 	r := s.requester(t, t.TempDir())
 	ctx := ctxT(t)
 
-	var open []*protocol.Session
+	var open []*stamp.Session
 	t.Cleanup(func() {
 		for _, sess := range open {
 			sess.Close()
@@ -30,7 +29,7 @@ func TestManyStreamsFromOnePeer(t *testing.T) {
 	errs := make(chan error, sessions+oneShots)
 	for i := range sessions {
 		wg.Go(func() {
-			sess, err := protocol.OpenSession(ctx, r.Host(), r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
+			sess, err := stamp.OpenSession(ctx, r.Host(), r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
 			if err != nil {
 				errs <- fmt.Errorf("session %d: %w", i, err)
 				return

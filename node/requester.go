@@ -16,6 +16,7 @@ import (
 
 	"tsnode/identity"
 	"tsnode/node/relay"
+	"tsnode/node/stamp"
 	"tsnode/protocol"
 )
 
@@ -26,8 +27,8 @@ type Requester struct {
 	id       *Identity
 	oneShot  bool
 	trust    *protocol.Trust
-	session  *protocol.Session
-	stamp    *protocol.StampClient
+	session  *stamp.Session
+	stamp    *stamp.OneShotClient
 	relay    *relay.Client
 	server   peer.AddrInfo
 	verifier peer.AddrInfo
@@ -87,7 +88,7 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 		id:       id,
 		oneShot:  cfg.OneShot,
 		trust:    cfg.Trust,
-		stamp:    &protocol.StampClient{Host: h, Key: id.Key, Self: id.Self, Server: server, Trust: cfg.Trust},
+		stamp:    &stamp.OneShotClient{Host: h, Key: id.Key, Self: id.Self, Server: server, Trust: cfg.Trust},
 		relay:    relay.NewClient(h, id.Self, verifier),
 		server:   serverInfo,
 		verifier: verifierInfo,
@@ -119,7 +120,7 @@ func (r *Requester) Connect(ctx context.Context) error {
 	if r.oneShot {
 		return nil
 	}
-	s, err := protocol.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
+	s, err := stamp.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
 	if err != nil {
 		return err
 	}

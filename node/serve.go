@@ -12,6 +12,7 @@ import (
 	"tsnode/internal/merklelog"
 	"tsnode/node/logsync"
 	"tsnode/node/relay"
+	"tsnode/node/stamp"
 	"tsnode/protocol"
 )
 
@@ -42,16 +43,17 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 		lg.Close()
 		return nil, err
 	}
-	stamper := protocol.NewStamper(id.Key, id.Self, id.Dir, nil)
-	stamper.UseLog(signer)
-	h.SetStreamHandler(protocol.StampProtocolID, protocol.StampHandler(stamper))
-	sessions := &protocol.SessionServer{Key: id.Key, Self: id.Self, Dir: id.Dir, Signer: signer}
-	h.SetStreamHandler(protocol.SessionProtocolID, sessions.Handler())
-	if _, err := logsync.New(h, signer); err != nil {
+	fail := func(err error) (*Service, error) {
 		h.Close()
 		signer.Close()
 		lg.Close()
 		return nil, err
+	}
+	if _, err := stamp.New(h, id.Key, id.Self, id.Dir, signer); err != nil {
+		return fail(err)
+	}
+	if _, err := logsync.New(h, signer); err != nil {
+		return fail(err)
 	}
 	return &Service{Host: h, Signer: signer, log: lg}, nil
 }

@@ -171,7 +171,7 @@ func TestRelayHeaderRoundTrip(t *testing.T) {
 	if got, err := ParseRelayHeader(plain); err != nil || got.DocumentSize != 7 {
 		t.Fatalf("parseRelayHeader = %+v, %v", got, err)
 	}
-	if _, err := Open(testkeys.Private(t, "2000"), stampRequestTag, sealed); !errors.Is(err, ErrOpen) {
+	if _, err := Open(testkeys.Private(t, "2000"), StampRequestTag, sealed); !errors.Is(err, ErrOpen) {
 		t.Fatalf("relay header opened as a stamp request: %v", err)
 	}
 }

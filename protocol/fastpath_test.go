@@ -70,7 +70,7 @@ func TestKnownPartiesParseLikeParseLeaf(t *testing.T) {
 		"not a leaf":              base.Encode(),
 		"garbage":                 []byte("leaf"),
 	}
-	known := newKnownParties(req, srv)
+	known := NewKnownParties(req, srv)
 	// Twice, so that the remembered time is used the second time.
 	for round := range 2 {
 		for name, leaf := range leaves {
@@ -88,7 +88,7 @@ func TestKnownPartiesParseLikeParseLeaf(t *testing.T) {
 		t.Fatal("no time remembered")
 	}
 	// Entries that would not survive parsing are not taken as known.
-	if k := newKnownParties(identity.Entry{ID: "../x", PeerID: req.PeerID}, identity.Entry{ID: "ok", PeerID: ""}); len(k.parties) != 0 {
+	if k := NewKnownParties(identity.Entry{ID: "../x", PeerID: req.PeerID}, identity.Entry{ID: "ok", PeerID: ""}); len(k.parties) != 0 {
 		t.Fatalf("invalid entries known: %+v", k.parties)
 	}
 }
@@ -178,18 +178,18 @@ func TestEncodeSessionReplyIsRecord(t *testing.T) {
 			proof[i][0] = byte(i + 1)
 			flat = append(flat, proof[i][:]...)
 		}
-		want := EncodeRecord(sessionReplyTag, u64(7), []byte(StatusOK), st.EncodeLeaf(), flat, sth.Encoded, sth.Signature)
+		want := EncodeRecord(SessionReplyTag, u64(7), []byte(StatusOK), st.EncodeLeaf(), flat, sth.Encoded, sth.Signature)
 		for _, leaf := range [][]byte{nil, st.EncodeLeaf()} {
-			ls := &LogStamp{Statement: st, Head: sth, leaf: leaf}
+			ls := &LogStamp{Statement: st, Head: sth, Leaf: leaf}
 			for _, p := range proof {
 				ls.Proof = append(ls.Proof, p)
 			}
-			got := encodeSessionReply(7, ls, StatusOK, "")
+			got := EncodeSessionReply(7, ls, StatusOK, "")
 			if !bytes.Equal(got, want) || cap(got) != len(got) {
 				t.Fatalf("proof of %d hashes, leaf given %v: reply differs from the record (len %d cap %d, want len %d)", n, leaf != nil, len(got), cap(got), len(want))
 			}
-			rep, err := parseSessionReply(got)
-			if err != nil || rep.id != 7 || !bytes.Equal(rep.leaf, st.EncodeLeaf()) || len(rep.proof) != n || !bytes.Equal(rep.sig, sth.Signature) {
+			rep, err := ParseSessionReply(got)
+			if err != nil || rep.ID != 7 || !bytes.Equal(rep.Leaf, st.EncodeLeaf()) || len(rep.Proof) != n || !bytes.Equal(rep.Sig, sth.Signature) {
 				t.Fatalf("reply does not parse back: %+v, %v", rep, err)
 			}
 		}

@@ -126,7 +126,7 @@ func TestDelimiterBytesSurviveRecordsAndFrames(t *testing.T) {
 	if !bytes.Equal(p.Nonce, s.Nonce) || !bytes.Equal(p.DocumentHash, s.DocumentHash) {
 		t.Fatalf("statement fields changed: nonce %q hash %q", p.Nonce, p.DocumentHash)
 	}
-	rf, err := DecodeRecord(EncodeRecord(stampReplyTag, enc, sig), stampReplyTag, 2)
+	rf, err := DecodeRecord(EncodeRecord(StampReplyTag, enc, sig), StampReplyTag, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

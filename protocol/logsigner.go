@@ -1,7 +1,10 @@
 package protocol
 
 import (
+	logging "github.com/ipfs/go-log/v2"
+
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,8 +15,11 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
+	"tsnode/internal/crtsign"
 	"tsnode/internal/merklelog"
 )
+
+var log = logging.Logger("tsnode/authority")
 
 // MaxBatch bounds how many stamps one tree head signs.
 const MaxBatch = 4096
@@ -40,30 +46,6 @@ func average(a, d time.Duration) time.Duration {
 
 // ErrSignerClosed is returned for stamps submitted after Close.
 var ErrSignerClosed = errors.New("log signer closed")
-
-// LogStamp is one stamp of the log: its statement (a leaf), the proof
-// that the leaf is in the tree, and the signed head of that tree.
-type LogStamp struct {
-	Statement *Statement
-	Proof     tlog.RecordProof
-	Head      *SignedTreeHead
-
-	// Statement.EncodeLeaf(), set by the signer, which made it for the
-	// log: a session reply sends these exact bytes. (Statement is not to
-	// be changed after the signer returns it.)
-	leaf []byte
-}
-
-// Receipt returns the v2 receipt of the stamp.
-func (s *LogStamp) Receipt() *Receipt { return NewLogReceipt(s.Statement, s.Proof, s.Head) }
-
-// encodedLeaf returns the stamp's leaf bytes.
-func (s *LogStamp) encodedLeaf() []byte {
-	if s.leaf != nil {
-		return s.leaf
-	}
-	return s.Statement.EncodeLeaf()
-}
 
 // logRequest is a stamp waiting for its batch.
 type logRequest struct {
@@ -466,14 +448,37 @@ func (s *LogSigner) deliver(g *signedGroup) {
 	first, proofs := g.batches[0].b.FirstIndex, g.proofs
 	for _, a := range g.batches {
 		for i, r := range a.reqs {
-			r.done(&LogStamp{Statement: a.stmts[i], Proof: proofs[a.stmts[i].Serial-first], Head: g.sth, leaf: a.leaves[i]}, nil)
+			r.done(&LogStamp{Statement: a.stmts[i], Proof: proofs[a.stmts[i].Serial-first], Head: g.sth, Leaf: a.leaves[i]}, nil)
 		}
 	}
 }
 
 func (s *LogSigner) fail(batch []*logRequest, err error) {
-	Log.Errorw("stamp batch failed", "stamps", len(batch), "err", err)
+	log.Errorw("stamp batch failed", "stamps", len(batch), "err", err)
 	for _, r := range batch {
 		r.done(nil, err)
+	}
+}
+
+// treeHeadSigner returns the function a LogSigner signs heads with:
+// the two CRT halves of each RSA signature at once (internal/crtsign),
+// because every stamp waits for a head's signature, so its latency
+// bounds the throughput of a session; the signatures are the bytes
+// SignTreeHead would make. A key crtsign does not take falls back to
+// SignTreeHead.
+func treeHeadSigner(key *rsa.PrivateKey) func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error) {
+	cs, err := crtsign.New(key)
+	if err != nil {
+		log.Warnw("signing tree heads with crypto/rsa alone", "reason", err)
+		return SignTreeHead
+	}
+	return func(_ *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+		enc := h.Encode()
+		digest := sha256.Sum256(enc)
+		sig, err := cs.SignSHA256(digest[:])
+		if err != nil {
+			return nil, fmt.Errorf("failed to sign tree head: %w", err)
+		}
+		return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
 	}
 }

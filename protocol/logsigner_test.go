@@ -405,49 +405,6 @@ func TestLogSignerClose(t *testing.T) {
 	})
 }
 
-// A Stamper using the log numbers one-shot stamps from the log: serials
-// are leaf indexes, the leaf is in the log, the v1 receipt verifies.
-func TestStamperUseLog(t *testing.T) {
-	lg := openLog(t, t.TempDir())
-	f := newStampFixture(t, logTime)
-	s := newSigner(t, lg, fixedClock(logTime.Add(-time.Hour)))
-	f.stamper.UseLog(s)
-	dir := testkeys.Directory(t, "server", "1000")
-	var prev time.Time
-	for i := range 3 {
-		req := newRequest("1000", byte(i), byte(i))
-		reply, st, err := f.stamper.Handle(f.r1000.PeerID, f.seal(t, req))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Serial != uint64(i) || !st.Time.After(prev) {
-			t.Fatalf("stamp %d: serial %d time %s after %s", i, st.Serial, FormatTime(st.Time), FormatTime(prev))
-		}
-		prev = st.Time
-		leaf, err := lg.Leaf(st.Serial)
-		if err != nil || !bytes.Equal(leaf, st.EncodeLeaf()) {
-			t.Fatalf("stamp %d is not the log's leaf %d (%v)", i, st.Serial, err)
-		}
-		got, sig, err := openStampResponse(encodeStampResponse(StatusOK, reply), testkeys.Private(t, "1000"), req, trustOf(t, dir), f.server, f.r1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := NewReceipt(got, sig).Verify(trustOf(t, dir), req.DocumentHash); err != nil {
-			t.Fatalf("v1 receipt of a logged stamp: %v", err)
-		}
-	}
-	if lg.Size() != 3 || s.Head().Head.Size != 3 {
-		t.Fatalf("log size %d, head %+v", lg.Size(), s.Head().Head)
-	}
-	// A signer that cannot log refuses with an internal error, and says
-	// nothing about why.
-	s.Close()
-	_, _, err := f.stamper.Handle(f.r1000.PeerID, f.seal(t, newRequest("1000", 9, 9)))
-	if se := refusal(t, err); se.Status != StatusInternal {
-		t.Fatalf("refusal %v, want %s", se, StatusInternal)
-	}
-}
-
 // The log signer's fast path signs heads with the bytes SignTreeHead
 // makes, and a key it does not take falls back to SignTreeHead.
 func TestTreeHeadSignerMatchesSignTreeHead(t *testing.T) {

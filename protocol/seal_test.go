@@ -61,16 +61,16 @@ func TestSealCarriesSignedReply(t *testing.T) {
 	if len(sig) != 512 {
 		t.Fatalf("signature is %d bytes, want 512", len(sig))
 	}
-	reply := EncodeRecord(stampReplyTag, enc, sig)
+	reply := EncodeRecord(StampReplyTag, enc, sig)
 	priv := testkeys.Private(t, "1000")
 	if _, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, &priv.PublicKey, reply, nil); err == nil {
 		t.Fatalf("plain OAEP sealed a %d-byte reply; the regression test no longer shows the limit", len(reply))
 	}
-	sealed, err := Seal(&priv.PublicKey, stampReplyTag, reply)
+	sealed, err := Seal(&priv.PublicKey, StampReplyTag, reply)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Open(priv, stampReplyTag, sealed)
+	got, err := Open(priv, StampReplyTag, sealed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,39 +39,39 @@ const (
 
 const (
 	sessionHelloTag   = "tsnode/session-hello/v1"
-	sessionAcceptTag  = "tsnode/session-accept/v1"
-	sessionKeyTag     = "tsnode/session-key/v1"
-	sessionRequestTag = "tsnode/session-request/v1"
-	sessionReplyTag   = "tsnode/session-reply/v1"
+	SessionAcceptTag  = "tsnode/session-accept/v1"
+	SessionKeyTag     = "tsnode/session-key/v1"
+	SessionRequestTag = "tsnode/session-request/v1"
+	SessionReplyTag   = "tsnode/session-reply/v1"
 )
 
 // sessionCipher seals or opens one direction of a session: the GCM nonce
 // is the frame's sequence number, so frames cannot be replayed, dropped
 // or reordered without failing to open.
-type sessionCipher struct {
+type SessionCipher struct {
 	aead cipher.AEAD
 	ad   []byte
 	seq  uint64
 }
 
-func newSessionCipher(key []byte, tag string) (*sessionCipher, error) {
+func NewSessionCipher(key []byte, tag string) (*SessionCipher, error) {
 	aead, err := NewGCM(key)
 	if err != nil {
 		return nil, err
 	}
-	return &sessionCipher{aead: aead, ad: []byte(tag)}, nil
+	return &SessionCipher{aead: aead, ad: []byte(tag)}, nil
 }
 
-func (c *sessionCipher) nonce() []byte {
+func (c *SessionCipher) nonce() []byte {
 	var n [12]byte
 	binary.BigEndian.PutUint64(n[4:], c.seq)
 	c.seq++
 	return n[:]
 }
 
-func (c *sessionCipher) seal(pt []byte) []byte { return c.aead.Seal(nil, c.nonce(), pt, c.ad) }
+func (c *SessionCipher) Seal(pt []byte) []byte { return c.aead.Seal(nil, c.nonce(), pt, c.ad) }
 
-func (c *sessionCipher) open(ct []byte) ([]byte, error) {
+func (c *SessionCipher) Open(ct []byte) ([]byte, error) {
 	seq := c.seq
 	pt, err := c.aead.Open(nil, c.nonce(), ct, c.ad)
 	if err != nil {
@@ -81,18 +81,18 @@ func (c *sessionCipher) open(ct []byte) ([]byte, error) {
 }
 
 // sessionRequest is one stamp request inside a session.
-type sessionRequest struct {
-	id    uint64
-	hash  []byte
-	nonce []byte
+type SessionRequest struct {
+	ID    uint64
+	Hash  []byte
+	Nonce []byte
 }
 
-func (r *sessionRequest) encode() []byte {
-	return EncodeRecord(sessionRequestTag, u64(r.id), r.hash, r.nonce)
+func (r *SessionRequest) Encode() []byte {
+	return EncodeRecord(SessionRequestTag, u64(r.ID), r.Hash, r.Nonce)
 }
 
-func parseSessionRequest(b []byte) (*sessionRequest, error) {
-	f, err := DecodeRecord(b, sessionRequestTag, 3)
+func ParseSessionRequest(b []byte) (*SessionRequest, error) {
+	f, err := DecodeRecord(b, SessionRequestTag, 3)
 	if err != nil {
 		return nil, err
 	}
@@ -106,19 +106,19 @@ func parseSessionRequest(b []byte) (*sessionRequest, error) {
 	if len(f[2]) != NonceSize {
 		return nil, fmt.Errorf("%w: nonce is %d bytes, want %d", ErrMalformed, len(f[2]), NonceSize)
 	}
-	return &sessionRequest{id: id, hash: bytes.Clone(f[1]), nonce: bytes.Clone(f[2])}, nil
+	return &SessionRequest{ID: id, Hash: bytes.Clone(f[1]), Nonce: bytes.Clone(f[2])}, nil
 }
 
 // encodeSessionReply encodes a stamp, or (st == nil) a refusal.
-func encodeSessionReply(id uint64, st *LogStamp, status, message string) []byte {
+func EncodeSessionReply(id uint64, st *LogStamp, status, message string) []byte {
 	if st == nil {
-		return EncodeRecord(sessionReplyTag, u64(id), []byte(status), []byte(message), nil, nil, nil)
+		return EncodeRecord(SessionReplyTag, u64(id), []byte(status), []byte(message), nil, nil, nil)
 	}
 	// EncodeRecord with the proof's hashes written in place.
-	leaf := st.encodedLeaf()
-	n := 7*4 + len(sessionReplyTag) + 8 + len(StatusOK) + len(leaf) + len(st.Proof)*tlog.HashSize + len(st.Head.Encoded) + len(st.Head.Signature)
+	leaf := st.EncodedLeaf()
+	n := 7*4 + len(SessionReplyTag) + 8 + len(StatusOK) + len(leaf) + len(st.Proof)*tlog.HashSize + len(st.Head.Encoded) + len(st.Head.Signature)
 	out := make([]byte, 0, n)
-	out = appendField(out, []byte(sessionReplyTag))
+	out = appendField(out, []byte(SessionReplyTag))
 	out = appendField(out, binary.BigEndian.AppendUint64(make([]byte, 0, 8), id))
 	out = appendField(out, []byte(StatusOK))
 	out = appendField(out, leaf)
@@ -131,50 +131,50 @@ func encodeSessionReply(id uint64, st *LogStamp, status, message string) []byte 
 }
 
 // sessionReply is a decoded reply; stamp is nil for a refusal.
-type sessionReply struct {
-	id      uint64
-	status  string
-	message string
-	leaf    []byte
-	proof   tlog.RecordProof
-	head    []byte
-	sig     []byte
+type SessionReply struct {
+	ID      uint64
+	Status  string
+	Message string
+	Leaf    []byte
+	Proof   tlog.RecordProof
+	Head    []byte
+	Sig     []byte
 }
 
-func parseSessionReply(b []byte) (*sessionReply, error) {
-	f, err := DecodeRecord(b, sessionReplyTag, 6)
+func ParseSessionReply(b []byte) (*SessionReply, error) {
+	f, err := DecodeRecord(b, SessionReplyTag, 6)
 	if err != nil {
 		return nil, err
 	}
-	r := &sessionReply{status: string(f[1])}
-	if r.id, err = parseU64("request id", f[0]); err != nil {
+	r := &SessionReply{Status: string(f[1])}
+	if r.ID, err = parseU64("request id", f[0]); err != nil {
 		return nil, err
 	}
-	if r.status != StatusOK {
-		r.message = string(f[2])
+	if r.Status != StatusOK {
+		r.Message = string(f[2])
 		return r, nil
 	}
 	if len(f[3])%tlog.HashSize != 0 || len(f[3]) > 64*tlog.HashSize {
 		return nil, fmt.Errorf("%w: inclusion proof of %d bytes", ErrMalformed, len(f[3]))
 	}
-	r.leaf = bytes.Clone(f[2])
-	r.proof = make(tlog.RecordProof, 0, len(f[3])/tlog.HashSize)
+	r.Leaf = bytes.Clone(f[2])
+	r.Proof = make(tlog.RecordProof, 0, len(f[3])/tlog.HashSize)
 	for p := f[3]; len(p) > 0; p = p[tlog.HashSize:] {
-		r.proof = append(r.proof, tlog.Hash(p[:tlog.HashSize]))
+		r.Proof = append(r.Proof, tlog.Hash(p[:tlog.HashSize]))
 	}
 	// The head and signature alias b: most replies carry the head of the
 	// previous one, which is then not kept (Session.checkHead copies a
 	// new head).
-	r.head, r.sig = f[4], f[5]
+	r.Head, r.Sig = f[4], f[5]
 	return r, nil
 }
 
 // sessionHello opens a session: the requester's id and its request key.
-func sealSessionHello(server *rsa.PublicKey, requester identity.ID, requestKey []byte) ([]byte, error) {
+func SealSessionHello(server *rsa.PublicKey, requester identity.ID, requestKey []byte) ([]byte, error) {
 	return Seal(server, sessionHelloTag, EncodeRecord(sessionHelloTag, []byte(requester), requestKey))
 }
 
-func openSessionHello(key *rsa.PrivateKey, b []byte) (identity.ID, []byte, error) {
+func OpenSessionHello(key *rsa.PrivateKey, b []byte) (identity.ID, []byte, error) {
 	pt, err := Open(key, sessionHelloTag, b)
 	if err != nil {
 		return "", nil, err

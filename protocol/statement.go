@@ -92,7 +92,7 @@ func ParseStatement(b []byte) (*Statement, error) { return parseStatement(b, Sta
 // conclude. Any other field is parsed in full, so the result and the
 // errors are those of ParseStatement / ParseLeaf. It also remembers the
 // last time it parsed. Not safe for concurrent use.
-type knownParties struct {
+type KnownParties struct {
 	parties  []knownParty
 	lastTime string
 	lastT    time.Time
@@ -106,8 +106,8 @@ type knownParty struct {
 
 // newKnownParties expects the given entries; an entry whose id or peer
 // ID would not survive parsing is left out (parsed in full).
-func newKnownParties(entries ...identity.Entry) *knownParties {
-	k := &knownParties{}
+func NewKnownParties(entries ...identity.Entry) *KnownParties {
+	k := &KnownParties{}
 	for _, e := range entries {
 		if _, err := identity.ParseID(string(e.ID)); err != nil {
 			continue
@@ -121,7 +121,7 @@ func newKnownParties(entries ...identity.Entry) *knownParties {
 	return k
 }
 
-func (k *knownParties) id(b []byte) (identity.ID, error) {
+func (k *KnownParties) id(b []byte) (identity.ID, error) {
 	if k != nil {
 		for i := range k.parties {
 			if string(b) == string(k.parties[i].id) {
@@ -132,7 +132,7 @@ func (k *knownParties) id(b []byte) (identity.ID, error) {
 	return identity.ParseID(string(b))
 }
 
-func (k *knownParties) peer(b []byte) (peer.ID, error) {
+func (k *KnownParties) peer(b []byte) (peer.ID, error) {
 	if k != nil {
 		for i := range k.parties {
 			if string(b) == k.parties[i].peerStr {
@@ -143,7 +143,7 @@ func (k *knownParties) peer(b []byte) (peer.ID, error) {
 	return identity.ParsePeerID(string(b))
 }
 
-func (k *knownParties) time(b []byte) (time.Time, error) {
+func (k *KnownParties) time(b []byte) (time.Time, error) {
 	if k == nil {
 		return ParseTime(string(b))
 	}
@@ -157,8 +157,13 @@ func (k *knownParties) time(b []byte) (time.Time, error) {
 	return t, err
 }
 
+// parseLeafKnown is ParseLeaf with the fast path of known parties.
+func ParseLeafKnown(b []byte, known *KnownParties) (*Statement, error) {
+	return parseStatement(b, LeafTag, known)
+}
+
 // parseStatement parses a statement or leaf; known may be nil.
-func parseStatement(b []byte, tag string, known *knownParties) (*Statement, error) {
+func parseStatement(b []byte, tag string, known *KnownParties) (*Statement, error) {
 	f, err := DecodeRecord(b, tag, 9)
 	if err != nil {
 		return nil, err

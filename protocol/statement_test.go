@@ -180,7 +180,7 @@ func TestParseStatementRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"other tag", EncodeRecord("tsnode-timestamp-v2", statementFields(s)...)},
-		{"stamp request tag", EncodeRecord(stampRequestTag, statementFields(s)...)},
+		{"stamp request tag", EncodeRecord(StampRequestTag, statementFields(s)...)},
 		{"eight fields", EncodeRecord(StatementTag, statementFields(s)[:8]...)},
 		{"ten fields", EncodeRecord(StatementTag, append(statementFields(s), nil)...)},
 		{"trailing byte", append(bytes.Clone(good), 0)},

@@ -127,7 +127,7 @@ func TestCIDv1PeerIDRefused(t *testing.T) {
 	if !strings.HasPrefix(reqCID, "bafz") {
 		t.Fatalf("CIDv1 spelling %q does not start bafz", reqCID)
 	}
-	known := newKnownParties(entry(t, "1000"), entry(t, "server"))
+	known := NewKnownParties(entry(t, "1000"), entry(t, "server"))
 	for _, tc := range []struct {
 		name, want string
 		b          []byte

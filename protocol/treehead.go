@@ -15,7 +15,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
-	"tsnode/internal/crtsign"
 )
 
 // Batched signing: the server appends each stamp as a leaf of an
@@ -81,29 +80,6 @@ type SignedTreeHead struct {
 	Head      *TreeHead
 	Encoded   []byte
 	Signature []byte
-}
-
-// treeHeadSigner returns the function a LogSigner signs heads with:
-// the two CRT halves of each RSA signature at once (internal/crtsign),
-// because every stamp waits for a head's signature, so its latency
-// bounds the throughput of a session; the signatures are the bytes
-// SignTreeHead would make. A key crtsign does not take falls back to
-// SignTreeHead.
-func treeHeadSigner(key *rsa.PrivateKey) func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error) {
-	cs, err := crtsign.New(key)
-	if err != nil {
-		Log.Warnw("signing tree heads with crypto/rsa alone", "reason", err)
-		return SignTreeHead
-	}
-	return func(_ *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
-		enc := h.Encode()
-		digest := sha256.Sum256(enc)
-		sig, err := cs.SignSHA256(digest[:])
-		if err != nil {
-			return nil, fmt.Errorf("failed to sign tree head: %w", err)
-		}
-		return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
-	}
 }
 
 // SignTreeHead encodes and signs h.

@@ -126,7 +126,7 @@ func checkConsistency(o, n *TreeHead, proof tlog.TreeProof) error {
 
 // checkAnswer checks that a stamp answers what the requester self asked
 // of server: its document hash and nonce, for self, by server.
-func checkAnswer(st *Statement, hash, nonce []byte, self, server identity.Entry) error {
+func CheckAnswer(st *Statement, hash, nonce []byte, self, server identity.Entry) error {
 	switch {
 	case !bytes.Equal(st.DocumentHash, hash):
 		return fmt.Errorf("%w: server returned hash %x, we sent %x", ErrReplyMismatch, st.DocumentHash, hash)

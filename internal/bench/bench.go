@@ -27,6 +27,7 @@ import (
 
 	"tsnode/identity"
 	"tsnode/node"
+	"tsnode/node/stamp"
 	"tsnode/protocol"
 )
 
@@ -378,9 +379,9 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 	cache := protocol.NewHeadCache(1 << 16)
 	var workers []stampFunc
 	if flow == FlowOneShot {
-		clients := make([]*protocol.StampClient, len(r.reqs))
+		clients := make([]*stamp.OneShotClient, len(r.reqs))
 		for i, id := range r.reqs {
-			clients[i] = &protocol.StampClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server, Trust: r.trust}
+			clients[i] = &stamp.OneShotClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server, Trust: r.trust}
 		}
 		for w := range cfg.InFlight {
 			c := clients[w%len(clients)]
@@ -446,9 +447,9 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 
 // openSessions opens cfg.Sessions sessions, spread over the hosts, a few
 // at a time (each costs an RSA decryption on both sides).
-func (r *runner) openSessions(ctx context.Context, hosts []host.Host, info peer.AddrInfo, cache *protocol.HeadCache) ([]*protocol.Session, error) {
+func (r *runner) openSessions(ctx context.Context, hosts []host.Host, info peer.AddrInfo, cache *protocol.HeadCache) ([]*stamp.Session, error) {
 	n := r.cfg.Sessions
-	sessions := make([]*protocol.Session, n)
+	sessions := make([]*stamp.Session, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4*runtime.NumCPU())
@@ -458,7 +459,7 @@ func (r *runner) openSessions(ctx context.Context, hosts []host.Host, info peer.
 			defer func() { <-sem }()
 			j := i % len(hosts)
 			id := r.reqs[j]
-			sessions[i], errs[i] = protocol.OpenSession(ctx, hosts[j], id.Key, id.Self, r.server, r.trust, cache)
+			sessions[i], errs[i] = stamp.OpenSession(ctx, hosts[j], id.Key, id.Self, r.server, r.trust, cache)
 		})
 	}
 	wg.Wait()

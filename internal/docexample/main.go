@@ -1,7 +1,7 @@
 // Command docexample writes the worked example of docs/PROTOCOL.md. With
 // the TEST-ONLY keys of internal/testkeys/testdata, fixed clocks and fixed
 // nonces, it gets the 12-byte document "hello world\n" stamped by the real
-// server code twice: once one-shot (protocol.Stamper, a v1 receipt), and
+// server code twice: once one-shot (stamp.Stamper, a v1 receipt), and
 // once as leaf 5 of a seven-leaf Merkle log written by protocol.LogSigner
 // in three batches (a v2 receipt). It then writes
 //
@@ -53,6 +53,7 @@ import (
 
 	"tsnode/identity"
 	"tsnode/internal/testkeys"
+	"tsnode/node/stamp"
 	"tsnode/protocol"
 )
 
@@ -217,7 +218,7 @@ func generate(root string) ([]file, error) {
 
 	// The server's side, as the stamp handler runs it for a stream from
 	// the requester's authenticated peer ID.
-	stamper := protocol.NewStamper(serverKey, server, dir, func() time.Time { return stampTime })
+	stamper := stamp.NewStamper(serverKey, server, dir, func() time.Time { return stampTime })
 	sealedReply, _, err := stamper.Handle(requester.PeerID, sealedReq)
 	if err != nil {
 		return nil, fmt.Errorf("server refused the example request: %w", err)
@@ -403,7 +404,7 @@ func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []b
 
 	p("### 12.1 A one-shot stamp and its v1 receipt\n\n")
 	p("The server's clock reads %s; the requester's nonce is the bytes 00 to 1f. ", protocol.FormatTime(stampTime))
-	p("This stamp comes from a server without a log (`protocol.Stamper` alone), which numbers stamps from 1; ")
+	p("This stamp comes from a server without a log (`stamp.Stamper` alone), which numbers stamps from 1; ")
 	p("tsnode's server role logs every stamp, and its serials are leaf indexes from 0 (§4.1).\n\n")
 	p("Document `docs/example/hello.txt`: the 12 bytes `hello world\\n`.\n\n")
 	p("```\n%s\n```\n\n", hexLines(document, 0, ""))

@@ -1,4 +1,4 @@
-package protocol
+package stamp
 
 import (
 	"bytes"
@@ -9,9 +9,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"tsnode/protocol"
 
 	"tsnode/identity"
 	"tsnode/internal/testkeys"
+	"tsnode/internal/testnet"
 )
 
 // fakeClock returns the times it is given, in order, then repeats the
@@ -62,18 +64,18 @@ func newStampFixture(t *testing.T, times ...time.Time) *stampFixture {
 	return f
 }
 
-func newRequest(id identity.ID, hashByte, nonceByte byte) *StampRequest {
-	return &StampRequest{RequesterID: id, DocumentHash: fill(HashSize, hashByte), Nonce: fill(NonceSize, nonceByte)}
+func newRequest(id identity.ID, hashByte, nonceByte byte) *protocol.StampRequest {
+	return &protocol.StampRequest{RequesterID: id, DocumentHash: fill(protocol.HashSize, hashByte), Nonce: fill(protocol.NonceSize, nonceByte)}
 }
 
-func (f *stampFixture) seal(t *testing.T, req *StampRequest) []byte {
+func (f *stampFixture) seal(t *testing.T, req *protocol.StampRequest) []byte {
 	t.Helper()
-	sealed, err := Seal(f.server.PublicKey, stampRequestTag, req.encode())
+	sealed, err := protocol.Seal(f.server.PublicKey, protocol.StampRequestTag, req.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sealed) > MaxStampRequestSize {
-		t.Fatalf("sealed request is %d bytes, maximum %d", len(sealed), MaxStampRequestSize)
+	if len(sealed) > protocol.MaxStampRequestSize {
+		t.Fatalf("sealed request is %d bytes, maximum %d", len(sealed), protocol.MaxStampRequestSize)
 	}
 	return sealed
 }
@@ -97,26 +99,26 @@ func TestStamperHandleAndOpenResponse(t *testing.T) {
 		t.Errorf("statement time %v, want %v in UTC", st.Time, wantTime)
 	case st.Serial != 1:
 		t.Errorf("first serial %d, want 1", st.Serial)
-	case st.HashAlgorithm != HashAlgorithm:
+	case st.HashAlgorithm != protocol.HashAlgorithm:
 		t.Errorf("hash algorithm %q", st.HashAlgorithm)
 	}
 
-	resp := encodeStampResponse(StatusOK, reply)
-	if len(resp) > MaxStampResponseSize {
-		t.Errorf("response is %d bytes, maximum %d", len(resp), MaxStampResponseSize)
+	resp := protocol.EncodeStampResponse(protocol.StatusOK, reply)
+	if len(resp) > protocol.MaxStampResponseSize {
+		t.Errorf("response is %d bytes, maximum %d", len(resp), protocol.MaxStampResponseSize)
 	}
-	got, sig, err := openStampResponse(resp, f.requestKey, req, trustOf(t, f.dir), f.server, f.r1000)
+	got, sig, err := protocol.OpenStampResponse(resp, f.requestKey, req, testnet.Trust(t, f.dir), f.server, f.r1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Encode(), st.Encode()) {
 		t.Fatal("the requester opened another statement than the server signed")
 	}
-	if err := VerifySignature(f.server.PublicKey, got.Encode(), sig); err != nil {
+	if err := protocol.VerifySignature(f.server.PublicKey, got.Encode(), sig); err != nil {
 		t.Fatal(err)
 	}
 	// What the requester keeps verifies offline.
-	if _, err := NewReceipt(got, sig).Verify(trustOf(t, f.dir), req.DocumentHash); err != nil {
+	if _, err := protocol.NewReceipt(got, sig).Verify(testnet.Trust(t, f.dir), req.DocumentHash); err != nil {
 		t.Fatalf("receipt of the stamp: %v", err)
 	}
 
@@ -125,24 +127,24 @@ func TestStamperHandleAndOpenResponse(t *testing.T) {
 	})
 }
 
-func testOpenStampResponseRefuses(t *testing.T, f *stampFixture, req *StampRequest, reply []byte, st *Statement, sig []byte) {
-	ok := encodeStampResponse(StatusOK, reply)
-	outsider := entry(t, "outsider")
+func testOpenStampResponseRefuses(t *testing.T, f *stampFixture, req *protocol.StampRequest, reply []byte, st *protocol.Statement, sig []byte) {
+	ok := protocol.EncodeStampResponse(protocol.StatusOK, reply)
+	outsider := testnet.Entry(t, "outsider")
 
 	// forged seals a reply record to 1000 as a server (or impostor) would.
 	forged := func(enc, sig []byte) []byte {
-		sealed, err := Seal(f.r1000.PublicKey, stampReplyTag, EncodeRecord(stampReplyTag, enc, sig))
+		sealed, err := protocol.Seal(f.r1000.PublicKey, protocol.StampReplyTag, protocol.EncodeRecord(protocol.StampReplyTag, enc, sig))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return encodeStampResponse(StatusOK, sealed)
+		return protocol.EncodeStampResponse(protocol.StatusOK, sealed)
 	}
 	sealedAs := func(pub *rsa.PublicKey, context string, pt []byte) []byte {
-		sealed, err := Seal(pub, context, pt)
+		sealed, err := protocol.Seal(pub, context, pt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return encodeStampResponse(StatusOK, sealed)
+		return protocol.EncodeStampResponse(protocol.StatusOK, sealed)
 	}
 	enc := st.Encode()
 	reason := `request claims id "1000" (peer X) but was sent by peer Y`
@@ -156,46 +158,46 @@ func testOpenStampResponseRefuses(t *testing.T, f *stampFixture, req *StampReque
 	for _, tc := range []struct {
 		name   string
 		resp   []byte
-		req    *StampRequest
+		req    *protocol.StampRequest
 		server identity.Entry
 		self   identity.Entry
 		want   error
 		msg    string
 	}{
-		{"reply for another hash", ok, &StampRequest{RequesterID: "1000", DocumentHash: fill(HashSize, 0xd1), Nonce: req.Nonce},
-			f.server, f.r1000, ErrReplyMismatch, "hash"},
-		{"replayed older reply", ok, &StampRequest{RequesterID: "1000", DocumentHash: req.DocumentHash, Nonce: fill(NonceSize, 0x12)},
-			f.server, f.r1000, ErrReplyMismatch, "nonce"},
+		{"reply for another hash", ok, &protocol.StampRequest{RequesterID: "1000", DocumentHash: fill(protocol.HashSize, 0xd1), Nonce: req.Nonce},
+			f.server, f.r1000, protocol.ErrReplyMismatch, "hash"},
+		{"replayed older reply", ok, &protocol.StampRequest{RequesterID: "1000", DocumentHash: req.DocumentHash, Nonce: fill(protocol.NonceSize, 0x12)},
+			f.server, f.r1000, protocol.ErrReplyMismatch, "nonce"},
 		{"stamped for another requester", ok, req, f.server, identity.Entry{ID: "2000", PeerID: f.r2000.PeerID},
-			ErrReplyMismatch, "2000"},
+			protocol.ErrReplyMismatch, "2000"},
 		{"stamped for another requester peer", ok, req, f.server, identity.Entry{ID: "1000", PeerID: f.r2000.PeerID},
-			ErrReplyMismatch, ""},
+			protocol.ErrReplyMismatch, ""},
 		{"signed as another server id", ok, req, identity.Entry{ID: "server2", PublicKey: f.server.PublicKey, PeerID: f.server.PeerID},
-			f.r1000, ErrReplyMismatch, "server2"},
+			f.r1000, protocol.ErrReplyMismatch, "server2"},
 		{"signed as another server peer", ok, req, identity.Entry{ID: "server", PublicKey: outsider.PublicKey, PeerID: outsider.PeerID},
-			f.r1000, ErrReplyMismatch, ""},
-		{"signature by another key", forged(enc, signAs(t, "outsider", enc)), req, f.server, f.r1000, ErrBadSignature, ""},
+			f.r1000, protocol.ErrReplyMismatch, ""},
+		{"signature by another key", forged(enc, signAs(t, "outsider", enc)), req, f.server, f.r1000, protocol.ErrBadSignature, ""},
 		{"signed by an enrolled requester, not an authority", forged(selfEnc, signAs(t, "1000", selfEnc)), req, f.r1000, f.r1000,
-			ErrUntrustedSigner, "untrusted signer: 1000 is not a trusted authority"},
-		{"signature byte changed", forged(enc, flip(sig, 7)), req, f.server, f.r1000, ErrBadSignature, ""},
-		{"signature missing", forged(enc, nil), req, f.server, f.r1000, ErrBadSignature, ""},
-		{"statement not a statement", forged([]byte("hello"), sig), req, f.server, f.r1000, ErrMalformed, ""},
-		{"reply sealed to another requester", sealedAs(f.r2000.PublicKey, stampReplyTag, EncodeRecord(stampReplyTag, enc, sig)),
-			req, f.server, f.r1000, ErrOpen, ""},
-		{"reply sealed for another purpose", sealedAs(f.r1000.PublicKey, stampRequestTag, EncodeRecord(stampReplyTag, enc, sig)),
-			req, f.server, f.r1000, ErrOpen, ""},
-		{"reply record of another type", sealedAs(f.r1000.PublicKey, stampReplyTag, EncodeRecord(stampResponseTag, enc, sig)),
-			req, f.server, f.r1000, ErrMalformed, ""},
-		{"reply payload garbage", encodeStampResponse(StatusOK, []byte("garbage")), req, f.server, f.r1000, ErrOpen, ""},
-		{"not a response record", reply, req, f.server, f.r1000, ErrMalformed, ""},
-		{"response with three fields", EncodeRecord(stampResponseTag, []byte(StatusOK), reply, nil), req, f.server, f.r1000, ErrMalformed, ""},
-		{"peer mismatch refusal", encodeStampResponse(StatusPeerMismatch, []byte(reason)), req, f.server, f.r1000, ErrRefused, reason},
-		{"unknown id refusal", encodeStampResponse(StatusUnknownID, []byte("no key for 9999")), req, f.server, f.r1000, ErrRefused, StatusUnknownID + ": no key for 9999"},
-		{"unknown status", encodeStampResponse("maybe", []byte("?")), req, f.server, f.r1000, ErrRefused, "maybe"},
-		{"empty status", encodeStampResponse("", reply), req, f.server, f.r1000, ErrRefused, ""},
+			protocol.ErrUntrustedSigner, "untrusted signer: 1000 is not a trusted authority"},
+		{"signature byte changed", forged(enc, flip(sig, 7)), req, f.server, f.r1000, protocol.ErrBadSignature, ""},
+		{"signature missing", forged(enc, nil), req, f.server, f.r1000, protocol.ErrBadSignature, ""},
+		{"statement not a statement", forged([]byte("hello"), sig), req, f.server, f.r1000, protocol.ErrMalformed, ""},
+		{"reply sealed to another requester", sealedAs(f.r2000.PublicKey, protocol.StampReplyTag, protocol.EncodeRecord(protocol.StampReplyTag, enc, sig)),
+			req, f.server, f.r1000, protocol.ErrOpen, ""},
+		{"reply sealed for another purpose", sealedAs(f.r1000.PublicKey, protocol.StampRequestTag, protocol.EncodeRecord(protocol.StampReplyTag, enc, sig)),
+			req, f.server, f.r1000, protocol.ErrOpen, ""},
+		{"reply record of another type", sealedAs(f.r1000.PublicKey, protocol.StampReplyTag, protocol.EncodeRecord(protocol.StampResponseTag, enc, sig)),
+			req, f.server, f.r1000, protocol.ErrMalformed, ""},
+		{"reply payload garbage", protocol.EncodeStampResponse(protocol.StatusOK, []byte("garbage")), req, f.server, f.r1000, protocol.ErrOpen, ""},
+		{"not a response record", reply, req, f.server, f.r1000, protocol.ErrMalformed, ""},
+		{"response with three fields", protocol.EncodeRecord(protocol.StampResponseTag, []byte(protocol.StatusOK), reply, nil), req, f.server, f.r1000, protocol.ErrMalformed, ""},
+		{"peer mismatch refusal", protocol.EncodeStampResponse(protocol.StatusPeerMismatch, []byte(reason)), req, f.server, f.r1000, protocol.ErrRefused, reason},
+		{"unknown id refusal", protocol.EncodeStampResponse(protocol.StatusUnknownID, []byte("no key for 9999")), req, f.server, f.r1000, protocol.ErrRefused, protocol.StatusUnknownID + ": no key for 9999"},
+		{"unknown status", protocol.EncodeStampResponse("maybe", []byte("?")), req, f.server, f.r1000, protocol.ErrRefused, "maybe"},
+		{"empty status", protocol.EncodeStampResponse("", reply), req, f.server, f.r1000, protocol.ErrRefused, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, gotSig, err := openStampResponse(tc.resp, f.requestKey, tc.req, trustOf(t, f.dir), tc.server, tc.self)
+			got, gotSig, err := protocol.OpenStampResponse(tc.resp, f.requestKey, tc.req, testnet.Trust(t, f.dir), tc.server, tc.self)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("openStampResponse = %v, want %v", err, tc.want)
 			}
@@ -230,12 +232,12 @@ func TestStamperRefuses(t *testing.T) {
 	pathID := newRequest("1000", 1, 2)
 	pathID.RequesterID = "../../etc/passwd"
 	badHash := newRequest("1000", 1, 2)
-	badHash.DocumentHash = badHash.DocumentHash[:HashSize-1]
+	badHash.DocumentHash = badHash.DocumentHash[:protocol.HashSize-1]
 	badNonce := newRequest("1000", 1, 2)
 	badNonce.Nonce = append(badNonce.Nonce, 0)
 	good := f.seal(t, newRequest("1000", 1, 2))
 	sealedWith := func(pub *rsa.PublicKey, context string, pt []byte) []byte {
-		sealed, err := Seal(pub, context, pt)
+		sealed, err := protocol.Seal(pub, context, pt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,19 +251,19 @@ func TestStamperRefuses(t *testing.T) {
 		status []string // any of
 		msg    []string // all of
 	}{
-		{"sent by another peer", f.r2000, good, []string{StatusPeerMismatch},
+		{"sent by another peer", f.r2000, good, []string{protocol.StatusPeerMismatch},
 			[]string{`"1000"`, f.r1000.PeerID.String(), f.r2000.PeerID.String()}},
-		{"sent by the server's own peer", f.server, good, []string{StatusPeerMismatch}, []string{f.server.PeerID.String()}},
-		{"id not in the directory", f.r1000, f.seal(t, newRequest("9999", 1, 2)), []string{StatusUnknownID, StatusBadRequest}, []string{"9999"}},
-		{"id that is a path", f.r1000, f.seal(t, pathID), []string{StatusBadRequest, StatusUnknownID}, nil},
-		{"sealed to the wrong key", f.r1000, sealedWith(f.r1000.PublicKey, stampRequestTag, newRequest("1000", 1, 2).encode()),
-			[]string{StatusBadRequest}, nil},
-		{"sealed for another purpose", f.r1000, sealedWith(f.server.PublicKey, stampReplyTag, newRequest("1000", 1, 2).encode()),
-			[]string{StatusBadRequest}, nil},
-		{"short hash", f.r1000, f.seal(t, badHash), []string{StatusBadRequest}, []string{"hash"}},
-		{"long nonce", f.r1000, f.seal(t, badNonce), []string{StatusBadRequest}, []string{"nonce"}},
-		{"not sealed", f.r1000, newRequest("1000", 1, 2).encode(), []string{StatusBadRequest}, nil},
-		{"empty", f.r1000, nil, []string{StatusBadRequest}, nil},
+		{"sent by the server's own peer", f.server, good, []string{protocol.StatusPeerMismatch}, []string{f.server.PeerID.String()}},
+		{"id not in the directory", f.r1000, f.seal(t, newRequest("9999", 1, 2)), []string{protocol.StatusUnknownID, protocol.StatusBadRequest}, []string{"9999"}},
+		{"id that is a path", f.r1000, f.seal(t, pathID), []string{protocol.StatusBadRequest, protocol.StatusUnknownID}, nil},
+		{"sealed to the wrong key", f.r1000, sealedWith(f.r1000.PublicKey, protocol.StampRequestTag, newRequest("1000", 1, 2).Encode()),
+			[]string{protocol.StatusBadRequest}, nil},
+		{"sealed for another purpose", f.r1000, sealedWith(f.server.PublicKey, protocol.StampReplyTag, newRequest("1000", 1, 2).Encode()),
+			[]string{protocol.StatusBadRequest}, nil},
+		{"short hash", f.r1000, f.seal(t, badHash), []string{protocol.StatusBadRequest}, []string{"hash"}},
+		{"long nonce", f.r1000, f.seal(t, badNonce), []string{protocol.StatusBadRequest}, []string{"nonce"}},
+		{"not sealed", f.r1000, newRequest("1000", 1, 2).Encode(), []string{protocol.StatusBadRequest}, nil},
+		{"empty", f.r1000, nil, []string{protocol.StatusBadRequest}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reply, st, err := f.stamper.Handle(tc.remote.PeerID, tc.sealed)
@@ -302,7 +304,7 @@ func TestStamperRefuses(t *testing.T) {
 
 func TestParseStampRequest(t *testing.T) {
 	req := newRequest("1000", 3, 4)
-	got, err := parseStampRequest(req.encode())
+	got, err := protocol.ParseStampRequest(req.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,32 +312,32 @@ func TestParseStampRequest(t *testing.T) {
 		t.Fatalf("parseStampRequest = %+v, want %+v", got, req)
 	}
 	fields := func() [][]byte {
-		return [][]byte{[]byte("1000"), []byte(HashAlgorithm), fill(HashSize, 3), fill(NonceSize, 4)}
+		return [][]byte{[]byte("1000"), []byte(protocol.HashAlgorithm), fill(protocol.HashSize, 3), fill(protocol.NonceSize, 4)}
 	}
 	with := func(i int, v []byte) []byte {
 		f := fields()
 		f[i] = v
-		return EncodeRecord(stampRequestTag, f...)
+		return protocol.EncodeRecord(protocol.StampRequestTag, f...)
 	}
 	for _, tc := range []struct {
 		name string
 		in   []byte
 	}{
-		{"wrong tag", EncodeRecord(stampReplyTag, fields()...)},
-		{"statement tag", EncodeRecord(StatementTag, fields()...)},
-		{"three fields", EncodeRecord(stampRequestTag, fields()[:3]...)},
+		{"wrong tag", protocol.EncodeRecord(protocol.StampReplyTag, fields()...)},
+		{"statement tag", protocol.EncodeRecord(protocol.StatementTag, fields()...)},
+		{"three fields", protocol.EncodeRecord(protocol.StampRequestTag, fields()[:3]...)},
 		{"path id", with(0, []byte("../../etc/passwd"))},
 		{"empty id", with(0, nil)},
 		{"id with NUL", with(0, []byte("1000\x00"))},
 		{"other hash algorithm", with(1, []byte("md5"))},
-		{"short hash", with(2, fill(HashSize-1, 3))},
+		{"short hash", with(2, fill(protocol.HashSize-1, 3))},
 		{"empty hash", with(2, nil)},
-		{"short nonce", with(3, fill(NonceSize-1, 4))},
-		{"trailing byte", append(req.encode(), 0)},
+		{"short nonce", with(3, fill(protocol.NonceSize-1, 4))},
+		{"trailing byte", append(req.Encode(), 0)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseStampRequest(tc.in)
-			if !errors.Is(err, ErrMalformed) {
+			got, err := protocol.ParseStampRequest(tc.in)
+			if !errors.Is(err, protocol.ErrMalformed) {
 				t.Fatalf("parseStampRequest = %+v, %v; want ErrMalformed", got, err)
 			}
 		})
@@ -369,10 +371,10 @@ func TestStamperTimeAndSerial(t *testing.T) {
 			t.Errorf("stamp %d: time in %v, want UTC", i, got.Location())
 		}
 		if !got.Equal(want[i]) {
-			t.Errorf("stamp %d: time %s, want %s", i, FormatTime(got), FormatTime(want[i]))
+			t.Errorf("stamp %d: time %s, want %s", i, protocol.FormatTime(got), protocol.FormatTime(want[i]))
 		}
 		if i > 0 && !got.After(prev) {
-			t.Errorf("stamp %d: time %s not after %s", i, FormatTime(got), FormatTime(prev))
+			t.Errorf("stamp %d: time %s not after %s", i, protocol.FormatTime(got), protocol.FormatTime(prev))
 		}
 		if serial != prevSerial+1 {
 			t.Errorf("stamp %d: serial %d after %d", i, serial, prevSerial)
@@ -389,10 +391,10 @@ func TestStamperTimeAndSerial(t *testing.T) {
 			t.Fatal(err)
 		}
 		if st.Time.Location() != time.UTC || !st.Time.After(prev) || st.Serial <= prevSerial {
-			t.Fatalf("stamp %d: %s serial %d after %s serial %d", i, FormatTime(st.Time), st.Serial, FormatTime(prev), prevSerial)
+			t.Fatalf("stamp %d: %s serial %d after %s serial %d", i, protocol.FormatTime(st.Time), st.Serial, protocol.FormatTime(prev), prevSerial)
 		}
-		if FormatTime(st.Time) != FormatTime(base.Add(time.Duration(i))) {
-			t.Errorf("stamp %d: time %s, want %s", i, FormatTime(st.Time), FormatTime(base.Add(time.Duration(i))))
+		if protocol.FormatTime(st.Time) != protocol.FormatTime(base.Add(time.Duration(i))) {
+			t.Errorf("stamp %d: time %s, want %s", i, protocol.FormatTime(st.Time), protocol.FormatTime(base.Add(time.Duration(i))))
 		}
 		prev, prevSerial = st.Time, st.Serial
 	}

@@ -1,4 +1,4 @@
-package protocol
+package stamp
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -27,13 +28,13 @@ type Session struct {
 	stream network.Stream
 	self   identity.Entry
 	server identity.Entry
-	trust  *Trust
-	cache  *HeadCache
-	in     *sessionCipher
+	trust  *protocol.Trust
+	cache  *protocol.HeadCache
+	in     *protocol.SessionCipher
 	// Used by the read loop only: the expected parties of every leaf,
 	// and the last tree head that passed every check.
-	known    *knownParties
-	lastHead *SignedTreeHead
+	known    *protocol.KnownParties
+	lastHead *protocol.SignedTreeHead
 	sends    chan []byte
 
 	mu      sync.Mutex
@@ -46,33 +47,33 @@ type Session struct {
 }
 
 type sessionCall struct {
-	req    *sessionRequest
+	req    *protocol.SessionRequest
 	result chan sessionResult
 }
 
 type sessionResult struct {
-	stamp *LogStamp
+	stamp *protocol.LogStamp
 	err   error
 }
 
 // OpenSession runs the key exchange with server as self. Only tree heads
 // that trust accepts count, so server must be one of its authorities.
 // cache (may be nil) lets sessions share verified tree heads.
-func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, server identity.Entry, trust *Trust, cache *HeadCache) (*Session, error) {
+func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, server identity.Entry, trust *protocol.Trust, cache *protocol.HeadCache) (*Session, error) {
 	if err := trust.CheckAuthority(server.ID); err != nil {
 		return nil, err
 	}
-	requestKey, err := NewSessionKey()
+	requestKey, err := protocol.NewSessionKey()
 	if err != nil {
 		return nil, err
 	}
-	hello, err := sealSessionHello(server.PublicKey, self.ID, requestKey)
+	hello, err := protocol.SealSessionHello(server.PublicKey, self.ID, requestKey)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, SessionHelloTimeout)
+	ctx, cancel := context.WithTimeout(ctx, protocol.SessionHelloTimeout)
 	defer cancel()
-	s, err := h.NewStream(ctx, server.PeerID, SessionProtocolID)
+	s, err := h.NewStream(ctx, server.PeerID, protocol.SessionProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open stamp session with server %s (%s): %w", server.ID, server.PeerID, err)
 	}
@@ -82,38 +83,38 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	}
 	deadline, _ := ctx.Deadline()
 	_ = s.SetDeadline(deadline)
-	if err := WriteFrame(s, hello); err != nil {
+	if err := protocol.WriteFrame(s, hello); err != nil {
 		return fail(fmt.Errorf("failed to send session hello to %s: %w", server.ID, err))
 	}
 	r := bufio.NewReaderSize(s, sessionReadBuffer)
-	frame, err := ReadFrame(r, MaxSessionHelloSize)
+	frame, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
 	if err != nil {
 		return fail(fmt.Errorf("no session answer from %s: %w", server.ID, err))
 	}
-	f, err := DecodeRecord(frame, sessionAcceptTag, 2)
+	f, err := protocol.DecodeRecord(frame, protocol.SessionAcceptTag, 2)
 	if err != nil {
 		return fail(err)
 	}
-	if status := string(f[0]); status != StatusOK {
-		return fail(fmt.Errorf("%w by %s: %s: %s", ErrRefused, server.ID, truncate(f[0]), string(f[1])))
+	if status := string(f[0]); status != protocol.StatusOK {
+		return fail(fmt.Errorf("%w by %s: %s: %s", protocol.ErrRefused, server.ID, truncate(f[0]), string(f[1])))
 	}
-	pt, err := Open(key, sessionKeyTag, f[1])
+	pt, err := protocol.Open(key, protocol.SessionKeyTag, f[1])
 	if err != nil {
 		return fail(err)
 	}
-	kf, err := DecodeRecord(pt, sessionKeyTag, 1)
-	if err != nil || len(kf[0]) != SessionKeySize {
-		return fail(fmt.Errorf("%w: bad session reply key", ErrMalformed))
+	kf, err := protocol.DecodeRecord(pt, protocol.SessionKeyTag, 1)
+	if err != nil || len(kf[0]) != protocol.SessionKeySize {
+		return fail(fmt.Errorf("%w: bad session reply key", protocol.ErrMalformed))
 	}
 	_ = s.SetDeadline(time.Time{})
-	out, _ := newSessionCipher(requestKey, sessionRequestTag)
-	in, _ := newSessionCipher(kf[0], sessionReplyTag)
+	out, _ := protocol.NewSessionCipher(requestKey, protocol.SessionRequestTag)
+	in, _ := protocol.NewSessionCipher(kf[0], protocol.SessionReplyTag)
 	if cache == nil {
-		cache = NewHeadCache(1024)
+		cache = protocol.NewHeadCache(1024)
 	}
 	sess := &Session{
-		stream: s, self: self, server: server, trust: trust, cache: cache, in: in, known: newKnownParties(self, server),
-		sends: make(chan []byte, MaxInFlight), pending: map[uint64]*sessionCall{},
+		stream: s, self: self, server: server, trust: trust, cache: cache, in: in, known: protocol.NewKnownParties(self, server),
+		sends: make(chan []byte, protocol.MaxInFlight), pending: map[uint64]*sessionCall{},
 		closing: make(chan struct{}), done: make(chan struct{}),
 	}
 	go sess.writeLoop(out)
@@ -123,11 +124,11 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 
 // Stamp asks for documentHash to be stamped and returns the stamp once
 // its leaf, inclusion proof and tree head signature have been checked.
-func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*LogStamp, error) {
-	if len(documentHash) != HashSize {
-		return nil, fmt.Errorf("document hash is %d bytes, want %d", len(documentHash), HashSize)
+func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*protocol.LogStamp, error) {
+	if len(documentHash) != protocol.HashSize {
+		return nil, fmt.Errorf("document hash is %d bytes, want %d", len(documentHash), protocol.HashSize)
 	}
-	nonce := make([]byte, NonceSize)
+	nonce := make([]byte, protocol.NonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
@@ -138,24 +139,24 @@ func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*LogStamp, er
 		s.mu.Unlock()
 		return nil, err
 	}
-	call.req = &sessionRequest{id: s.nextID, hash: documentHash, nonce: nonce}
+	call.req = &protocol.SessionRequest{ID: s.nextID, Hash: documentHash, Nonce: nonce}
 	s.nextID++
-	s.pending[call.req.id] = call
+	s.pending[call.req.ID] = call
 	s.mu.Unlock()
 
 	select {
-	case s.sends <- call.req.encode():
+	case s.sends <- call.req.Encode():
 	case <-s.closing:
 		// The read loop fails every pending call once the session ends.
 	case <-ctx.Done():
-		s.forget(call.req.id)
+		s.forget(call.req.ID)
 		return nil, ctx.Err()
 	}
 	select {
 	case res := <-call.result:
 		return res.stamp, res.err
 	case <-ctx.Done():
-		s.forget(call.req.id)
+		s.forget(call.req.ID)
 		return nil, ctx.Err()
 	}
 }
@@ -176,7 +177,7 @@ func (s *Session) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	select {
 	case <-s.done:
-	case <-time.After(SessionHelloTimeout):
+	case <-time.After(protocol.SessionHelloTimeout):
 		s.stream.Reset()
 	}
 	return nil
@@ -186,10 +187,10 @@ func (s *Session) Close() error {
 // Requests tend to come in bursts (callers answered by one batch of
 // replies ask again), so before flushing it yields once to let the rest
 // of a burst join the same write.
-func (s *Session) writeLoop(out *sessionCipher) {
+func (s *Session) writeLoop(out *protocol.SessionCipher) {
 	w := bufio.NewWriterSize(s.stream, sessionWriteBuffer)
 	write := func(pt []byte) bool {
-		err := WriteFrame(w, out.seal(pt))
+		err := protocol.WriteFrame(w, out.Seal(pt))
 		if err == nil && len(s.sends) == 0 {
 			runtime.Gosched()
 			if len(s.sends) == 0 {
@@ -231,15 +232,15 @@ func (s *Session) writeLoop(out *sessionCipher) {
 func (s *Session) readLoop(r *bufio.Reader) {
 	defer close(s.done)
 	for {
-		frame, err := ReadFrame(r, MaxSessionReplySize)
+		frame, err := protocol.ReadFrame(r, protocol.MaxSessionReplySize)
 		if err != nil {
 			s.fail(fmt.Errorf("session with server %s ended: %w", s.server.ID, err))
 			return
 		}
-		pt, err := s.in.open(frame)
+		pt, err := s.in.Open(frame)
 		if err == nil {
-			var rep *sessionReply
-			if rep, err = parseSessionReply(pt); err == nil {
+			var rep *protocol.SessionReply
+			if rep, err = protocol.ParseSessionReply(pt); err == nil {
 				err = s.deliver(rep)
 			}
 		}
@@ -251,16 +252,16 @@ func (s *Session) readLoop(r *bufio.Reader) {
 	}
 }
 
-func (s *Session) deliver(rep *sessionReply) error {
+func (s *Session) deliver(rep *protocol.SessionReply) error {
 	s.mu.Lock()
-	call, ok := s.pending[rep.id]
-	delete(s.pending, rep.id)
+	call, ok := s.pending[rep.ID]
+	delete(s.pending, rep.ID)
 	s.mu.Unlock()
 	if !ok {
 		return nil // the caller gave up on it
 	}
-	if rep.status != StatusOK {
-		call.result <- sessionResult{err: fmt.Errorf("%w by %s: %s: %s", ErrRefused, s.server.ID, rep.status, rep.message)}
+	if rep.Status != protocol.StatusOK {
+		call.result <- sessionResult{err: fmt.Errorf("%w by %s: %s: %s", protocol.ErrRefused, s.server.ID, rep.Status, rep.Message)}
 		return nil
 	}
 	st, err := s.check(call.req, rep)
@@ -271,28 +272,28 @@ func (s *Session) deliver(rep *sessionReply) error {
 // check verifies a reply against its request: the leaf is our hash and
 // nonce, for us, by the server we asked; the tree head is that server's,
 // signed by a trusted key; the proof puts the leaf in that tree.
-func (s *Session) check(req *sessionRequest, rep *sessionReply) (*LogStamp, error) {
-	st, err := parseStatement(rep.leaf, LeafTag, s.known)
+func (s *Session) check(req *protocol.SessionRequest, rep *protocol.SessionReply) (*protocol.LogStamp, error) {
+	st, err := protocol.ParseLeafKnown(rep.Leaf, s.known)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAnswer(st, req.hash, req.nonce, s.self, s.server); err != nil {
+	if err := protocol.CheckAnswer(st, req.Hash, req.Nonce, s.self, s.server); err != nil {
 		return nil, err
 	}
-	sth, err := s.checkHead(rep.head, rep.sig)
+	sth, err := s.checkHead(rep.Head, rep.Sig)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckInclusion(rep.leaf, st, sth.Head, rep.proof); err != nil {
+	if err := protocol.CheckInclusion(rep.Leaf, st, sth.Head, rep.Proof); err != nil {
 		return nil, err
 	}
-	return &LogStamp{Statement: st, Proof: rep.proof, Head: sth}, nil
+	return &protocol.LogStamp{Statement: st, Proof: rep.Proof, Head: sth}, nil
 }
 
 // checkHead checks a reply's tree head. The replies of one batch carry
 // the same head: one that is byte-identical to the last head that passed
 // is that head, without parsing or verifying again.
-func (s *Session) checkHead(encoded, sig []byte) (*SignedTreeHead, error) {
+func (s *Session) checkHead(encoded, sig []byte) (*protocol.SignedTreeHead, error) {
 	if h := s.lastHead; h != nil && bytes.Equal(encoded, h.Encoded) && bytes.Equal(sig, h.Signature) {
 		return h, nil
 	}
@@ -317,4 +318,12 @@ func (s *Session) fail(err error) {
 	for _, c := range pending {
 		c.result <- sessionResult{err: err}
 	}
+}
+
+// truncate cuts a peer's status string for an error message.
+func truncate(b []byte) string {
+	if len(b) > 40 {
+		b = b[:40]
+	}
+	return string(b)
 }

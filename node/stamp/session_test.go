@@ -1,89 +1,34 @@
-package protocol
+package stamp
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"tsnode/protocol"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
-	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"tsnode/identity"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
+	"tsnode/internal/testnet"
 )
 
 // Stamp sessions over real libp2p hosts on 127.0.0.1, with the test-only
 // keys. (Package node imports protocol, so these build hosts with
 // libp2p.New directly.)
 
-var testTransports = []struct{ name, listen string }{
-	{"tcp", "/ip4/127.0.0.1/tcp/0"},
-	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1"},
-}
-
-// newHost starts a host whose identity is the test key of id, listening
-// on listen (empty: dial only). It is closed at cleanup.
-func newHost(t testing.TB, id identity.ID, listen string) host.Host {
-	t.Helper()
-	priv, err := identity.LibP2PPrivateKey(testkeys.Private(t, id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []libp2p.Option{
-		libp2p.Identity(priv),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.DisableRelay(),
-	}
-	if listen == "" {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
-		opts = append(opts, libp2p.ListenAddrStrings(listen))
-	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
-func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// clientOf starts a dial-only host for id connected to server.
-func clientOf(t testing.TB, id identity.ID, server host.Host) host.Host {
-	t.Helper()
-	h := newHost(t, id, "")
-	if err := h.Connect(testCtx(t), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
 // sessionServer is a real server: a LogSigner on a log in t.TempDir(),
 // serving sessions, one-shot stamps and the log protocol.
 type sessionServer struct {
 	host   host.Host
 	lg     *merklelog.Log
-	signer *LogSigner
+	signer *protocol.LogSigner
 	dir    *identity.Directory
 }
 
@@ -92,12 +37,12 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	lg := openLog(t, t.TempDir())
 	signer := newSigner(t, lg, nil)
-	h := newHost(t, "server", listen)
-	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: entry(t, "server"), Dir: dir, Signer: signer}
-	h.SetStreamHandler(SessionProtocolID, srv.Handler())
+	h := testnet.NewHost(t, "server", listen)
+	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: testnet.Entry(t, "server"), Dir: dir, Signer: signer}
+	h.SetStreamHandler(protocol.SessionProtocolID, srv.Handler())
 	stamper := NewStamper(srv.Key, srv.Self, dir, nil)
 	stamper.UseLog(signer)
-	h.SetStreamHandler(StampProtocolID, StampHandler(stamper))
+	h.SetStreamHandler(protocol.StampProtocolID, StampHandler(stamper))
 	return &sessionServer{host: h, lg: lg, signer: signer, dir: dir}
 }
 
@@ -105,7 +50,7 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 // to the server entry.
 func openSession(t testing.TB, client host.Host, self identity.ID, server identity.Entry) (*Session, error) {
 	t.Helper()
-	s, err := OpenSession(testCtx(t), client, testkeys.Private(t, self), entry(t, self), server, trustOf(t, testkeys.Directory(t, "server")), nil)
+	s, err := OpenSession(testnet.Ctx(t), client, testkeys.Private(t, self), testnet.Entry(t, self), server, testnet.Trust(t, testkeys.Directory(t, "server")), nil)
 	if err == nil {
 		t.Cleanup(func() { s.Close() })
 	}
@@ -114,7 +59,7 @@ func openSession(t testing.TB, client host.Host, self identity.ID, server identi
 
 func mustSession(t testing.TB, client host.Host) *Session {
 	t.Helper()
-	s, err := openSession(t, client, "1000", entry(t, "server"))
+	s, err := openSession(t, client, "1000", testnet.Entry(t, "server"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,16 +67,16 @@ func mustSession(t testing.TB, client host.Host) *Session {
 }
 
 func TestSessionManyInFlight(t *testing.T) {
-	for _, tr := range testTransports {
-		t.Run(tr.name, func(t *testing.T) {
-			srv := startSessionServer(t, tr.listen)
-			sess := mustSession(t, clientOf(t, "1000", srv.host))
+	for _, tr := range testnet.Transports {
+		t.Run(tr.Name, func(t *testing.T) {
+			srv := startSessionServer(t, tr.Listen)
+			sess := mustSession(t, testnet.ClientOf(t, "1000", srv.host))
 			const n = 200
-			stamps := make([]*LogStamp, n)
+			stamps := make([]*protocol.LogStamp, n)
 			var wg sync.WaitGroup
 			for i := range n {
 				wg.Go(func() {
-					st, err := sess.Stamp(testCtx(t), docHash(i))
+					st, err := sess.Stamp(testnet.Ctx(t), docHash(i))
 					if err != nil {
 						t.Errorf("stamp %d: %v", i, err)
 					}
@@ -144,7 +89,7 @@ func TestSessionManyInFlight(t *testing.T) {
 			}
 			heads := map[string]bool{}
 			serials := map[uint64]bool{}
-			cache := NewHeadCache(64)
+			cache := protocol.NewHeadCache(64)
 			for i, st := range stamps {
 				// Replies were matched by id: each stamp is for its own hash.
 				if !bytes.Equal(st.Statement.DocumentHash, docHash(i)) || st.Statement.RequesterID != "1000" {
@@ -155,7 +100,7 @@ func TestSessionManyInFlight(t *testing.T) {
 				}
 				serials[st.Statement.Serial] = true
 				heads[string(st.Head.Encoded)] = true
-				if _, err := st.Receipt().VerifyCached(trustOf(t, srv.dir), docHash(i), cache); err != nil {
+				if _, err := st.Receipt().VerifyCached(testnet.Trust(t, srv.dir), docHash(i), cache); err != nil {
 					t.Fatalf("stamp %d: %v", i, err)
 				}
 			}
@@ -164,13 +109,13 @@ func TestSessionManyInFlight(t *testing.T) {
 				t.Fatalf("log size %d, want %d", srv.lg.Size(), n)
 			}
 			// A wrong-size hash is refused locally.
-			if _, err := sess.Stamp(testCtx(t), docHash(0)[:HashSize-1]); err == nil {
+			if _, err := sess.Stamp(testnet.Ctx(t), docHash(0)[:protocol.HashSize-1]); err == nil {
 				t.Fatal("31-byte hash accepted")
 			}
 			if err := sess.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := sess.Stamp(testCtx(t), docHash(0)); !errors.Is(err, ErrSessionClosed) {
+			if _, err := sess.Stamp(testnet.Ctx(t), docHash(0)); !errors.Is(err, ErrSessionClosed) {
 				t.Fatalf("stamp after Close: %v, want ErrSessionClosed", err)
 			}
 		})
@@ -180,10 +125,10 @@ func TestSessionManyInFlight(t *testing.T) {
 // The server refuses a hello it cannot open, an unknown id, and an id
 // that is not the authenticated peer's.
 func TestSessionHelloRefused(t *testing.T) {
-	srv := startSessionServer(t, testTransports[0].listen)
-	server := entry(t, "server")
+	srv := startSessionServer(t, testnet.Transports[0].Listen)
+	server := testnet.Entry(t, "server")
 	wrongKey := server
-	wrongKey.PublicKey = entry(t, "outsider").PublicKey
+	wrongKey.PublicKey = testnet.Entry(t, "outsider").PublicKey
 	for _, c := range []struct {
 		name   string
 		host   identity.ID // the authenticated peer
@@ -192,13 +137,13 @@ func TestSessionHelloRefused(t *testing.T) {
 		want   error
 		status string
 	}{
-		{"id of another peer", "2000", "1000", server, ErrRefused, StatusPeerMismatch},
-		{"unknown id", "outsider", "outsider", server, ErrRefused, StatusUnknownID},
-		{"hello sealed to the wrong key", "1000", "1000", wrongKey, ErrRefused, StatusBadRequest},
+		{"id of another peer", "2000", "1000", server, protocol.ErrRefused, protocol.StatusPeerMismatch},
+		{"unknown id", "outsider", "outsider", server, protocol.ErrRefused, protocol.StatusUnknownID},
+		{"hello sealed to the wrong key", "1000", "1000", wrongKey, protocol.ErrRefused, protocol.StatusBadRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := srv.lg.Size()
-			sess, err := openSession(t, clientOf(t, c.host, srv.host), c.self, c.server)
+			sess, err := openSession(t, testnet.ClientOf(t, c.host, srv.host), c.self, c.server)
 			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.status) || sess != nil {
 				t.Fatalf("got %v, want %v with status %s", err, c.want, c.status)
 			}
@@ -209,68 +154,37 @@ func TestSessionHelloRefused(t *testing.T) {
 	}
 	// A requester whose key is not its directory key cannot open the
 	// session key the server sealed to the directory key.
-	h := clientOf(t, "1000", srv.host)
-	_, err := OpenSession(testCtx(t), h, testkeys.Private(t, "2000"), entry(t, "1000"), server, trustOf(t, srv.dir), nil)
-	if !errors.Is(err, ErrOpen) {
+	h := testnet.ClientOf(t, "1000", srv.host)
+	_, err := OpenSession(testnet.Ctx(t), h, testkeys.Private(t, "2000"), testnet.Entry(t, "1000"), server, testnet.Trust(t, srv.dir), nil)
+	if !errors.Is(err, protocol.ErrOpen) {
 		t.Fatalf("wrong requester key: %v, want ErrOpen", err)
 	}
 }
 
-// rawStream opens a stream of protocol id from a client of srv.
-func rawStream(t testing.TB, from host.Host, to peer.ID, id string) network.Stream {
-	t.Helper()
-	s, err := from.NewStream(testCtx(t), to, libp2pprotocol.ID(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Reset() })
-	_ = s.SetDeadline(time.Now().Add(20 * time.Second))
-	return s
-}
-
-// frameHeader is the length prefix of a frame of n bytes, with no body.
-func frameHeader(n int) []byte {
-	var b bytes.Buffer
-	WriteFrame(&b, make([]byte, n))
-	return b.Bytes()[:b.Len()-n]
-}
-
-// expectReset reads from s until an error, which must be a stream reset.
-func expectReset(t testing.TB, s network.Stream) {
-	t.Helper()
-	_, err := bufio.NewReader(s).ReadByte()
-	for err == nil {
-		_, err = bufio.NewReader(s).ReadByte()
-	}
-	if !errors.Is(err, network.ErrReset) {
-		t.Fatalf("read after an oversized frame: %v, want a stream reset", err)
-	}
-}
-
 func TestSessionOversizedFrames(t *testing.T) {
-	for _, tr := range testTransports {
-		t.Run(tr.name, func(t *testing.T) {
-			srv := startSessionServer(t, tr.listen)
-			client := clientOf(t, "1000", srv.host)
+	for _, tr := range testnet.Transports {
+		t.Run(tr.Name, func(t *testing.T) {
+			srv := startSessionServer(t, tr.Listen)
+			client := testnet.ClientOf(t, "1000", srv.host)
 			t.Run("hello", func(t *testing.T) {
-				s := rawStream(t, client, srv.host.ID(), SessionProtocolID)
-				if _, err := s.Write(frameHeader(MaxSessionHelloSize + 1)); err != nil {
+				s := testnet.RawStream(t, client, srv.host.ID(), protocol.SessionProtocolID)
+				if _, err := s.Write(testnet.FrameHeader(protocol.MaxSessionHelloSize + 1)); err != nil {
 					t.Fatal(err)
 				}
-				expectReset(t, s)
+				testnet.ExpectReset(t, s)
 			})
 			t.Run("request inside a session", func(t *testing.T) {
 				sess := mustSession(t, client)
-				if _, err := sess.Stamp(testCtx(t), docHash(1)); err != nil {
+				if _, err := sess.Stamp(testnet.Ctx(t), docHash(1)); err != nil {
 					t.Fatal(err)
 				}
 				// Queue a sealed request larger than MaxSessionRequestSize.
-				sess.sends <- EncodeRecord(sessionRequestTag, u64(99), make([]byte, MaxSessionRequestSize), docNonce(1))
-				_, err := sess.Stamp(testCtx(t), docHash(2))
+				sess.sends <- protocol.EncodeRecord(protocol.SessionRequestTag, u64(99), make([]byte, protocol.MaxSessionRequestSize), docNonce(1))
+				_, err := sess.Stamp(testnet.Ctx(t), docHash(2))
 				if err == nil || !errors.Is(err, network.ErrReset) {
 					t.Fatalf("stamp after an oversized request: %v, want a reset session", err)
 				}
-				if _, err := sess.Stamp(testCtx(t), docHash(3)); err == nil {
+				if _, err := sess.Stamp(testnet.Ctx(t), docHash(3)); err == nil {
 					t.Fatal("a reset session still stamps")
 				}
 			})
@@ -281,15 +195,15 @@ func TestSessionOversizedFrames(t *testing.T) {
 // Close with stamps in flight returns once they are answered, and every
 // Stamp call returns.
 func TestSessionCloseWithPending(t *testing.T) {
-	srv := startSessionServer(t, testTransports[1].listen)
-	sess := mustSession(t, clientOf(t, "1000", srv.host))
+	srv := startSessionServer(t, testnet.Transports[1].Listen)
+	sess := mustSession(t, testnet.ClientOf(t, "1000", srv.host))
 	const n = 100
 	errs := make(chan error, n)
 	started := make(chan struct{}, n)
 	for i := range n {
 		go func() {
 			started <- struct{}{}
-			st, err := sess.Stamp(testCtx(t), docHash(i))
+			st, err := sess.Stamp(testnet.Ctx(t), docHash(i))
 			if err == nil && !bytes.Equal(st.Statement.DocumentHash, docHash(i)) {
 				err = fmt.Errorf("stamp %d for another hash", i)
 			}

@@ -1,0 +1,120 @@
+package stamp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"tsnode/identity"
+	"tsnode/internal/merklelog"
+	"tsnode/internal/testkeys"
+	"tsnode/internal/testnet"
+	"tsnode/protocol"
+)
+
+// logTime has a non-zero nanosecond part, so any loss of resolution shows.
+var logTime = time.Date(2026, 3, 4, 5, 6, 7, 890123456, time.UTC)
+
+func fill(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
+
+// flip returns a copy of b with byte i inverted.
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 0xff
+	return c
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func entry(t testing.TB, id identity.ID) identity.Entry { return testnet.Entry(t, id) }
+
+func trustOf(t testing.TB, dir *identity.Directory, ids ...identity.ID) *protocol.Trust {
+	return testnet.Trust(t, dir, ids...)
+}
+
+func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+func cloneStatement(s *protocol.Statement) *protocol.Statement {
+	c := *s
+	c.DocumentHash = bytes.Clone(s.DocumentHash)
+	c.Nonce = bytes.Clone(s.Nonce)
+	return &c
+}
+
+var (
+	sigMu    sync.Mutex
+	sigCache = map[string][]byte{}
+)
+
+// signAs signs data with the test key of id, once per (id, data).
+func signAs(t testing.TB, id identity.ID, data []byte) []byte {
+	t.Helper()
+	sigMu.Lock()
+	defer sigMu.Unlock()
+	k := string(id) + "\x00" + string(data)
+	if sig, ok := sigCache[k]; ok {
+		return bytes.Clone(sig)
+	}
+	sig, err := protocol.Sign(testkeys.Private(t, id), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigCache[k] = sig
+	return bytes.Clone(sig)
+}
+
+// openLog opens (or reopens) the log in dir; it is closed at cleanup.
+func openLog(t testing.TB, dir string) *merklelog.Log {
+	t.Helper()
+	lg, err := merklelog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	return lg
+}
+
+// newSigner starts the authority for "server" on lg; it is closed at
+// cleanup.
+func newSigner(t testing.TB, lg *merklelog.Log, now func() time.Time) *protocol.LogSigner {
+	t.Helper()
+	s, err := protocol.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// docHash is a distinct document hash per i.
+func docHash(i int) []byte {
+	h := fill(protocol.HashSize, 0)
+	copy(h, fmt.Sprintf("doc-%d", i))
+	return h
+}
+
+// docNonce is a distinct nonce per i.
+func docNonce(i int) []byte {
+	n := fill(protocol.NonceSize, 0xee)
+	copy(n, fmt.Sprintf("n-%d", i))
+	return n
+}
+
+type stampResult struct {
+	st  *protocol.LogStamp
+	err error
+}
+
+func wait(t testing.TB, ch <-chan stampResult) (*protocol.LogStamp, error) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r.st, r.err
+	case <-time.After(20 * time.Second):
+		t.Fatal("stamp not answered within 20s")
+		return nil, nil
+	}
+}

@@ -1,0 +1,53 @@
+// Package stamp is the stamp protocol, as an authority serves it and a
+// requester uses it: /tsnode/stamp/1.0.0, one sealed exchange and one
+// signed statement per stamp (docs/PROTOCOL.md §6, the prototype's flow),
+// and /tsnode/stamp/2.0.0, sessions in which every stamp is a leaf of the
+// authority's Merkle log under a signed tree head (§7).
+package stamp
+
+import (
+	"crypto/rsa"
+	"errors"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"tsnode/identity"
+	"tsnode/protocol"
+)
+
+const (
+	// OneShotID is the protocol ID of one-shot stamps.
+	OneShotID = protocol.StampProtocolID
+	// SessionID is the protocol ID of stamp sessions.
+	SessionID = protocol.SessionProtocolID
+)
+
+var log = logging.Logger("tsnode/stamp")
+
+// Service serves both versions of the stamp protocol for the authority
+// self, whose private key is key: requesters must be in dir, and every
+// stamp is logged by the authority's pipeline.
+type Service struct {
+	host host.Host
+}
+
+// New serves the stamp protocols on h.
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, pipeline *protocol.LogSigner) (*Service, error) {
+	if pipeline == nil {
+		return nil, errors.New("stamp: no log pipeline")
+	}
+	stamper := NewStamper(key, self, dir, nil)
+	stamper.UseLog(pipeline)
+	h.SetStreamHandler(OneShotID, StampHandler(stamper))
+	sessions := &SessionServer{Key: key, Self: self, Dir: dir, Signer: pipeline}
+	h.SetStreamHandler(SessionID, sessions.Handler())
+	return &Service{host: h}, nil
+}
+
+// Close stops serving both protocols; streams in progress go on.
+func (s *Service) Close() error {
+	s.host.RemoveStreamHandler(OneShotID)
+	s.host.RemoveStreamHandler(SessionID)
+	return nil
+}

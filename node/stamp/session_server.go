@@ -1,0 +1,174 @@
+package stamp
+
+import (
+	"bufio"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+	"tsnode/protocol"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"tsnode/identity"
+	"tsnode/internal/p2pstream"
+)
+
+// SessionServer serves stamp sessions on a LogSigner.
+type SessionServer struct {
+	Key    *rsa.PrivateKey
+	Self   identity.Entry
+	Dir    *identity.Directory
+	Signer *protocol.LogSigner
+}
+
+const (
+	sessionReadBuffer  = 4 << 10
+	sessionWriteBuffer = 32 << 10
+)
+
+// Handler returns the session stream handler.
+func (srv *SessionServer) Handler() network.StreamHandler {
+	return func(s network.Stream) {
+		remote := s.Conn().RemotePeer()
+		release, err := p2pstream.Prepare(s, protocol.SessionServiceName, sessionReadBuffer+sessionWriteBuffer+protocol.MaxSessionReplySize)
+		if err != nil {
+			log.Debugw("session refused", "peer", remote, "err", err)
+			s.Reset()
+			return
+		}
+		defer release()
+		r := bufio.NewReaderSize(s, sessionReadBuffer)
+		requester, in, out, err := srv.accept(s, r, remote)
+		if err != nil {
+			log.Warnw("session not opened", "peer", remote, "err", err)
+			return
+		}
+		if err := srv.serve(s, r, requester, in, out); err != nil {
+			log.Warnw("session: protocol violation; resetting stream", "peer", remote, "err", err)
+			s.Reset()
+			return
+		}
+		s.Close()
+	}
+}
+
+// accept runs the key exchange. On failure the stream is already closed
+// or reset.
+func (srv *SessionServer) accept(s network.Stream, r *bufio.Reader, remote peer.ID) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
+	_ = s.SetDeadline(time.Now().Add(protocol.SessionHelloTimeout))
+	frame, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
+	if err != nil {
+		s.Reset()
+		return identity.Entry{}, nil, nil, err
+	}
+	refuse := func(status, msg string) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
+		_ = protocol.WriteFrame(s, protocol.EncodeRecord(protocol.SessionAcceptTag, []byte(status), []byte(msg)))
+		s.Close()
+		return identity.Entry{}, nil, nil, fmt.Errorf("%s: %s", status, msg)
+	}
+	id, requestKey, err := protocol.OpenSessionHello(srv.Key, frame)
+	if err != nil {
+		return refuse(protocol.StatusBadRequest, err.Error())
+	}
+	requester, err := srv.Dir.Lookup(id)
+	if err != nil {
+		return refuse(protocol.StatusUnknownID, err.Error())
+	}
+	if requester.PeerID != remote {
+		return refuse(protocol.StatusPeerMismatch, fmt.Sprintf("session claims id %q (peer %s) but was opened by peer %s", id, requester.PeerID, remote))
+	}
+	replyKey, err := protocol.NewSessionKey()
+	if err != nil {
+		return refuse(protocol.StatusInternal, "no randomness")
+	}
+	sealed, err := protocol.Seal(requester.PublicKey, protocol.SessionKeyTag, protocol.EncodeRecord(protocol.SessionKeyTag, replyKey))
+	if err != nil {
+		return refuse(protocol.StatusInternal, "sealing the session key failed")
+	}
+	if err := protocol.WriteFrame(s, protocol.EncodeRecord(protocol.SessionAcceptTag, []byte(protocol.StatusOK), sealed)); err != nil {
+		s.Reset()
+		return identity.Entry{}, nil, nil, err
+	}
+	in, _ := protocol.NewSessionCipher(requestKey, protocol.SessionRequestTag)
+	out, _ := protocol.NewSessionCipher(replyKey, protocol.SessionReplyTag)
+	_ = s.SetDeadline(time.Time{})
+	return requester, in, out, nil
+}
+
+// serve reads requests until the requester closes its side, hands them to
+// the signer, and writes the replies as batches complete.
+func (srv *SessionServer) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) error {
+	replies := make(chan []byte, protocol.MaxInFlight)
+	slots := make(chan struct{}, protocol.MaxInFlight)
+	var inFlight sync.WaitGroup
+	writeErr := make(chan error, 1)
+	go func() { writeErr <- writeReplies(s, out, replies, slots) }()
+
+	readErr := func() error {
+		for {
+			_ = s.SetReadDeadline(time.Now().Add(protocol.SessionIdleTimeout))
+			frame, err := protocol.ReadFrame(r, protocol.MaxSessionRequestSize)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			pt, err := in.Open(frame)
+			if err != nil {
+				return err
+			}
+			req, err := protocol.ParseSessionRequest(pt)
+			if err != nil {
+				return err
+			}
+			slots <- struct{}{}
+			inFlight.Add(1)
+			srv.Signer.Submit(requester, req.Hash, req.Nonce, func(st *protocol.LogStamp, err error) {
+				if err != nil {
+					replies <- protocol.EncodeSessionReply(req.ID, nil, protocol.StatusInternal, "the server could not log the stamp")
+				} else {
+					replies <- protocol.EncodeSessionReply(req.ID, st, protocol.StatusOK, "")
+				}
+				inFlight.Done()
+			})
+		}
+	}()
+	inFlight.Wait()
+	close(replies)
+	if err := <-writeErr; err != nil && readErr == nil {
+		return err
+	}
+	return readErr
+}
+
+// writeReplies seals and writes replies, flushing whenever none is
+// waiting, so a batch of replies leaves in few writes.
+func writeReplies(s network.Stream, out *protocol.SessionCipher, replies <-chan []byte, slots <-chan struct{}) error {
+	w := bufio.NewWriterSize(s, sessionWriteBuffer)
+	var failed error
+	for pt := range replies {
+		<-slots
+		if failed != nil {
+			continue // keep draining so submitters never block
+		}
+		_ = s.SetWriteDeadline(time.Now().Add(protocol.SessionIdleTimeout))
+		if err := protocol.WriteFrame(w, out.Seal(pt)); err != nil {
+			failed = err
+			continue
+		}
+		if len(replies) == 0 {
+			if err := w.Flush(); err != nil {
+				failed = err
+			}
+		}
+	}
+	if failed == nil {
+		failed = w.Flush()
+	}
+	return failed
+}

@@ -1,0 +1,143 @@
+package stamp
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"tsnode/identity"
+	"tsnode/protocol"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Stamper is the server's signing core, free of any network: it checks a
+// request against the authenticated peer that sent it, assigns time and
+// serial, and signs.
+type Stamper struct {
+	key       *rsa.PrivateKey
+	self      identity.Entry
+	dir       *identity.Directory
+	now       func() time.Time
+	signer    *protocol.LogSigner // if set, serials and times come from its log
+	mu        sync.Mutex
+	serial    uint64
+	lastStamp time.Time
+}
+
+// UseLog makes every stamp a leaf of signer's durable log, which then
+// assigns its serial and time: serials are never reused and times never
+// go backwards across restarts, and one-shot stamps are auditable too.
+func (s *Stamper) UseLog(signer *protocol.LogSigner) { s.signer = signer }
+
+// NewStamper makes a Stamper for the server identity self whose private
+// key is key. now may be nil (time.Now).
+func NewStamper(key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, now func() time.Time) *Stamper {
+	if now == nil {
+		now = time.Now
+	}
+	return &Stamper{key: key, self: self, dir: dir, now: now}
+}
+
+// next returns the next serial and a UTC time that never goes backwards,
+// even if the wall clock does.
+func (s *Stamper) next() (uint64, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.now().UTC()
+	if !t.After(s.lastStamp) {
+		t = s.lastStamp.Add(time.Nanosecond)
+	}
+	s.lastStamp = t
+	s.serial++
+	return s.serial, t
+}
+
+// StampError is a refusal with a status code sent back to the requester.
+type StampError struct {
+	Status  string
+	Message string
+}
+
+func (e *StampError) Error() string { return e.Status + ": " + e.Message }
+
+// Handle answers one sealed request from the authenticated peer remote. It
+// returns the sealed reply, or a *StampError to send back.
+func (s *Stamper) Handle(remote peer.ID, sealed []byte) ([]byte, *protocol.Statement, error) {
+	plain, err := protocol.Open(s.key, protocol.StampRequestTag, sealed)
+	if err != nil {
+		return nil, nil, &StampError{protocol.StatusBadRequest, err.Error()}
+	}
+	req, err := protocol.ParseStampRequest(plain)
+	if err != nil {
+		return nil, nil, &StampError{protocol.StatusBadRequest, err.Error()}
+	}
+	// The id inside the message is only a claim: it must name the key the
+	// connection was authenticated with. (The prototype trusted it and
+	// built a file path from it.)
+	claimed, err := s.dir.Lookup(req.RequesterID)
+	if err != nil {
+		return nil, nil, &StampError{protocol.StatusUnknownID, err.Error()}
+	}
+	if claimed.PeerID != remote {
+		return nil, nil, &StampError{protocol.StatusPeerMismatch, fmt.Sprintf("request claims id %q (peer %s) but was sent by peer %s", req.RequesterID, claimed.PeerID, remote)}
+	}
+	var st *protocol.Statement
+	if s.signer != nil {
+		if st, err = s.logged(claimed, req); err != nil {
+			return nil, nil, &StampError{protocol.StatusInternal, "the server could not log the stamp"}
+		}
+	} else {
+		st = s.unlogged(claimed, req)
+	}
+	reply, err := s.seal(claimed, st)
+	if err != nil {
+		return nil, nil, &StampError{protocol.StatusInternal, err.Error()}
+	}
+	return reply, st, nil
+}
+
+// unlogged numbers a stamp from the Stamper's own counter and clock.
+func (s *Stamper) unlogged(claimed identity.Entry, req *protocol.StampRequest) *protocol.Statement {
+	serial, t := s.next()
+	return &protocol.Statement{
+		HashAlgorithm: protocol.HashAlgorithm,
+		DocumentHash:  req.DocumentHash,
+		Time:          t,
+		Serial:        serial,
+		RequesterID:   claimed.ID,
+		RequesterPeer: claimed.PeerID,
+		ServerID:      s.self.ID,
+		ServerPeer:    s.self.PeerID,
+		Nonce:         req.Nonce,
+	}
+}
+
+func (s *Stamper) logged(requester identity.Entry, req *protocol.StampRequest) (*protocol.Statement, error) {
+	type result struct {
+		st  *protocol.LogStamp
+		err error
+	}
+	ch := make(chan result, 1)
+	s.signer.Submit(requester, req.DocumentHash, req.Nonce, func(st *protocol.LogStamp, err error) { ch <- result{st, err} })
+	r := <-ch
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.st.Statement, nil
+}
+
+// seal signs st and seals it to the requester.
+func (s *Stamper) seal(claimed identity.Entry, st *protocol.Statement) ([]byte, error) {
+	enc := st.Encode()
+	sig, err := protocol.Sign(s.key, enc)
+	if err != nil {
+		return nil, errors.New("signing failed")
+	}
+	reply, err := protocol.Seal(claimed.PublicKey, protocol.StampReplyTag, protocol.EncodeRecord(protocol.StampReplyTag, enc, sig))
+	if err != nil {
+		return nil, errors.New("sealing the reply failed")
+	}
+	return reply, nil
+}
