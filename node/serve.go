@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/node/logsync"
 	"tsnode/node/relay"
@@ -19,7 +20,7 @@ import (
 // Service is a started server or verifier.
 type Service struct {
 	Host   host.Host
-	Signer *protocol.LogSigner // server only
+	Signer *logsigner.LogSigner // server only
 	log    *merklelog.Log
 }
 
@@ -32,7 +33,7 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 	if err != nil {
 		return nil, err
 	}
-	signer, err := protocol.NewLogSigner(lg, id.Key, id.Self, nil)
+	signer, err := logsigner.NewLogSigner(lg, id.Key, id.Self, nil)
 	if err != nil {
 		lg.Close()
 		return nil, err

@@ -46,7 +46,7 @@ func newForkedLogs(t testing.TB) *forkedLogs {
 		submit(t, sa, i)
 		submit(t, sb, i)
 	}
-	if !sameHead(sa.Head(), sb.Head()) {
+	if !SameHead(sa.Head(), sb.Head()) {
 		t.Fatal("the common prefix differs")
 	}
 	f.a3 = sa.Head()
@@ -148,7 +148,7 @@ func TestConsistencyVerify(t *testing.T) {
 		for k := range raw {
 			c := roundTrip(t, good)
 			c.Proof[j] = hex.EncodeToString(flip(raw, k))
-			if err := c.Verify(trustOf(t, dir)); !errors.Is(err, merklelog.ErrConsistency) {
+			if err := c.Verify(trustOf(t, dir)); !errors.Is(err, ErrInconsistent) {
 				t.Fatalf("proof hash %d byte %d altered: %v", j, k, err)
 			}
 		}

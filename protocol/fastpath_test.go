@@ -22,7 +22,7 @@ import (
 func TestEncodeWithIsEncode(t *testing.T) {
 	st := sampleStatement(t)
 	for _, tag := range []string{LeafTag, StatementTag} {
-		if got, want := st.encodeWith(tag, st.RequesterPeer.String(), st.ServerPeer.String()), st.encode(tag); !bytes.Equal(got, want) {
+		if got, want := st.EncodeWith(tag, st.RequesterPeer.String(), st.ServerPeer.String()), st.encode(tag); !bytes.Equal(got, want) {
 			t.Fatalf("%s: encodeWith differs from encode", tag)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 // Leaves 1..4 are not the last of their tree.
 type logFixture struct {
 	lg     *merklelog.Log
-	signer *LogSigner
+	signer *testLog
 	stamps []*LogStamp
 	dir    *identity.Directory
 }
@@ -29,32 +29,11 @@ type logFixture struct {
 func newLogFixture(t testing.TB) *logFixture {
 	t.Helper()
 	lg := openLog(t, t.TempDir())
-	// Stamp 0's head is held in its signature until stamps 1 to 5 are
-	// appended, so they share the next head.
-	gate := newGatedSign()
-	s := newPipelineSigner(t, lg, fixedClock(logTime), gate.sign, 1)
-	requester := entry(t, "1000")
-	chans := []<-chan stampResult{submitAsync(s, requester, 0)}
-	<-gate.entered
-	for i := 1; i <= 5; i++ {
-		chans = append(chans, submitAsync(s, requester, i))
-	}
-	waitFor(t, "stamps 1 to 5 to be appended", func() bool { return lg.Size() == 6 })
-	close(gate.release)
+	s := newSigner(t, lg, fixedClock(logTime))
 	f := &logFixture{lg: lg, signer: s, dir: testkeys.Directory(t, "server", "1000", "2000", "outsider")}
-	for i, ch := range chans {
-		st, err := wait(t, ch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Statement.Serial != uint64(i) {
-			t.Fatalf("stamp %d has serial %d", i, st.Statement.Serial)
-		}
-		f.stamps = append(f.stamps, st)
-	}
-	f.stamps = append(f.stamps, submit(t, s, 6))
-	if got := []uint64{f.stamps[0].Head.Head.Size, f.stamps[1].Head.Head.Size, f.stamps[5].Head.Head.Size, f.stamps[6].Head.Head.Size}; got[0] != 1 || got[1] != 6 || got[2] != 6 || got[3] != 7 {
-		t.Fatalf("batches have sizes %v, want 1, 6, 6, 7", got)
+	requester := entry(t, "1000")
+	for _, batch := range [][]int{{0}, {1, 2, 3, 4, 5}, {6}} {
+		f.stamps = append(f.stamps, s.batch(t, requester, batch...)...)
 	}
 	return f
 }

@@ -62,13 +62,13 @@ func ParseTime(s string) (time.Time, error) {
 func (s *Statement) Encode() []byte { return s.encode(StatementTag) }
 
 func (s *Statement) encode(tag string) []byte {
-	return s.encodeWith(tag, s.RequesterPeer.String(), s.ServerPeer.String())
+	return s.EncodeWith(tag, s.RequesterPeer.String(), s.ServerPeer.String())
 }
 
 // encodeWith is encode with the peer IDs' strings already computed
 // (they must be RequesterPeer.String() and ServerPeer.String()): base58
 // encoding is a large part of the cost of a leaf.
-func (s *Statement) encodeWith(tag, requesterPeer, serverPeer string) []byte {
+func (s *Statement) EncodeWith(tag, requesterPeer, serverPeer string) []byte {
 	var t [len(TimeLayout)]byte
 	return EncodeRecord(tag,
 		[]byte(s.HashAlgorithm),

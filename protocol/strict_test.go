@@ -133,11 +133,11 @@ func TestCIDv1PeerIDRefused(t *testing.T) {
 		b          []byte
 		parse      func([]byte) (*Statement, error)
 	}{
-		{"statement, requester", "requester peer ID", s.encodeWith(StatementTag, reqCID, srv), ParseStatement},
-		{"statement, server", "server peer ID", s.encodeWith(StatementTag, req, srvCID), ParseStatement},
-		{"leaf, requester", "requester peer ID", s.encodeWith(LeafTag, reqCID, srv), ParseLeaf},
-		{"leaf, server", "server peer ID", s.encodeWith(LeafTag, req, srvCID), ParseLeaf},
-		{"leaf, known parties", "server peer ID", s.encodeWith(LeafTag, req, srvCID),
+		{"statement, requester", "requester peer ID", s.EncodeWith(StatementTag, reqCID, srv), ParseStatement},
+		{"statement, server", "server peer ID", s.EncodeWith(StatementTag, req, srvCID), ParseStatement},
+		{"leaf, requester", "requester peer ID", s.EncodeWith(LeafTag, reqCID, srv), ParseLeaf},
+		{"leaf, server", "server peer ID", s.EncodeWith(LeafTag, req, srvCID), ParseLeaf},
+		{"leaf, known parties", "server peer ID", s.EncodeWith(LeafTag, req, srvCID),
 			func(b []byte) (*Statement, error) { return parseStatement(b, LeafTag, known) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func TestCIDv1PeerIDRefused(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParseLeaf(s.encodeWith(LeafTag, req, srv)); err != nil {
+	if _, err := ParseLeaf(s.EncodeWith(LeafTag, req, srv)); err != nil {
 		t.Fatalf("the same leaf with base58btc peer IDs: %v", err)
 	}
 

@@ -192,6 +192,6 @@ func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
 }
 
 // sameHead reports whether two signed heads are byte-identical.
-func sameHead(a, b *SignedTreeHead) bool {
+func SameHead(a, b *SignedTreeHead) bool {
 	return bytes.Equal(a.Encoded, b.Encoded) && bytes.Equal(a.Signature, b.Signature)
 }

@@ -70,15 +70,7 @@ func TestSelfSignedReceiptRefused(t *testing.T) {
 // receipt.
 func TestReceiptOfAnotherServerRefused(t *testing.T) {
 	lg := openLog(t, t.TempDir())
-	s, err := NewLogSigner(lg, testkeys.Private(t, "1000"), entry(t, "1000"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	st, err := wait(t, submitAsync(s, entry(t, "2000"), 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newSignerAs(t, lg, "1000", nil).batch(t, entry(t, "2000"), 1)[0]
 	r := viaJSON(t, st.Receipt())
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	if _, err := r.Verify(trustOf(t, dir), docHash(1)); !errors.Is(err, ErrUntrustedSigner) {

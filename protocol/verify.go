@@ -7,7 +7,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
-	"tsnode/internal/merklelog"
 )
 
 // The one verification path. Every check of a signed statement, a tree
@@ -77,10 +76,7 @@ func CheckInclusion(leaf []byte, st *Statement, head *TreeHead, proof tlog.Recor
 	if st.Time.After(head.Time) {
 		return fmt.Errorf("%w: stamp time %s is after its tree head's %s", ErrBadProof, FormatTime(st.Time), FormatTime(head.Time))
 	}
-	if err := merklelog.VerifyInclusion(leaf, st.Serial, head.Size, head.Root, proof); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadProof, err)
-	}
-	return nil
+	return VerifyInclusion(leaf, st.Serial, head.Size, head.Root, proof)
 }
 
 // CheckConsistency checks that the log of the signed head nw extends
@@ -96,12 +92,12 @@ func (t *Trust) CheckConsistency(old, nw *SignedTreeHead, proof tlog.TreeProof) 
 			return fmt.Errorf("%s head: %w", h.name, err)
 		}
 	}
-	return checkConsistency(old.Head, nw.Head, proof)
+	return CheckConsistency(old.Head, nw.Head, proof)
 }
 
 // checkConsistency is CheckConsistency of two heads whose signatures were
 // checked.
-func checkConsistency(o, n *TreeHead, proof tlog.TreeProof) error {
+func CheckConsistency(o, n *TreeHead, proof tlog.TreeProof) error {
 	switch {
 	case o.ServerID != n.ServerID:
 		return fmt.Errorf("%w: the old head is of %s, the new one of %s", ErrDifferentServers, o.ServerID, n.ServerID)
@@ -118,10 +114,7 @@ func checkConsistency(o, n *TreeHead, proof tlog.TreeProof) error {
 	case o.Size == n.Size:
 		return nil
 	}
-	if err := merklelog.VerifyConsistency(o.Size, o.Root, n.Size, n.Root, proof); err != nil {
-		return fmt.Errorf("%w: %w", ErrInconsistent, err)
-	}
-	return nil
+	return VerifyConsistency(o.Size, o.Root, n.Size, n.Root, proof)
 }
 
 // checkAnswer checks that a stamp answers what the requester self asked

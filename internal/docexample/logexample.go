@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/protocol"
 )
@@ -87,7 +88,7 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		<-release[i]
 		return batchTimes[i]
 	}
-	signer, err := protocol.NewLogSigner(lg, key, server, now)
+	signer, err := logsigner.NewLogSigner(lg, key, server, now)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"tsnode/protocol"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
@@ -177,7 +178,7 @@ func TestRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConsistency(last.Size, last.Root, next.Size, next.Root, p); err != nil {
+	if err := protocol.VerifyConsistency(last.Size, last.Root, next.Size, next.Root, p); err != nil {
 		t.Errorf("consistency across restart: %v", err)
 	}
 }
@@ -402,7 +403,7 @@ func TestConcurrent(t *testing.T) {
 					i := size - 1
 					if p, err = l.InclusionProof(i, size); err == nil {
 						if leaf, err = l.Leaf(i); err == nil {
-							err = VerifyInclusion(leaf, i, size, root, p)
+							err = protocol.VerifyInclusion(leaf, i, size, root, p)
 						}
 					}
 				}
@@ -460,7 +461,7 @@ func TestInclusionProofsMatchSingleProofs(t *testing.T) {
 			t.Fatalf("leaf %d: batch proof differs from single proof", idx)
 		}
 		leaf, _ := l.Leaf(idx)
-		if err := VerifyInclusion(leaf, idx, size, root, p); err != nil {
+		if err := protocol.VerifyInclusion(leaf, idx, size, root, p); err != nil {
 			t.Fatal(err)
 		}
 	}

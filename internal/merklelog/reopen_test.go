@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"tsnode/protocol"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -43,7 +44,7 @@ func TestReopenKeepsServing(t *testing.T) {
 					if leaf, err = l.Leaf(i); err == nil {
 						proofs, perr := l.InclusionProofs(i, 1, size)
 						if err = perr; err == nil {
-							err = VerifyInclusion(leaf, i, size, root, proofs[0])
+							err = protocol.VerifyInclusion(leaf, i, size, root, proofs[0])
 						}
 					}
 				}

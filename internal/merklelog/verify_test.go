@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"tsnode/protocol"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -22,16 +23,16 @@ func TestInclusionProofs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("InclusionProof(%d, %d): %v", i, size, err)
 			}
-			if err := VerifyInclusion(leaves[i], i, size, roots[size], p); err != nil {
-				t.Fatalf("VerifyInclusion(%d, %d): %v", i, size, err)
+			if err := protocol.VerifyInclusion(leaves[i], i, size, roots[size], p); err != nil {
+				t.Fatalf("protocol.VerifyInclusion(%d, %d): %v", i, size, err)
 			}
 		}
 	}
 
 	mustFail := func(t *testing.T, what string, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrInclusion) {
-			t.Fatalf("%s: got %v, want ErrInclusion", what, err)
+		if !errors.Is(err, protocol.ErrBadProof) {
+			t.Fatalf("%s: got %v, want protocol.ErrBadProof", what, err)
 		}
 	}
 	type tc struct {
@@ -41,7 +42,7 @@ func TestInclusionProofs(t *testing.T) {
 	tests := []tc{
 		{"leaf byte", func(t *testing.T, i, size uint64, p tlog.RecordProof) {
 			for j := range leaves[i] {
-				mustFail(t, "flipped leaf", VerifyInclusion(flip(leaves[i], j), i, size, roots[size], p))
+				mustFail(t, "flipped leaf", protocol.VerifyInclusion(flip(leaves[i], j), i, size, roots[size], p))
 			}
 		}},
 		{"proof byte", func(t *testing.T, i, size uint64, p tlog.RecordProof) {
@@ -49,7 +50,7 @@ func TestInclusionProofs(t *testing.T) {
 				for j := range tlog.HashSize {
 					q := slices.Clone(p)
 					q[k][j] ^= 1
-					mustFail(t, "flipped proof", VerifyInclusion(leaves[i], i, size, roots[size], q))
+					mustFail(t, "flipped proof", protocol.VerifyInclusion(leaves[i], i, size, roots[size], q))
 				}
 			}
 		}},
@@ -57,28 +58,28 @@ func TestInclusionProofs(t *testing.T) {
 			for j := range tlog.HashSize {
 				r := roots[size]
 				r[j] ^= 1
-				mustFail(t, "flipped root", VerifyInclusion(leaves[i], i, size, r, p))
+				mustFail(t, "flipped root", protocol.VerifyInclusion(leaves[i], i, size, r, p))
 			}
 		}},
 		{"wrong index", func(t *testing.T, i, size uint64, p tlog.RecordProof) {
 			for j := range size + 1 {
 				if j != i {
-					mustFail(t, "wrong index", VerifyInclusion(leaves[i], j, size, roots[size], p))
+					mustFail(t, "wrong index", protocol.VerifyInclusion(leaves[i], j, size, roots[size], p))
 				}
 			}
 		}},
 		{"wrong leaf", func(t *testing.T, i, size uint64, p tlog.RecordProof) {
-			mustFail(t, "other leaf", VerifyInclusion(leaves[(i+1)%size], i, size, roots[size], p))
+			mustFail(t, "other leaf", protocol.VerifyInclusion(leaves[(i+1)%size], i, size, roots[size], p))
 		}},
 		{"proof length", func(t *testing.T, i, size uint64, p tlog.RecordProof) {
-			mustFail(t, "extra hash", VerifyInclusion(leaves[i], i, size, roots[size], append(slices.Clone(p), tlog.Hash{})))
+			mustFail(t, "extra hash", protocol.VerifyInclusion(leaves[i], i, size, roots[size], append(slices.Clone(p), tlog.Hash{})))
 			if len(p) > 0 {
-				mustFail(t, "truncated", VerifyInclusion(leaves[i], i, size, roots[size], p[:len(p)-1]))
+				mustFail(t, "truncated", protocol.VerifyInclusion(leaves[i], i, size, roots[size], p[:len(p)-1]))
 			}
 		}},
 		{"other size", func(t *testing.T, i, size uint64, p tlog.RecordProof) {
 			if size < n {
-				mustFail(t, "next size", VerifyInclusion(leaves[i], i, size+1, roots[size+1], p))
+				mustFail(t, "next size", protocol.VerifyInclusion(leaves[i], i, size+1, roots[size+1], p))
 			}
 		}},
 	}
@@ -109,16 +110,16 @@ func TestConsistencyProofs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ConsistencyProof(%d, %d): %v", old, nw, err)
 			}
-			if err := VerifyConsistency(old, roots[old], nw, roots[nw], p); err != nil {
-				t.Fatalf("VerifyConsistency(%d, %d): %v", old, nw, err)
+			if err := protocol.VerifyConsistency(old, roots[old], nw, roots[nw], p); err != nil {
+				t.Fatalf("protocol.VerifyConsistency(%d, %d): %v", old, nw, err)
 			}
 		}
 	}
 
 	mustFail := func(t *testing.T, what string, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrConsistency) {
-			t.Fatalf("%s: got %v, want ErrConsistency", what, err)
+		if !errors.Is(err, protocol.ErrInconsistent) {
+			t.Fatalf("%s: got %v, want protocol.ErrInconsistent", what, err)
 		}
 	}
 	tests := []struct {
@@ -130,7 +131,7 @@ func TestConsistencyProofs(t *testing.T) {
 				for j := range tlog.HashSize {
 					q := slices.Clone(p)
 					q[k][j] ^= 1
-					mustFail(t, "flipped proof", VerifyConsistency(old, roots[old], nw, roots[nw], q))
+					mustFail(t, "flipped proof", protocol.VerifyConsistency(old, roots[old], nw, roots[nw], q))
 				}
 			}
 		}},
@@ -138,19 +139,19 @@ func TestConsistencyProofs(t *testing.T) {
 			for j := range tlog.HashSize {
 				r := roots[old]
 				r[j] ^= 1
-				mustFail(t, "flipped old root", VerifyConsistency(old, r, nw, roots[nw], p))
+				mustFail(t, "flipped old root", protocol.VerifyConsistency(old, r, nw, roots[nw], p))
 			}
 		}},
 		{"new root byte", func(t *testing.T, old, nw uint64, p tlog.TreeProof) {
 			for j := range tlog.HashSize {
 				r := roots[nw]
 				r[j] ^= 1
-				mustFail(t, "flipped new root", VerifyConsistency(old, roots[old], nw, r, p))
+				mustFail(t, "flipped new root", protocol.VerifyConsistency(old, roots[old], nw, r, p))
 			}
 		}},
 		{"swapped sizes", func(t *testing.T, old, nw uint64, p tlog.TreeProof) {
 			if old < nw {
-				mustFail(t, "swapped", VerifyConsistency(nw, roots[nw], old, roots[old], p))
+				mustFail(t, "swapped", protocol.VerifyConsistency(nw, roots[nw], old, roots[old], p))
 			}
 		}},
 	}
@@ -192,7 +193,7 @@ func TestConsistencyProofs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = VerifyConsistency(old, roots[old], nw, rb, pb)
+				err = protocol.VerifyConsistency(old, roots[old], nw, rb, pb)
 				switch {
 				case old <= shared && err != nil:
 					// Shared prefix: the fork really extends it.
@@ -206,7 +207,7 @@ func TestConsistencyProofs(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					mustFail(t, "fork, honest proof", VerifyConsistency(old, roots[old], nw, rb, pa))
+					mustFail(t, "fork, honest proof", protocol.VerifyConsistency(old, roots[old], nw, rb, pa))
 				}
 			}
 		}
@@ -220,13 +221,13 @@ func TestVerifyBadSizes(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"inclusion index == size", VerifyInclusion(nil, 3, 3, h, nil), ErrInclusion},
-		{"inclusion size 0", VerifyInclusion(nil, 0, 0, h, nil), ErrInclusion},
-		{"inclusion huge size", VerifyInclusion(nil, 0, 1<<63, h, nil), ErrInclusion},
-		{"consistency old 0", VerifyConsistency(0, h, 5, h, nil), ErrConsistency},
-		{"consistency old > new", VerifyConsistency(6, h, 5, h, nil), ErrConsistency},
-		{"consistency huge", VerifyConsistency(1, h, 1<<63, h, nil), ErrConsistency},
-		{"consistency same size different roots", VerifyConsistency(4, h, 4, tlog.Hash{1}, nil), ErrConsistency},
+		{"inclusion index == size", protocol.VerifyInclusion(nil, 3, 3, h, nil), protocol.ErrBadProof},
+		{"inclusion size 0", protocol.VerifyInclusion(nil, 0, 0, h, nil), protocol.ErrBadProof},
+		{"inclusion huge size", protocol.VerifyInclusion(nil, 0, 1<<63, h, nil), protocol.ErrBadProof},
+		{"consistency old 0", protocol.VerifyConsistency(0, h, 5, h, nil), protocol.ErrInconsistent},
+		{"consistency old > new", protocol.VerifyConsistency(6, h, 5, h, nil), protocol.ErrInconsistent},
+		{"consistency huge", protocol.VerifyConsistency(1, h, 1<<63, h, nil), protocol.ErrInconsistent},
+		{"consistency same size different roots", protocol.VerifyConsistency(4, h, 4, tlog.Hash{1}, nil), protocol.ErrInconsistent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

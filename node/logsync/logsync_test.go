@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
@@ -21,7 +22,7 @@ import (
 // in t.TempDir().
 type logServer struct {
 	host   host.Host
-	signer *protocol.LogSigner
+	signer *logsigner.LogSigner
 	dir    *identity.Directory
 }
 
@@ -32,7 +33,7 @@ func startLogServer(t *testing.T, listen string) *logServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lg.Close() })
-	signer, err := protocol.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), nil)
+	signer, err := logsigner.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

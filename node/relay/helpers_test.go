@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
@@ -24,7 +25,7 @@ func stampDoc(t testing.TB, hash []byte) *protocol.Receipt {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lg.Close() })
-	signer, err := protocol.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), nil)
+	signer, err := logsigner.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
@@ -79,9 +80,9 @@ func openLog(t testing.TB, dir string) *merklelog.Log {
 
 // newSigner starts the authority for "server" on lg; it is closed at
 // cleanup.
-func newSigner(t testing.TB, lg *merklelog.Log, now func() time.Time) *protocol.LogSigner {
+func newSigner(t testing.TB, lg *merklelog.Log, now func() time.Time) *logsigner.LogSigner {
 	t.Helper()
-	s, err := protocol.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), now)
+	s, err := logsigner.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/protocol"
 )
 
@@ -33,7 +34,7 @@ type Service struct {
 }
 
 // New serves the stamp protocols on h.
-func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, pipeline *protocol.LogSigner) (*Service, error) {
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, pipeline *logsigner.LogSigner) (*Service, error) {
 	if pipeline == nil {
 		return nil, errors.New("stamp: no log pipeline")
 	}

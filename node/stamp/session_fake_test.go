@@ -15,6 +15,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
@@ -32,7 +33,7 @@ type answerFunc func(req *protocol.SessionRequest, st *protocol.LogStamp, out *p
 type fakeSessionServer struct {
 	host     host.Host
 	lg       *merklelog.Log
-	signer   *protocol.LogSigner
+	signer   *logsigner.LogSigner
 	received chan *protocol.SessionRequest
 	answer   answerFunc
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/internal/p2pstream"
 )
 
@@ -22,7 +23,7 @@ type SessionServer struct {
 	Key    *rsa.PrivateKey
 	Self   identity.Entry
 	Dir    *identity.Directory
-	Signer *protocol.LogSigner
+	Signer *logsigner.LogSigner
 }
 
 const (

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
@@ -28,7 +29,7 @@ import (
 type sessionServer struct {
 	host   host.Host
 	lg     *merklelog.Log
-	signer *protocol.LogSigner
+	signer *logsigner.LogSigner
 	dir    *identity.Directory
 }
 

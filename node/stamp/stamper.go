@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 	"tsnode/identity"
+	"tsnode/internal/logsigner"
 	"tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -20,7 +21,7 @@ type Stamper struct {
 	self      identity.Entry
 	dir       *identity.Directory
 	now       func() time.Time
-	signer    *protocol.LogSigner // if set, serials and times come from its log
+	signer    *logsigner.LogSigner // if set, serials and times come from its log
 	mu        sync.Mutex
 	serial    uint64
 	lastStamp time.Time
@@ -29,7 +30,7 @@ type Stamper struct {
 // UseLog makes every stamp a leaf of signer's durable log, which then
 // assigns its serial and time: serials are never reused and times never
 // go backwards across restarts, and one-shot stamps are auditable too.
-func (s *Stamper) UseLog(signer *protocol.LogSigner) { s.signer = signer }
+func (s *Stamper) UseLog(signer *logsigner.LogSigner) { s.signer = signer }
 
 // NewStamper makes a Stamper for the server identity self whose private
 // key is key. now may be nil (time.Now).

@@ -1,7 +1,8 @@
-package protocol
+package logsigner
 
 import (
 	logging "github.com/ipfs/go-log/v2"
+	"tsnode/protocol"
 
 	"crypto/rsa"
 	"crypto/sha256"
@@ -52,14 +53,14 @@ type logRequest struct {
 	requester identity.Entry
 	hash      []byte
 	nonce     []byte
-	done      func(*LogStamp, error)
+	done      func(*protocol.LogStamp, error)
 }
 
 // appended is a batch whose leaves are durable, waiting for a signed
 // tree head that covers them.
 type appended struct {
 	reqs   []*logRequest
-	stmts  []*Statement
+	stmts  []*protocol.Statement
 	leaves [][]byte
 	b      merklelog.Batch
 }
@@ -68,7 +69,7 @@ type appended struct {
 // head of the tree that ends with the last of them.
 type signedGroup struct {
 	batches []*appended
-	sth     *SignedTreeHead
+	sth     *protocol.SignedTreeHead
 	err     error
 
 	// The inclusion proofs of the group's stamps in the tree it signs,
@@ -105,14 +106,14 @@ type LogSigner struct {
 	self  identity.Entry
 	now   func() time.Time
 	queue chan *logRequest
-	head  atomic.Pointer[SignedTreeHead]
+	head  atomic.Pointer[protocol.SignedTreeHead]
 
 	// peerStrs caches the base58 strings of the requesters' peer IDs and
 	// of ours; only the appender uses it.
 	peerStrs map[peer.ID]string
 
 	// sign signs a tree head: SignTreeHead, except in tests.
-	sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error)
+	sign func(*rsa.PrivateKey, *protocol.TreeHead) (*protocol.SignedTreeHead, error)
 
 	// Appended batches waiting for a signer; guarded by pmu.
 	pmu         sync.Mutex
@@ -149,7 +150,7 @@ func NewLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, 
 // newLogSigner starts a signer with signers goroutines signing tree heads
 // (each takes every batch appended while the others are busy), which wait
 // up to wait for an append in progress.
-func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int, wait time.Duration) (*LogSigner, error) {
+func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, now func() time.Time, sign func(*rsa.PrivateKey, *protocol.TreeHead) (*protocol.SignedTreeHead, error), signers int, wait time.Duration) (*LogSigner, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -165,7 +166,7 @@ func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, 
 	if size, root, t, err := log.Root(); err != nil {
 		return nil, err
 	} else if size > 0 {
-		sth, err := SignTreeHead(key, &TreeHead{ServerID: self.ID, ServerPeer: self.PeerID, Size: size, Root: root, Time: t})
+		sth, err := protocol.SignTreeHead(key, &protocol.TreeHead{ServerID: self.ID, ServerPeer: self.PeerID, Size: size, Root: root, Time: t})
 		if err != nil {
 			return nil, err
 		}
@@ -182,7 +183,7 @@ func newLogSigner(log *merklelog.Log, key *rsa.PrivateKey, self identity.Entry, 
 }
 
 // Head returns the latest signed tree head, nil while the log is empty.
-func (s *LogSigner) Head() *SignedTreeHead { return s.head.Load() }
+func (s *LogSigner) Head() *protocol.SignedTreeHead { return s.head.Load() }
 
 // Log is the signer's log.
 func (s *LogSigner) Log() *merklelog.Log { return s.log }
@@ -196,7 +197,7 @@ func (s *LogSigner) ConsistencyProof(oldSize, newSize uint64) (tlog.TreeProof, e
 // Submit queues a stamp of hash for requester; done is called once with
 // the stamp or an error: from one of the signer's goroutines, or at once
 // from the caller's if the signer is closed.
-func (s *LogSigner) Submit(requester identity.Entry, hash, nonce []byte, done func(*LogStamp, error)) {
+func (s *LogSigner) Submit(requester identity.Entry, hash, nonce []byte, done func(*protocol.LogStamp, error)) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -297,12 +298,12 @@ func (s *LogSigner) collect() {
 
 // append makes one batch durable.
 func (s *LogSigner) append(batch []*logRequest) (*appended, error) {
-	a := &appended{reqs: batch, stmts: make([]*Statement, len(batch)), leaves: make([][]byte, len(batch))}
+	a := &appended{reqs: batch, stmts: make([]*protocol.Statement, len(batch)), leaves: make([][]byte, len(batch))}
 	serverPeer := s.peerString(s.self.PeerID)
 	b, err := s.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
 		for i, r := range batch {
-			a.stmts[i] = &Statement{
-				HashAlgorithm: HashAlgorithm,
+			a.stmts[i] = &protocol.Statement{
+				HashAlgorithm: protocol.HashAlgorithm,
 				DocumentHash:  r.hash,
 				Time:          t,
 				Serial:        first + uint64(i),
@@ -312,7 +313,7 @@ func (s *LogSigner) append(batch []*logRequest) (*appended, error) {
 				ServerPeer:    s.self.PeerID,
 				Nonce:         r.nonce,
 			}
-			a.leaves[i] = a.stmts[i].encodeWith(LeafTag, s.peerString(r.requester.PeerID), serverPeer)
+			a.leaves[i] = a.stmts[i].EncodeWith(protocol.LeafTag, s.peerString(r.requester.PeerID), serverPeer)
 		}
 		return a.leaves, nil
 	}, s.now())
@@ -390,7 +391,7 @@ func (s *LogSigner) signLoop() {
 		if d := s.signDur.Load(); d > 0 {
 			s.signEnd.Store(t0.UnixNano() + d)
 		}
-		g.sth, g.err = s.sign(s.key, &TreeHead{ServerID: s.self.ID, ServerPeer: s.self.PeerID, Size: last.Size, Root: last.Root, Time: last.Time})
+		g.sth, g.err = s.sign(s.key, &protocol.TreeHead{ServerID: s.self.ID, ServerPeer: s.self.PeerID, Size: last.Size, Root: last.Root, Time: last.Time})
 		s.signEnd.Store(0)
 		select {
 		case s.signEnded <- struct{}{}:
@@ -406,7 +407,7 @@ func (s *LogSigner) signLoop() {
 
 // storeHead makes sth the latest head unless a larger one is there
 // already (with several signers, signatures may finish out of order).
-func (s *LogSigner) storeHead(sth *SignedTreeHead) {
+func (s *LogSigner) storeHead(sth *protocol.SignedTreeHead) {
 	for {
 		cur := s.head.Load()
 		if cur != nil && cur.Head.Size >= sth.Head.Size {
@@ -448,7 +449,7 @@ func (s *LogSigner) deliver(g *signedGroup) {
 	first, proofs := g.batches[0].b.FirstIndex, g.proofs
 	for _, a := range g.batches {
 		for i, r := range a.reqs {
-			r.done(&LogStamp{Statement: a.stmts[i], Proof: proofs[a.stmts[i].Serial-first], Head: g.sth, Leaf: a.leaves[i]}, nil)
+			r.done(&protocol.LogStamp{Statement: a.stmts[i], Proof: proofs[a.stmts[i].Serial-first], Head: g.sth, Leaf: a.leaves[i]}, nil)
 		}
 	}
 }
@@ -466,19 +467,19 @@ func (s *LogSigner) fail(batch []*logRequest, err error) {
 // bounds the throughput of a session; the signatures are the bytes
 // SignTreeHead would make. A key crtsign does not take falls back to
 // SignTreeHead.
-func treeHeadSigner(key *rsa.PrivateKey) func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error) {
+func treeHeadSigner(key *rsa.PrivateKey) func(*rsa.PrivateKey, *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
 	cs, err := crtsign.New(key)
 	if err != nil {
 		log.Warnw("signing tree heads with crypto/rsa alone", "reason", err)
-		return SignTreeHead
+		return protocol.SignTreeHead
 	}
-	return func(_ *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+	return func(_ *rsa.PrivateKey, h *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
 		enc := h.Encode()
 		digest := sha256.Sum256(enc)
 		sig, err := cs.SignSHA256(digest[:])
 		if err != nil {
 			return nil, fmt.Errorf("failed to sign tree head: %w", err)
 		}
-		return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+		return &protocol.SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
 	}
 }

@@ -1,4 +1,4 @@
-package protocol
+package logsigner
 
 import (
 	"crypto/rsa"
@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"tsnode/protocol"
 
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
@@ -28,25 +29,25 @@ func newGatedSign() *gatedSign {
 	return &gatedSign{entered: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (g *gatedSign) sign(key *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+func (g *gatedSign) sign(key *rsa.PrivateKey, h *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
 	g.calls.Add(1)
 	g.once.Do(func() {
 		close(g.entered)
 		<-g.release
 	})
-	return SignTreeHead(key, h)
+	return protocol.SignTreeHead(key, h)
 }
 
 // newPipelineSigner starts a signer with the given tree-head signer and
 // number of signing goroutines; it is closed at cleanup.
-func newPipelineSigner(t testing.TB, lg *merklelog.Log, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int) *LogSigner {
+func newPipelineSigner(t testing.TB, lg *merklelog.Log, now func() time.Time, sign func(*rsa.PrivateKey, *protocol.TreeHead) (*protocol.SignedTreeHead, error), signers int) *LogSigner {
 	t.Helper()
 	return newPipelineSignerWait(t, lg, now, sign, signers, appendWait)
 }
 
 // newPipelineSignerWait is newPipelineSigner with another bound on the
 // wait for an append in progress.
-func newPipelineSignerWait(t testing.TB, lg *merklelog.Log, now func() time.Time, sign func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error), signers int, wait time.Duration) *LogSigner {
+func newPipelineSignerWait(t testing.TB, lg *merklelog.Log, now func() time.Time, sign func(*rsa.PrivateKey, *protocol.TreeHead) (*protocol.SignedTreeHead, error), signers int, wait time.Duration) *LogSigner {
 	t.Helper()
 	s, err := newLogSigner(lg, testkeys.Private(t, "server"), entry(t, "server"), now, sign, signers, wait)
 	if err != nil {
@@ -102,7 +103,7 @@ func TestLogSignerAppendsWhileSigning(t *testing.T) {
 	}
 	close(gate.release)
 
-	heads := map[uint64]*SignedTreeHead{}
+	heads := map[uint64]*protocol.SignedTreeHead{}
 	for i, ch := range chans {
 		st, err := wait(t, ch)
 		if err != nil {
@@ -196,15 +197,15 @@ func TestLogSignerPipelineConcurrent(t *testing.T) {
 	for _, signers := range []int{1, 2} {
 		t.Run(map[int]string{1: "one signer", 2: "two signers"}[signers], func(t *testing.T) {
 			lg := openLog(t, t.TempDir())
-			s := newPipelineSigner(t, lg, nil, SignTreeHead, signers)
+			s := newPipelineSigner(t, lg, nil, protocol.SignTreeHead, signers)
 			dir := testkeys.Directory(t, "server", "1000")
 			const workers, each = 16, 20
-			stamps := make([]*LogStamp, workers*each)
+			stamps := make([]*protocol.LogStamp, workers*each)
 			stop := make(chan struct{})
 			watched := make(chan error, 1)
 			go func() {
 				// Head() never goes back in size or time.
-				var prev *TreeHead
+				var prev *protocol.TreeHead
 				for {
 					select {
 					case <-stop:
@@ -246,7 +247,7 @@ func TestLogSignerPipelineConcurrent(t *testing.T) {
 				return
 			}
 			seen := make([]bool, len(stamps))
-			heads := map[uint64]*SignedTreeHead{}
+			heads := map[uint64]*protocol.SignedTreeHead{}
 			for i, st := range stamps {
 				checkStamp(t, lg, dir, st, i)
 				n := st.Statement.Serial
@@ -254,12 +255,12 @@ func TestLogSignerPipelineConcurrent(t *testing.T) {
 					t.Fatalf("serial %d out of range or repeated", n)
 				}
 				seen[n] = true
-				if h, ok := heads[st.Head.Head.Size]; ok && !sameHead(h, st.Head) {
+				if h, ok := heads[st.Head.Head.Size]; ok && !protocol.SameHead(h, st.Head) {
 					t.Fatalf("two different heads of size %d", st.Head.Head.Size)
 				}
 				heads[st.Head.Head.Size] = st.Head
 			}
-			var prev *TreeHead
+			var prev *protocol.TreeHead
 			for size := range uint64(len(stamps)) + 1 {
 				if h, ok := heads[size]; ok {
 					if prev != nil && !h.Head.Time.After(prev.Time) {
@@ -324,11 +325,11 @@ func TestLogSignerCloseDrainsPipeline(t *testing.T) {
 func TestLogSignerSignFails(t *testing.T) {
 	lg := openLog(t, t.TempDir())
 	var fail atomic.Bool
-	sign := func(key *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+	sign := func(key *rsa.PrivateKey, h *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
 		if fail.Load() {
 			return nil, errors.New("no signature today")
 		}
-		return SignTreeHead(key, h)
+		return protocol.SignTreeHead(key, h)
 	}
 	s := newPipelineSigner(t, lg, nil, sign, 1)
 	dir := testkeys.Directory(t, "server", "1000")
@@ -437,15 +438,15 @@ func TestLogSignerWaitsForAppendInProgress(t *testing.T) {
 
 // slowSign is a tree-head signer that takes at least d, and reports
 // each call on started.
-func slowSign(d time.Duration, started chan<- int) func(*rsa.PrivateKey, *TreeHead) (*SignedTreeHead, error) {
+func slowSign(d time.Duration, started chan<- int) func(*rsa.PrivateKey, *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
 	var n atomic.Int32
-	return func(key *rsa.PrivateKey, h *TreeHead) (*SignedTreeHead, error) {
+	return func(key *rsa.PrivateKey, h *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
 		select {
 		case started <- int(n.Add(1)):
 		default:
 		}
 		t := time.Now()
-		sth, err := SignTreeHead(key, h)
+		sth, err := protocol.SignTreeHead(key, h)
 		time.Sleep(d - time.Since(t))
 		return sth, err
 	}

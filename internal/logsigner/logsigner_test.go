@@ -1,4 +1,4 @@
-package protocol
+package logsigner
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"tsnode/protocol"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -70,31 +71,31 @@ func newSigner(t testing.TB, lg *merklelog.Log, now func() time.Time) *LogSigner
 
 // docHash is a distinct document hash per i.
 func docHash(i int) []byte {
-	h := fill(HashSize, 0)
+	h := fill(protocol.HashSize, 0)
 	copy(h, fmt.Sprintf("doc-%d", i))
 	return h
 }
 
 // docNonce is a distinct nonce per i.
 func docNonce(i int) []byte {
-	n := fill(NonceSize, 0xee)
+	n := fill(protocol.NonceSize, 0xee)
 	copy(n, fmt.Sprintf("n-%d", i))
 	return n
 }
 
 type stampResult struct {
-	st  *LogStamp
+	st  *protocol.LogStamp
 	err error
 }
 
 // submitAsync submits a stamp; the result arrives on the channel.
 func submitAsync(s *LogSigner, requester identity.Entry, i int) <-chan stampResult {
 	ch := make(chan stampResult, 1)
-	s.Submit(requester, docHash(i), docNonce(i), func(st *LogStamp, err error) { ch <- stampResult{st, err} })
+	s.Submit(requester, docHash(i), docNonce(i), func(st *protocol.LogStamp, err error) { ch <- stampResult{st, err} })
 	return ch
 }
 
-func wait(t testing.TB, ch <-chan stampResult) (*LogStamp, error) {
+func wait(t testing.TB, ch <-chan stampResult) (*protocol.LogStamp, error) {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -106,7 +107,7 @@ func wait(t testing.TB, ch <-chan stampResult) (*LogStamp, error) {
 }
 
 // submit stamps document i and waits for it.
-func submit(t testing.TB, s *LogSigner, i int) *LogStamp {
+func submit(t testing.TB, s *LogSigner, i int) *protocol.LogStamp {
 	t.Helper()
 	st, err := wait(t, submitAsync(s, entry(t, "1000"), i))
 	if err != nil {
@@ -118,13 +119,13 @@ func submit(t testing.TB, s *LogSigner, i int) *LogStamp {
 // checkStamp checks a stamp against the request and the log: its leaf is
 // the log's leaf at its serial, its time is not after its head's, and its
 // receipt verifies.
-func checkStamp(t testing.TB, lg *merklelog.Log, dir *identity.Directory, st *LogStamp, i int) {
+func checkStamp(t testing.TB, lg *merklelog.Log, dir *identity.Directory, st *protocol.LogStamp, i int) {
 	t.Helper()
 	if !bytes.Equal(st.Statement.DocumentHash, docHash(i)) || !bytes.Equal(st.Statement.Nonce, docNonce(i)) {
 		t.Fatalf("stamp %d carries hash %x nonce %x", i, st.Statement.DocumentHash, st.Statement.Nonce)
 	}
 	if st.Statement.Time.After(st.Head.Head.Time) {
-		t.Fatalf("stamp %d: time %s after its tree head's %s", i, FormatTime(st.Statement.Time), FormatTime(st.Head.Head.Time))
+		t.Fatalf("stamp %d: time %s after its tree head's %s", i, protocol.FormatTime(st.Statement.Time), protocol.FormatTime(st.Head.Head.Time))
 	}
 	if st.Statement.Serial >= st.Head.Head.Size {
 		t.Fatalf("stamp %d: serial %d not in tree of size %d", i, st.Statement.Serial, st.Head.Head.Size)
@@ -133,7 +134,7 @@ func checkStamp(t testing.TB, lg *merklelog.Log, dir *identity.Directory, st *Lo
 	if err != nil || !bytes.Equal(leaf, st.Statement.EncodeLeaf()) {
 		t.Fatalf("stamp %d: log leaf %d differs from the stamp (%v)", i, st.Statement.Serial, err)
 	}
-	rc, err := ParseReceipt(st.Receipt().Marshal())
+	rc, err := protocol.ParseReceipt(st.Receipt().Marshal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestLogSignerBatches(t *testing.T) {
 	close(clock.release)
 	results = append(results, chans...)
 
-	heads := map[string]*SignedTreeHead{}
+	heads := map[string]*protocol.SignedTreeHead{}
 	serials := map[uint64]int{}
 	for i, ch := range results {
 		st, err := wait(t, ch)
@@ -194,7 +195,7 @@ func TestLogSignerBatches(t *testing.T) {
 	if head == nil || head.Head.Size != uint64(len(results)) || head.Head.Size != lg.Size() {
 		t.Fatalf("Head() = %+v, want size %d", head, len(results))
 	}
-	if err := VerifySignature(&testkeys.Private(t, "server").PublicKey, head.Encoded, head.Signature); err != nil {
+	if err := protocol.VerifySignature(&testkeys.Private(t, "server").PublicKey, head.Encoded, head.Signature); err != nil {
 		t.Fatal("Head() signature does not verify")
 	}
 }
@@ -206,7 +207,7 @@ func TestLogSignerConcurrent(t *testing.T) {
 	s := newSigner(t, lg, nil)
 	dir := testkeys.Directory(t, "server", "1000")
 	const workers, each = 8, 25
-	stamps := make([]*LogStamp, workers*each)
+	stamps := make([]*protocol.LogStamp, workers*each)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -227,7 +228,7 @@ func TestLogSignerConcurrent(t *testing.T) {
 		return
 	}
 	seen := make([]bool, len(stamps))
-	heads := map[uint64]*SignedTreeHead{}
+	heads := map[uint64]*protocol.SignedTreeHead{}
 	for i, st := range stamps {
 		checkStamp(t, lg, dir, st, i)
 		n := st.Statement.Serial
@@ -235,7 +236,7 @@ func TestLogSignerConcurrent(t *testing.T) {
 			t.Fatalf("serial %d out of range or repeated", n)
 		}
 		seen[n] = true
-		if h, ok := heads[st.Head.Head.Size]; ok && !sameHead(h, st.Head) {
+		if h, ok := heads[st.Head.Head.Size]; ok && !protocol.SameHead(h, st.Head) {
 			t.Fatalf("two different heads of size %d", st.Head.Head.Size)
 		}
 		heads[st.Head.Head.Size] = st.Head
@@ -245,14 +246,14 @@ func TestLogSignerConcurrent(t *testing.T) {
 	}
 	t.Logf("%d stamps, %d signed tree heads", len(stamps), len(heads))
 	// Larger heads are later: time strictly increases with size.
-	var prev *TreeHead
+	var prev *protocol.TreeHead
 	for size := range uint64(len(stamps)) + 1 {
 		h, ok := heads[size]
 		if !ok {
 			continue
 		}
 		if prev != nil && !h.Head.Time.After(prev.Time) {
-			t.Fatalf("head of size %d at %s, not after head of size %d at %s", size, FormatTime(h.Head.Time), prev.Size, FormatTime(prev.Time))
+			t.Fatalf("head of size %d at %s, not after head of size %d at %s", size, protocol.FormatTime(h.Head.Time), prev.Size, protocol.FormatTime(prev.Time))
 		}
 		prev = h.Head
 	}
@@ -274,7 +275,7 @@ func TestLogSignerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var before []*LogStamp
+	var before []*protocol.LogStamp
 	for i := range 3 {
 		before = append(before, submit(t, s, i))
 	}
@@ -299,7 +300,7 @@ func TestLogSignerRestart(t *testing.T) {
 			lg := openLog(t, dataDir)
 			s := newSigner(t, lg, fixedClock(c.now))
 			prevHead := s.Head()
-			if round == 0 && !sameHead(prevHead, headBefore) {
+			if round == 0 && !protocol.SameHead(prevHead, headBefore) {
 				t.Fatalf("head after restart differs: %+v, before %+v", prevHead.Head, headBefore.Head)
 			}
 			if prevHead == nil || prevHead.Head.Size != lg.Size() {
@@ -318,7 +319,7 @@ func TestLogSignerRestart(t *testing.T) {
 					want = prev.Time.Add(time.Nanosecond)
 				}
 				if !st.Statement.Time.Equal(want) {
-					t.Fatalf("time %s after %s, want %s", FormatTime(st.Statement.Time), FormatTime(prev.Time), FormatTime(want))
+					t.Fatalf("time %s after %s, want %s", protocol.FormatTime(st.Statement.Time), protocol.FormatTime(prev.Time), protocol.FormatTime(want))
 				}
 				prev = st.Head.Head
 			}
@@ -331,7 +332,7 @@ func TestLogSignerRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := checkConsistency(headBefore.Head, prev, proof); err != nil {
+			if err := protocol.CheckConsistency(headBefore.Head, prev, proof); err != nil {
 				t.Fatal(err)
 			}
 			s.Close()
@@ -413,12 +414,12 @@ func TestTreeHeadSignerMatchesSignTreeHead(t *testing.T) {
 	noCRT := *key
 	noCRT.Precomputed = rsa.PrecomputedValues{}
 	for _, k := range []*rsa.PrivateKey{key, &noCRT} {
-		h := &TreeHead{ServerID: self.ID, ServerPeer: self.PeerID, Size: 7, Root: tlog.Hash{1, 2, 3}, Time: logTime}
+		h := &protocol.TreeHead{ServerID: self.ID, ServerPeer: self.PeerID, Size: 7, Root: tlog.Hash{1, 2, 3}, Time: logTime}
 		got, err := treeHeadSigner(k)(k, h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := SignTreeHead(key, h)
+		want, err := protocol.SignTreeHead(key, h)
 		if err != nil {
 			t.Fatal(err)
 		}
