@@ -1,15 +1,22 @@
 // Package bench is the load generator behind `tsnode bench`: it starts a
 // tsnode server as its own process (or targets a running one), drives it
-// from several requester hosts with a fixed number of stamps in flight,
-// checks every stamp it gets back, and reports throughput, latency and
-// the server's CPU time and peak memory for the prototype-style one-shot
-// flow and for the default session flow.
+// from several requester hosts, checks every stamp it gets back, and
+// reports throughput, latency and the server's CPU time and peak memory
+// for the prototype-style one-shot flow and for the default session flow.
+//
+// It drives the server in one of two ways. The closed loop (the default)
+// keeps a fixed number of stamps in flight: it measures latency at that
+// concurrency. The open loop (Config.Rate) sends requests on a schedule,
+// whether or not the earlier ones were answered, and measures each
+// latency from the request's scheduled time: it measures what a given
+// offered load costs the server, and where it stops keeping up.
 package bench
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +41,23 @@ const (
 	MaxInFlight   = 100_000
 	MaxRequesters = 256
 	MaxSessions   = 10_000
+	// MaxRate bounds the open loop's offered rate, in stamps per second.
+	MaxRate = 1_000_000
+	// MaxOutstandingCap bounds Config.MaxOutstanding.
+	MaxOutstandingCap = 1_000_000
 )
+
+// The open loop's schedules.
+const (
+	// SchedulePoisson spaces requests by exponential gaps: a Poisson
+	// process, as independent clients would.
+	SchedulePoisson = "poisson"
+	// ScheduleFixed spaces requests evenly, 1/rate apart.
+	ScheduleFixed = "fixed"
+)
+
+// DefaultMaxOutstanding bounds the open loop's unanswered requests.
+const DefaultMaxOutstanding = 50_000
 
 // DefaultReverify samples one stamp in 16 for the second, offline check:
 // building and re-checking a v2 receipt costs the load generator about
@@ -67,6 +90,10 @@ type Config struct {
 	ServerEnv  []string
 	// Listen is the spawned server's listen multiaddr.
 	Listen string
+	// ServerPID, with ServerAddr, is the pid of that server's process on
+	// this machine: its CPU time and peak RSS are then measured from
+	// /proc (Linux only).
+	ServerPID int
 
 	// IDs are the requesters' ids, one per requester host (default 1000,
 	// 1001, ...). Each needs its own key: one id is one peer ID.
@@ -77,8 +104,20 @@ type Config struct {
 	// per stamp in flight, and enough that none has more than
 	// protocol.MaxInFlight stamps in flight).
 	Sessions int
-	// InFlight is the number of stamps outstanding at any time, in total.
+	// InFlight is the number of stamps outstanding at any time, in total,
+	// in the closed loop.
 	InFlight int
+
+	// Rate, if more than 0, runs the open loop instead: Rate requests
+	// per second in total, spread over the sessions (session flow) or
+	// the requesters (one-shot flow), on Schedule (default
+	// SchedulePoisson, from Seed). A request is never held back for an
+	// earlier one; one scheduled while MaxOutstanding requests are
+	// unanswered (default DefaultMaxOutstanding) is dropped and counted.
+	Rate           float64
+	Schedule       string
+	Seed           uint64
+	MaxOutstanding int
 
 	// Duration bounds each flow; OneShotDuration, if set, bounds the
 	// one-shot flow instead. Count, if not 0, stops a flow after that
@@ -128,6 +167,12 @@ func (cfg *Config) Defaults() {
 		cfg.Sessions = max(min(4*cfg.Requesters, cfg.InFlight), cfg.Requesters,
 			(cfg.InFlight+protocol.MaxInFlight-1)/protocol.MaxInFlight)
 	}
+	if cfg.Rate > 0 && cfg.Schedule == "" {
+		cfg.Schedule = SchedulePoisson
+	}
+	if cfg.Rate > 0 && cfg.MaxOutstanding == 0 {
+		cfg.MaxOutstanding = DefaultMaxOutstanding
+	}
 	if cfg.Duration == 0 {
 		cfg.Duration = 10 * time.Second
 	}
@@ -148,6 +193,9 @@ func (cfg *Config) Defaults() {
 	}
 }
 
+// Open reports whether cfg runs the open loop.
+func (cfg *Config) Open() bool { return cfg.Rate > 0 }
+
 // Check refuses a configuration that cannot run or is unbounded.
 func (cfg *Config) Check() error {
 	switch {
@@ -167,6 +215,18 @@ func (cfg *Config) Check() error {
 		return fmt.Errorf("sessions %d: want at least one per requester (%d) and at most %d", cfg.Sessions, cfg.Requesters, MaxSessions)
 	case (cfg.InFlight+cfg.Sessions-1)/cfg.Sessions > protocol.MaxInFlight:
 		return fmt.Errorf("%d in flight over %d sessions exceeds %d per session", cfg.InFlight, cfg.Sessions, protocol.MaxInFlight)
+	case cfg.Rate < 0 || cfg.Rate > MaxRate || math.IsNaN(cfg.Rate):
+		return fmt.Errorf("rate %g: want more than 0 and at most %d stamps per second (0: the closed loop)", cfg.Rate, MaxRate)
+	case cfg.Rate == 0 && (cfg.Schedule != "" || cfg.MaxOutstanding != 0 || cfg.Seed != 0):
+		return errors.New("a schedule, seed or max outstanding is for the open loop: give a rate")
+	case cfg.Rate > 0 && cfg.Schedule != SchedulePoisson && cfg.Schedule != ScheduleFixed:
+		return fmt.Errorf("schedule %q: want %s or %s", cfg.Schedule, SchedulePoisson, ScheduleFixed)
+	case cfg.Rate > 0 && (cfg.MaxOutstanding < 1 || cfg.MaxOutstanding > MaxOutstandingCap):
+		return fmt.Errorf("max outstanding %d: want 1 to %d", cfg.MaxOutstanding, MaxOutstandingCap)
+	case cfg.ServerPID < 0:
+		return fmt.Errorf("server pid %d: want a process id", cfg.ServerPID)
+	case cfg.ServerPID != 0 && cfg.ServerAddr == "":
+		return errors.New("a server pid is for a server given by address: the bench measures the servers it spawns anyway")
 	case cfg.Reverify < -1:
 		return fmt.Errorf("reverify %d: want -1 (none), 1 (all) or N (every Nth)", cfg.Reverify)
 	case cfg.MaxErrors < 0:

@@ -22,7 +22,13 @@ type FlowResult struct {
 	// FirstError is the first error seen, if any.
 	FirstError string  `json:"first_error,omitempty"`
 	Seconds    float64 `json:"seconds"`
-	PerSecond  float64 `json:"stamps_per_second"`
+	// PerSecond is the achieved rate: Stamps over Seconds (the open
+	// loop's Seconds include waiting for the last answers).
+	PerSecond float64 `json:"stamps_per_second"`
+	// Offered is the open loop's offered rate; nil in the closed loop.
+	Offered *float64 `json:"offered_per_second"`
+	// Latency: in the closed loop from each request's send, in the open
+	// loop from its scheduled time.
 	Latency    Latency `json:"latency"`
 	Requesters int     `json:"requesters"`
 	Sessions   int     `json:"sessions,omitempty"`
@@ -36,14 +42,24 @@ type FlowResult struct {
 	// is not ours to measure (--server).
 	ServerCPU     *float64 `json:"server_cpu_seconds"`
 	ServerPeakRSS *float64 `json:"server_peak_rss_mib"`
+	// ServerCPUPerStamp is ServerCPU over Stamps, in microseconds.
+	ServerCPUPerStamp *float64 `json:"server_cpu_us_per_stamp"`
 	// BenchCPU is the load generator's own CPU seconds during the phase.
 	BenchCPU *float64 `json:"bench_cpu_seconds"`
+	// Open is what the open loop did: nil in the closed loop.
+	Open *OpenLoop `json:"open_loop,omitempty"`
 }
 
 // Report is the outcome of a run.
 type Report struct {
 	Server string `json:"server"` // "spawned" or the --server address
-	CPUs   int    `json:"cpus"`
+	// ServerBin is the binary of the spawned servers; ServerPID the
+	// process measured with --server.
+	ServerBin string `json:"server_bin,omitempty"`
+	ServerPID int    `json:"server_pid,omitempty"`
+	CPUs      int    `json:"cpus"`
+	// Mode is "closed" (a fixed number in flight) or "open" (a rate).
+	Mode string `json:"mode"`
 	// The limits of each flow: duration (the one-shot flow's may
 	// differ), count (0: none), and which stamps were re-verified as
 	// receipts (every Nth; -1: none).
@@ -94,14 +110,31 @@ func (r *Report) JSON() []byte {
 // WriteTable prints the report as a table and the ratio line.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flow\tstamps\terrors\tstamps/s\tp50 ms\tp95 ms\tp99 ms\tserver CPU s\tserver peak RSS MiB\tbench CPU s\t")
+	open := r.Mode == "open"
+	head := "flow\tstamps\terrors\t"
+	if open {
+		head += "offered/s\tdropped\tlate\t"
+	}
+	fmt.Fprintln(tw, head+"stamps/s\tp50 ms\tp95 ms\tp99 ms\tserver CPU s\tCPU µs/stamp\tserver peak RSS MiB\tbench CPU s\t")
 	for _, f := range r.Flows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t\n",
-			f.Flow, f.Stamps, f.Errors, f.PerSecond, f.Latency.P50, f.Latency.P95, f.Latency.P99,
-			optional(f.ServerCPU, "%.2f"), optional(f.ServerPeakRSS, "%.1f"), optional(f.BenchCPU, "%.2f"))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t", f.Flow, f.Stamps, f.Errors)
+		if open && f.Open != nil {
+			fmt.Fprintf(tw, "%.0f\t%d\t%d\t", f.Open.Rate, f.Open.Dropped, f.Open.Late)
+		} else if open {
+			fmt.Fprint(tw, "\t\t\t")
+		}
+		fmt.Fprintf(tw, "%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t\n",
+			f.PerSecond, f.Latency.P50, f.Latency.P95, f.Latency.P99,
+			optional(f.ServerCPU, "%.2f"), optional(f.ServerCPUPerStamp, "%.1f"), optional(f.ServerPeakRSS, "%.1f"), optional(f.BenchCPU, "%.2f"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, f := range r.Flows {
+		if o := f.Open; o != nil {
+			fmt.Fprintf(w, "%s: open loop, %g/s offered (%s, seed %d): %d scheduled, %d sent, %d dropped (max outstanding %d reached), %d sent %.0f ms or more late; at most %d unanswered; latency from each request's scheduled time\n",
+				f.Flow, o.Rate, o.Schedule, o.Seed, o.Scheduled, o.Sent, o.Dropped, o.MaxOutstanding, o.Late, o.LateThresholdMS, o.PeakOutstanding)
+		}
 	}
 	for _, f := range r.Flows {
 		if f.TreeHeads > 0 {
@@ -113,7 +146,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "%s: first error: %s\n", f.Flow, f.FirstError)
 		}
 	}
-	if r.Server != "spawned" {
+	if r.Server != "spawned" && r.ServerPID != 0 {
+		fmt.Fprintf(w, "server CPU and RSS: of process %d, from /proc (peak RSS over its life)\n", r.ServerPID)
+	} else if r.Server != "spawned" {
 		fmt.Fprintf(w, "server CPU and RSS: n/a (not measured: the server at %s is not ours)\n", r.Server)
 	}
 	if r.Ratio != nil {

@@ -36,6 +36,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		cfg.ServerExe = exe
 	}
+	if cfg.ServerAddr == "" {
+		if err := CheckServerBin(cfg.ServerExe); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.ServerPID != 0 {
+		if err := CheckServerPID(cfg.ServerPID); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := identity.LoadDirectory(cfg.Keys)
 	if err != nil {
 		return nil, err
@@ -70,10 +80,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Server: "spawned", CPUs: runtime.NumCPU(),
 		Duration: cfg.Duration.Seconds(), OneShotDuration: cfg.OneShotDuration.Seconds(),
-		Count: cfg.Count, ReverifyEvery: cfg.Reverify,
+		Count: cfg.Count, ReverifyEvery: cfg.Reverify, Mode: "closed",
+	}
+	if cfg.Open() {
+		rep.Mode = "open"
 	}
 	if cfg.ServerAddr != "" {
 		rep.Server = cfg.ServerAddr
+		rep.ServerPID = cfg.ServerPID
+	} else {
+		rep.ServerBin = cfg.ServerExe
 	}
 	for _, flow := range cfg.Flows {
 		r.warnLimits(flow)
@@ -121,6 +137,9 @@ type runner struct {
 	server   identity.Entry
 	reqs     []*node.Identity
 	passFile string
+	// scheduleEnd, if not nil, is called once the open loop has sent or
+	// dropped its last request (for tests).
+	scheduleEnd func()
 }
 
 // stampFunc stamps hash and returns the checked stamp, or an error.
@@ -135,7 +154,10 @@ type stamped struct {
 // runFlow measures one flow against a fresh server (when spawned).
 func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) {
 	cfg := r.cfg
-	res := &FlowResult{Flow: flow, Requesters: cfg.Requesters, InFlight: cfg.InFlight}
+	res := &FlowResult{Flow: flow, Requesters: cfg.Requesters}
+	if !cfg.Open() {
+		res.InFlight = cfg.InFlight
+	}
 	duration := cfg.Duration
 	if flow == FlowOneShot {
 		res.Protocol = protocol.StampProtocolID
@@ -182,15 +204,13 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 	}
 
 	cache := protocol.NewHeadCache(1 << 16)
-	var workers []stampFunc
+	// One stamper per requester (one-shot) or per session: the loops
+	// spread their stamps over them.
+	var stampers []stampFunc
 	if flow == FlowOneShot {
-		clients := make([]*protocol.StampClient, len(r.reqs))
 		for i, id := range r.reqs {
-			clients[i] = &protocol.StampClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server, Trust: r.trust}
-		}
-		for w := range cfg.InFlight {
-			c := clients[w%len(clients)]
-			workers = append(workers, func(ctx context.Context, hash []byte) (stamped, error) {
+			c := &protocol.StampClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server, Trust: r.trust}
+			stampers = append(stampers, func(ctx context.Context, hash []byte) (stamped, error) {
 				rc, err := c.Stamp(ctx, hash) // checks the reply and its signature
 				return stamped{receipt: func() *protocol.Receipt { return rc }}, err
 			})
@@ -208,9 +228,8 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 		if err != nil {
 			return nil, err
 		}
-		for w := range cfg.InFlight {
-			s := sessions[w%len(sessions)]
-			workers = append(workers, func(ctx context.Context, hash []byte) (stamped, error) {
+		for _, s := range sessions {
+			stampers = append(stampers, func(ctx context.Context, hash []byte) (stamped, error) {
 				st, err := s.Stamp(ctx, hash) // checks leaf, proof and tree head signature
 				if err != nil {
 					return stamped{}, err
@@ -220,25 +239,46 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 		}
 	}
 
+	// The server's CPU time and peak RSS: of the one spawned, or of
+	// --server-pid.
+	pid := cfg.ServerPID
+	if srv != nil {
+		pid = srv.pid()
+	}
 	var cpu0, cpu1, self0, self1 float64
 	var cpuErr error
-	if srv != nil {
-		cpu0, cpuErr = procCPU(srv.pid())
+	if pid != 0 {
+		cpu0, cpuErr = procCPU(pid)
+		if cpuErr != nil && srv == nil {
+			return nil, fmt.Errorf("cannot measure the server process %d: %w", pid, cpuErr)
+		}
 	}
 	self0, selfErr := selfCPU()
-	if err := r.drive(ctx, flow, res, workers, duration, cache); err != nil {
+	t := newTally(cfg, r.trust, cache)
+	if cfg.Open() {
+		err = r.openLoop(ctx, flow, res, stampers, duration, t)
+	} else {
+		err = r.closedLoop(ctx, flow, res, stampers, duration, t)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if srv != nil {
-		if !srv.alive() {
-			return nil, srv.exitError()
-		}
+	if srv != nil && !srv.alive() {
+		return nil, srv.exitError()
+	}
+	if pid != 0 {
 		if cpuErr == nil {
-			if cpu1, cpuErr = procCPU(srv.pid()); cpuErr == nil {
+			if cpu1, cpuErr = procCPU(pid); cpuErr == nil {
 				res.ServerCPU = ptr(cpu1 - cpu0)
+				if res.Stamps > 0 {
+					res.ServerCPUPerStamp = ptr(1e6 * (cpu1 - cpu0) / float64(res.Stamps))
+				}
 			}
 		}
-		if rss, err := procPeakRSS(srv.pid()); err == nil {
+		if cpuErr != nil && srv == nil {
+			r.progress("[%s] warning: the server process %d could not be measured: %v", flow, pid, cpuErr)
+		}
+		if rss, err := procPeakRSS(pid); err == nil {
 			res.ServerPeakRSS = ptr(rss)
 		}
 	}
@@ -289,6 +329,11 @@ func (r *runner) warnLimits(flow string) {
 	cfg := r.cfg
 	perPeer := func(n int) int { return (n + cfg.Requesters - 1) / cfg.Requesters }
 	switch {
+	case cfg.Open() && flow == FlowOneShot:
+		r.progress("[%s] note: open loop: the server resets one-shot streams beyond about %d unanswered per requester; if it falls behind, those count as errors (use more --requesters)", flow, oneShotStreamsPerPeer)
+	case cfg.Open() && flow == FlowSession && perPeer(cfg.Sessions) > node.MaxStreamsPerPeer:
+		r.progress("[%s] warning: %d sessions per requester; the server admits %d per peer: use more --requesters", flow, perPeer(cfg.Sessions), node.MaxStreamsPerPeer)
+	case cfg.Open():
 	case flow == FlowOneShot && perPeer(cfg.InFlight) > oneShotStreamsPerPeer:
 		r.progress("[%s] warning: %d one-shot streams at once per requester: near or over the server's limit of %d per peer and protocol (counting streams still closing); it resets streams over it: use more --requesters", flow, perPeer(cfg.InFlight), node.MaxStreamsPerPeer)
 	case flow == FlowSession && perPeer(cfg.Sessions) > node.MaxStreamsPerPeer:
