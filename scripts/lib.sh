@@ -65,3 +65,60 @@ make_keys() {
 		pids=("${pids[@]:0:first}" "${pids[@]:first+1}")
 	done
 }
+
+# bench_ids ARGS... sets $ids to the requester ids that `tsnode bench
+# ARGS...` needs keys for: --ids LIST, else 1000.. for --requesters N.
+bench_ids() {
+	local requesters=1 a i args=("$@")
+	ids=""
+	for ((i = 0; i < ${#args[@]}; i++)); do
+		a=${args[i]}
+		case $a in
+		--requesters | -requesters) requesters=${args[i + 1]:-1} ;;
+		--requesters=* | -requesters=*) requesters=${a#*=} ;;
+		--ids | -ids) ids=${args[i + 1]:-} ;;
+		--ids=* | -ids=*) ids=${a#*=} ;;
+		esac
+	done
+	if [[ -z $ids ]]; then
+		if ! [[ $requesters =~ ^[0-9]+$ ]] || ((requesters < 1 || requesters > 64)); then
+			echo "$(basename "$0"): --requesters $requesters: want 1 to 64" >&2
+			exit 2
+		fi
+		ids=$(seq -s, 1000 $((1000 + requesters - 1)))
+	fi
+}
+
+# bench_refuse NAME FLAG... ARGS: exits 2 when ARGS hold one of the
+# FLAGs (given as --flag), which the script sets itself. Call it as
+# bench_refuse NAME "--a --b" "$@".
+bench_refuse() {
+	local name=$1 flags=$2 a f
+	shift 2
+	for a in "$@"; do
+		for f in $flags; do
+			case $a in
+			"$f" | "$f"=* | "${f#-}" | "${f#-}"=*)
+				echo "$name: $a is set by $name itself" >&2
+				exit 2
+				;;
+			esac
+		done
+	done
+}
+
+# median: the median of the numbers on stdin, one a line ("n/a" when
+# there are none; lines that are not numbers are skipped).
+median() {
+	grep -E '^-?[0-9.]+(e[-+]?[0-9]+)?$' | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "n/a"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# need_jq: the scripts that read tsnode bench's --json need jq.
+need_jq() {
+	command -v jq >/dev/null || {
+		echo "$(basename "$0"): needs jq to read tsnode bench's JSON" >&2
+		exit 1
+	}
+}

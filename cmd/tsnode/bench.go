@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,13 +21,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode bench", stderr)
 	fs.StringVar(&cfg.Keys, "keys", defaultKeysDir, "keys directory `DIR`: public/*.pem, and the private keys of the requester ids (and of the server, unless --server)")
 	passFile := fs.String("passphrase-file", "", "read the private keys' passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt); one passphrase for all")
-	server := fs.String("server", "", "target the running server at this `multiaddr` instead of starting one per flow (then its CPU and RSS are not measured)")
+	server := fs.String("server", "", "target the running server at this `multiaddr` instead of starting one per flow (then its CPU and RSS are measured only with --server-pid)")
 	serverID := fs.String("server-id", string(identity.ServerID), "the server's id in the identity directory")
 	listen := fs.String("listen", "/ip4/127.0.0.1/tcp/0", "listen `multiaddr` of the server the bench starts")
 	ids := fs.String("ids", "", "comma-separated requester `ids`, one per requester (default 1000, 1001, ...); each needs its own key")
 	fs.IntVar(&cfg.Requesters, "requesters", 0, "number of requester hosts, each with its own identity and one connection (default: one per --ids, else 1)")
 	fs.IntVar(&cfg.Sessions, "sessions", 0, "session flow: stamp sessions in total, spread over the requesters (default 4 per requester, at most --inflight)")
-	fs.IntVar(&cfg.InFlight, "inflight", 256, "stamps in flight at any time, in total")
+	fs.IntVar(&cfg.InFlight, "inflight", 256, "closed loop (the default): stamps in flight at any time, in total")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: send `R` stamps per second in total on a schedule, answered or not, and measure each latency from its scheduled time (not with --inflight)")
+	fs.StringVar(&cfg.Schedule, "schedule", bench.SchedulePoisson, "open loop: the send times, poisson (exponential gaps) or fixed (1/rate apart)")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "open loop: seed of the poisson schedule")
+	fs.IntVar(&cfg.MaxOutstanding, "max-outstanding", bench.DefaultMaxOutstanding, "open loop: at most `N` stamps unanswered; a request due while N are is dropped and counted")
+	serverBin := fs.String("server-bin", "", "spawn this tsnode `binary` as the server instead of this one (to compare two builds)")
+	serverPID := fs.Int("server-pid", 0, "with --server: measure the CPU time and peak RSS of this `pid`, the server's process on this machine (Linux)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each flow runs (at most 1h)")
 	fs.DurationVar(&cfg.OneShotDuration, "oneshot-duration", 0, "how long the one-shot flow runs (default: --duration)")
 	fs.IntVar(&cfg.Count, "count", 0, "stop each flow after this many stamps (0: only --duration bounds it)")
@@ -41,6 +49,41 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(pos) > 0 {
 		return usageErr("bench takes no arguments, got %q", pos)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["rate"] && set["inflight"]:
+		return usageErr("--rate and --inflight are mutually exclusive: --rate runs the open loop at a rate, --inflight the closed loop at a concurrency")
+	case set["rate"] && !(cfg.Rate > 0 && cfg.Rate <= bench.MaxRate):
+		return usageErr("--rate %g: want more than 0 and at most %d stamps per second", cfg.Rate, bench.MaxRate)
+	case !set["rate"] && (set["schedule"] || set["seed"] || set["max-outstanding"]):
+		return usageErr("--schedule, --seed and --max-outstanding are for the open loop: give --rate")
+	case cfg.Schedule != bench.SchedulePoisson && cfg.Schedule != bench.ScheduleFixed:
+		return usageErr("--schedule %q: want poisson or fixed", cfg.Schedule)
+	case cfg.MaxOutstanding < 1 || cfg.MaxOutstanding > bench.MaxOutstandingCap:
+		return usageErr("--max-outstanding %d: want 1 to %d", cfg.MaxOutstanding, bench.MaxOutstandingCap)
+	case *serverBin != "" && *server != "":
+		return usageErr("--server-bin is for the server the bench starts, not with --server")
+	case set["server-pid"] && *server == "":
+		return usageErr("--server-pid is for a server given with --server (the bench measures the servers it starts anyway)")
+	}
+	if !set["rate"] {
+		cfg.Schedule, cfg.Seed, cfg.MaxOutstanding = "", 0, 0
+	}
+	if *serverBin != "" {
+		if err := bench.CheckServerBin(*serverBin); err != nil {
+			return usageErr("--server-bin: %v", err)
+		}
+		if cfg.ServerExe, err = filepath.Abs(*serverBin); err != nil {
+			return err
+		}
+	}
+	if set["server-pid"] {
+		if err := bench.CheckServerPID(*serverPID); err != nil {
+			return usageErr("--server-pid: %v", err)
+		}
+		cfg.ServerPID = *serverPID
 	}
 	// Zero means "the default" in bench.Config: refuse it here.
 	switch {

@@ -269,8 +269,15 @@ func TestServerUnreachable(t *testing.T) {
 func TestSpawnFailures(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ServerExe = filepath.Join(t.TempDir(), "no-such-tsnode")
-	if _, err := Run(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "failed to start the server") {
+	if _, err := Run(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "server binary") || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing binary: err = %v", err)
+	}
+	cfg.ServerExe = filepath.Join(t.TempDir(), "not-executable")
+	if err := os.WriteFile(cfg.ServerExe, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "not executable") {
+		t.Errorf("binary not executable: err = %v", err)
 	}
 
 	// The server cannot decrypt its key: its own message comes back.
@@ -300,7 +307,15 @@ func TestConfigRefused(t *testing.T) {
 			c.Sessions = 2
 			c.InFlight = 2*1024 + 1
 		},
-		"negative reverify": func(c *Config) { c.Reverify = -2 },
+		"negative reverify":            func(c *Config) { c.Reverify = -2 },
+		"negative rate":                func(c *Config) { c.Rate = -1 },
+		"rate over the cap":            func(c *Config) { c.Rate = 2 * MaxRate },
+		"schedule without rate":        func(c *Config) { c.Schedule = ScheduleFixed },
+		"max outstanding without rate": func(c *Config) { c.MaxOutstanding = 10 },
+		"unknown schedule":             func(c *Config) { c.Rate, c.Schedule = 100, "bursty" },
+		"max outstanding over the cap": func(c *Config) { c.Rate, c.MaxOutstanding = 100, MaxOutstandingCap+1 },
+		"server pid without server":    func(c *Config) { c.ServerPID = os.Getpid() },
+		"server pid negative":          func(c *Config) { c.ServerAddr, c.ServerPID = "/ip4/127.0.0.1/tcp/1", -1 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := Config{Keys: "/nonexistent", Passphrase: []byte("x"), IDs: []identity.ID{"1000", "2000"}}

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +37,20 @@ func procCPU(pid int) (float64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	return float64(utime+stime) / clockTicks, nil
+}
+
+// CheckServerPID refuses a pid whose CPU time cannot be read from /proc.
+func CheckServerPID(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("server pid %d: want a process id", pid)
+	}
+	if _, err := procCPU(pid); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("server pid %d: no such process", pid)
+		}
+		return fmt.Errorf("server pid %d: %w", pid, err)
+	}
+	return nil
 }
 
 // procPeakRSS returns the peak resident set size (VmHWM) of pid in MiB.

@@ -21,6 +21,20 @@ const serverStartTimeout = 60 * time.Second
 // before it is killed.
 const serverStopTimeout = 10 * time.Second
 
+// CheckServerBin refuses a server binary that is not an executable file.
+func CheckServerBin(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("server binary %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("server binary %s: not a regular file", path)
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("server binary %s: not executable", path)
+	}
+	return nil
+}
+
 // serverProc is a tsnode server the bench started as its own process.
 type serverProc struct {
 	cmd     *exec.Cmd
