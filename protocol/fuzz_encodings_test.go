@@ -89,9 +89,7 @@ func FuzzStatementCanonical(f *testing.F) {
 // FuzzFrameCanonical: a frame that is read is exactly what WriteFrame
 // writes for its body (one length encoding per length).
 func FuzzFrameCanonical(f *testing.F) {
-	for _, v := range vectorsOf(f, "ReadFrame") {
-		f.Add(v.input(f), uint16(v.Max))
-	}
+	addFrameVectorSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte, max uint16) {
 		src := bytes.NewReader(data)
 		r := bufio.NewReaderSize(src, 16)

@@ -414,6 +414,24 @@ func addVectorSeeds(f *testing.F, decoders ...string) {
 	}
 }
 
+// addRecordVectorSeeds seeds a fuzz target of DecodeRecord's arguments
+// (b, tag, n) from the record vectors.
+func addRecordVectorSeeds(f *testing.F) {
+	f.Helper()
+	for _, v := range vectorsOf(f, "DecodeRecord") {
+		f.Add(v.input(f), v.Tag, uint8(v.N))
+	}
+}
+
+// addFrameVectorSeeds seeds a fuzz target of (stream, max) from the frame
+// vectors.
+func addFrameVectorSeeds(f *testing.F) {
+	f.Helper()
+	for _, v := range vectorsOf(f, "ReadFrame") {
+		f.Add(v.input(f), uint16(v.Max))
+	}
+}
+
 func TestVectors(t *testing.T) {
 	if *updateVectors {
 		writeVectors(t)
