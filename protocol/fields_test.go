@@ -249,6 +249,7 @@ func TestReadFrameErrors(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
+	addRecordVectorSeeds(f)
 	f.Add(EncodeRecord("t", []byte("a"), nil), "t", uint8(2))
 	f.Add(EncodeRecord(StatementTag, fill(9, 1)), StatementTag, uint8(1))
 	f.Add(sampleStatement(f).Encode(), StatementTag, uint8(9))
@@ -275,6 +276,7 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 func FuzzReadFrame(f *testing.F) {
+	addFrameVectorSeeds(f)
 	var two bytes.Buffer
 	_ = WriteFrame(&two, []byte("hello"))
 	_ = WriteFrame(&two, nil)

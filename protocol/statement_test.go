@@ -290,6 +290,7 @@ func TestVerifySignatureRefuses(t *testing.T) {
 }
 
 func FuzzParseStatement(f *testing.F) {
+	addVectorSeeds(f, "ParseStatement", "ParseLeaf")
 	s := sampleStatement(f)
 	enc := s.Encode()
 	f.Add(enc)
