@@ -270,6 +270,21 @@ func TestOpenVerdictRefuses(t *testing.T) {
 	}
 }
 
+// A verdict that authenticates must still name a valid verifier id and a
+// code of §9.5.
+func TestOpenVerdictRefusesUnknownContent(t *testing.T) {
+	key := fill(SessionKeySize, 5)
+	for _, v := range []*Verdict{{Verifier: "../x", Code: VerdictValid}, {Verifier: "2000", Code: "VALID"}, {Verifier: "2000", Code: ""}} {
+		sealed, err := SealVerdict(key, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := OpenVerdict(key, sealed); !errors.Is(err, ErrMalformed) {
+			t.Errorf("verdict %+v: %+v, %v; want ErrMalformed", v, got, err)
+		}
+	}
+}
+
 // A verifier's message can quote an attacker's receipt at length; the
 // verdict must still fit the frame the requester accepts.
 func TestVerdictOfLongMessageFits(t *testing.T) {

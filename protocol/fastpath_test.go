@@ -195,3 +195,18 @@ func TestEncodeSessionReplyIsRecord(t *testing.T) {
 		}
 	}
 }
+
+// A refusal has one encoding: its proof, head and signature are empty.
+func TestParseSessionReplyRefusalIsCanonical(t *testing.T) {
+	ok := EncodeRecord(SessionReplyTag, u64(3), []byte(StatusInternal), []byte("no"), nil, nil, nil)
+	if r, err := ParseSessionReply(ok); err != nil || r.Status != StatusInternal || r.Message != "no" {
+		t.Fatalf("refusal: %+v, %v", r, err)
+	}
+	for i := 4; i <= 6; i++ {
+		fields := [][]byte{u64(3), []byte(StatusInternal), []byte("no"), nil, nil, nil}
+		fields[i-1] = []byte{1}
+		if _, err := ParseSessionReply(EncodeRecord(SessionReplyTag, fields...)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("refusal with field %d set: %v, want ErrMalformed", i, err)
+		}
+	}
+}

@@ -53,18 +53,18 @@ func FuzzParseTreeHead(f *testing.F) {
 
 // FuzzStatementCanonical parses the input as a statement and as a leaf:
 // what parses re-encodes to the input, and the parser that skips
-// decoding the expected parties (knownParties) agrees with the full one.
+// decoding the expected parties (KnownParties) agrees with the full one.
 func FuzzStatementCanonical(f *testing.F) {
 	addVectorSeeds(f, "ParseStatement", "ParseLeaf")
 	entries := []identity.Entry{entry(f, "server"), entry(f, "1000")}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		known := newKnownParties(entries...)
+		known := NewKnownParties(entries...)
 		for _, c := range []struct {
 			tag   string
 			parse func([]byte) (*Statement, error)
 		}{{StatementTag, ParseStatement}, {LeafTag, ParseLeaf}} {
 			s, err := c.parse(b)
-			for range 2 { // the second time from knownParties' cached time
+			for range 2 { // the second time from KnownParties' cached time
 				ks, kerr := parseStatement(b, c.tag, known)
 				if (err == nil) != (kerr == nil) || (err != nil && err.Error() != kerr.Error()) {
 					t.Fatalf("%s: full parse: %v; with known parties: %v", c.tag, err, kerr)

@@ -43,10 +43,10 @@ func FuzzOpen(f *testing.F) {
 }
 
 func FuzzOpenSessionHello(f *testing.F) {
-	for _, v := range vectorsOf(f, "openSessionHello") {
+	for _, v := range vectorsOf(f, "OpenSessionHello") {
 		f.Add(v.input(f), false)
 	}
-	f.Add(EncodeRecord(sessionHelloTag, []byte("1000"), fill(sessionKeySize, 1)), true)
+	f.Add(EncodeRecord(sessionHelloTag, []byte("1000"), fill(SessionKeySize, 1)), true)
 	f.Add(EncodeRecord(sessionHelloTag, []byte("1000"), fill(16, 1)), true)
 	key := testkeys.Private(f, "server")
 	f.Fuzz(func(t *testing.T, b []byte, plain bool) {
@@ -57,7 +57,7 @@ func FuzzOpenSessionHello(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		id, rk, err := openSessionHello(key, in)
+		id, rk, err := OpenSessionHello(key, in)
 		if err != nil {
 			want := ErrOpen
 			if plain {
@@ -75,98 +75,98 @@ func FuzzOpenSessionHello(f *testing.F) {
 }
 
 func FuzzParseSessionRequest(f *testing.F) {
-	addVectorSeeds(f, "parseSessionRequest")
+	addVectorSeeds(f, "ParseSessionRequest")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := parseSessionRequest(b)
+		r, err := ParseSessionRequest(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
 		}
-		if re := r.encode(); !bytes.Equal(re, b) {
+		if re := r.Encode(); !bytes.Equal(re, b) {
 			t.Fatalf("request %x re-encodes to %x", b, re)
 		}
 	})
 }
 
 func FuzzParseSessionReply(f *testing.F) {
-	addVectorSeeds(f, "parseSessionReply")
+	addVectorSeeds(f, "ParseSessionReply")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := parseSessionReply(b)
+		r, err := ParseSessionReply(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
 		}
-		f, err := DecodeRecord(b, sessionReplyTag, 6)
+		f, err := DecodeRecord(b, SessionReplyTag, 6)
 		if err != nil {
 			t.Fatalf("parsed, but the record does not decode: %v", err)
 		}
-		if r.status != StatusOK {
-			if r.message != string(f[2]) || r.leaf != nil || r.proof != nil || r.head != nil || r.sig != nil {
+		if r.Status != StatusOK {
+			if r.Message != string(f[2]) || r.Leaf != nil || r.Proof != nil || r.Head != nil || r.Sig != nil {
 				t.Fatalf("refusal decoded as %+v", r)
 			}
 			return
 		}
-		if len(r.proof) > 64 {
-			t.Fatalf("a proof of %d hashes", len(r.proof))
+		if len(r.Proof) > 64 {
+			t.Fatalf("a proof of %d hashes", len(r.Proof))
 		}
 		var proof []byte
-		for _, h := range r.proof {
+		for _, h := range r.Proof {
 			proof = append(proof, h[:]...)
 		}
-		if re := EncodeRecord(sessionReplyTag, u64(r.id), []byte(r.status), r.leaf, proof, r.head, r.sig); !bytes.Equal(re, b) {
+		if re := EncodeRecord(SessionReplyTag, u64(r.ID), []byte(r.Status), r.Leaf, proof, r.Head, r.Sig); !bytes.Equal(re, b) {
 			t.Fatalf("reply %x re-encodes to %x", b, re)
 		}
-		if len(proof) != len(r.proof)*tlog.HashSize {
+		if len(proof) != len(r.Proof)*tlog.HashSize {
 			t.Fatal("proof length")
 		}
 	})
 }
 
 func FuzzParseStampRequest(f *testing.F) {
-	addVectorSeeds(f, "parseStampRequest")
+	addVectorSeeds(f, "ParseStampRequest")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := parseStampRequest(b)
+		r, err := ParseStampRequest(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
 		}
-		if re := r.encode(); !bytes.Equal(re, b) {
+		if re := r.Encode(); !bytes.Equal(re, b) {
 			t.Fatalf("request %x re-encodes to %x", b, re)
 		}
 	})
 }
 
 func FuzzParseRelayHeader(f *testing.F) {
-	addVectorSeeds(f, "parseRelayHeader")
+	addVectorSeeds(f, "ParseRelayHeader")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := parseRelayHeader(b)
+		h, err := ParseRelayHeader(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is not ErrMalformed", err)
 			}
 			return
 		}
-		if re := h.encode(); !bytes.Equal(re, b) {
+		if re := h.Encode(); !bytes.Equal(re, b) {
 			t.Fatalf("header %x re-encodes to %x", b, re)
 		}
 	})
 }
 
-// FuzzOpenVerdict: a verdict that opens is what sealVerdict makes of it
+// FuzzOpenVerdict: a verdict that opens is what SealVerdict makes of it
 // (when its message is short enough not to be cut).
 func FuzzOpenVerdict(f *testing.F) {
-	for _, v := range vectorsOf(f, "openVerdict") {
+	for _, v := range vectorsOf(f, "OpenVerdict") {
 		f.Add(v.input(f), false)
 	}
 	f.Add(EncodeRecord(relayVerdictTag, []byte("2000"), []byte(VerdictValid), nil), true)
 	f.Add(EncodeRecord(relayVerdictTag, []byte("2000"), []byte(VerdictBadSignature), []byte("no")), true)
-	aead, err := newGCM(vectorVerdictKey)
+	aead, err := NewGCM(vectorVerdictKey)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func FuzzOpenVerdict(f *testing.F) {
 		if plain {
 			in = aead.Seal(nil, directionNonce(dirVerifierOut, 0), b, []byte(relayVerdictTag))
 		}
-		v, err := openVerdict(vectorVerdictKey, in)
+		v, err := OpenVerdict(vectorVerdictKey, in)
 		if err != nil {
 			if !errors.Is(err, ErrOpen) && !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v is neither ErrOpen nor ErrMalformed", err)
@@ -188,7 +188,7 @@ func FuzzOpenVerdict(f *testing.F) {
 		if len(v.Message) > maxVerdictMessage {
 			return
 		}
-		re, err := sealVerdict(vectorVerdictKey, v)
+		re, err := SealVerdict(vectorVerdictKey, v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,28 +207,28 @@ func FuzzOpenStampResponse(f *testing.F) {
 	s := sampleStatement(f)
 	req := &StampRequest{RequesterID: "1000", DocumentHash: s.DocumentHash, Nonce: s.Nonce}
 	enc := s.Encode()
-	reply := EncodeRecord(stampReplyTag, enc, signAs(f, "server", enc))
-	sealed, err := Seal(&key.PublicKey, stampReplyTag, reply)
+	reply := EncodeRecord(StampReplyTag, enc, signAs(f, "server", enc))
+	sealed, err := Seal(&key.PublicKey, StampReplyTag, reply)
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(encodeStampResponse(StatusOK, sealed), false)
-	f.Add(encodeStampResponse(StatusBadRequest, []byte("no")), false)
+	f.Add(EncodeStampResponse(StatusOK, sealed), false)
+	f.Add(EncodeStampResponse(StatusBadRequest, []byte("no")), false)
 	f.Add(reply, true)
 	other := cloneStatement(s)
 	other.Serial++
-	f.Add(EncodeRecord(stampReplyTag, other.Encode(), signAs(f, "server", enc)), true)
+	f.Add(EncodeRecord(StampReplyTag, other.Encode(), signAs(f, "server", enc)), true)
 	trust := vectorTrust(f)
 	f.Fuzz(func(t *testing.T, b []byte, plain bool) {
 		resp := b
 		if plain {
-			box, err := Seal(&key.PublicKey, stampReplyTag, b)
+			box, err := Seal(&key.PublicKey, StampReplyTag, b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp = encodeStampResponse(StatusOK, box)
+			resp = EncodeStampResponse(StatusOK, box)
 		}
-		st, sig, err := openStampResponse(resp, key, req, trust, server, self)
+		st, sig, err := OpenStampResponse(resp, key, req, trust, server, self)
 		if err != nil {
 			for _, want := range []error{ErrMalformed, ErrRefused, ErrOpen, ErrReplyMismatch, ErrBadSignature, ErrUntrustedSigner, ErrWrongServerKey, ErrRetiredKey} {
 				if errors.Is(err, want) {
@@ -246,7 +246,7 @@ func FuzzOpenStampResponse(f *testing.F) {
 		if _, err := trust.CheckStatement(st.Encode(), sig); err != nil {
 			t.Fatalf("accepted a stamp whose signature does not check: %v", err)
 		}
-		if _, _, err := openStampResponse(resp, key, req, trust, server, self); err != nil {
+		if _, _, err := OpenStampResponse(resp, key, req, trust, server, self); err != nil {
 			t.Fatalf("accepted once, then refused: %v", err)
 		}
 	})

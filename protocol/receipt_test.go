@@ -323,6 +323,7 @@ func FuzzParseReceipt(f *testing.F) {
 	f.Add([]byte("null"))
 	f.Add([]byte(`{"Time": 1}`))
 	f.Add([]byte{})
+	addVectorSeeds(f, "ParseReceipt")
 	dir := testkeys.Directory(f, "server", "1000")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParseReceipt(b)
@@ -334,7 +335,7 @@ func FuzzParseReceipt(f *testing.F) {
 		}
 		st, err := p.Verify(trustOf(t, dir), nil)
 		if err != nil {
-			for _, want := range []error{ErrMalformedReceipt, ErrBadSignature, ErrUntrustedSigner, ErrWrongServerKey} {
+			for _, want := range []error{ErrMalformedReceipt, ErrBadSignature, ErrUntrustedSigner, ErrWrongServerKey, ErrBadProof, ErrRetiredKey} {
 				if errors.Is(err, want) {
 					return
 				}

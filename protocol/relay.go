@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,5 +168,17 @@ func OpenVerdict(key, b []byte) (*Verdict, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verdict{Verifier: identity.ID(f[0]), Code: string(f[1]), Message: string(f[2])}, nil
+	verifier, err := identity.ParseID(string(f[0]))
+	if err != nil {
+		return nil, fmt.Errorf("%w: verdict: %v", ErrMalformed, err)
+	}
+	if !slices.Contains(verdictCodes, string(f[1])) {
+		return nil, fmt.Errorf("%w: verdict code %q is not one of §9.5", ErrMalformed, truncate(f[1]))
+	}
+	return &Verdict{Verifier: verifier, Code: string(f[1]), Message: string(f[2])}, nil
 }
+
+// verdictCodes are the codes of §9.5.
+var verdictCodes = []string{VerdictValid, VerdictHashMismatch, VerdictBadSignature, VerdictBadProof, VerdictUntrustedSigner,
+	VerdictRetiredKey, VerdictWrongServerKey, VerdictMalformedReceipt, VerdictTruncated, VerdictBadChunk,
+	VerdictSizeMismatch, VerdictPeerMismatch, VerdictTooLarge, VerdictInternal}

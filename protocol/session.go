@@ -151,6 +151,11 @@ func ParseSessionReply(b []byte) (*SessionReply, error) {
 		return nil, err
 	}
 	if r.Status != StatusOK {
+		// A refusal has one encoding: its proof, head and signature
+		// fields are empty (§7.6).
+		if len(f[3])+len(f[4])+len(f[5]) != 0 {
+			return nil, fmt.Errorf("%w: a refusal with a proof, head or signature", ErrMalformed)
+		}
 		r.Message = string(f[2])
 		return r, nil
 	}

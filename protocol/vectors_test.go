@@ -59,7 +59,7 @@ type vector struct {
 	Tag          string `json:"tag,omitempty"`           // DecodeRecord: the expected tag
 	N            int    `json:"n,omitempty"`             // DecodeRecord: fields after the tag
 	Max          int    `json:"max,omitempty"`           // ReadFrame: the maximum body size
-	Key          string `json:"key,omitempty"`           // Open, ParseRotationFile, openSessionHello: a test key id (internal/testkeys)
+	Key          string `json:"key,omitempty"`           // Open, ParseRotationFile, OpenSessionHello: a test key id (internal/testkeys)
 	Context      string `json:"context,omitempty"`       // Open: the sealing context
 	DocumentHash string `json:"document_hash,omitempty"` // ParseReceipt: the document's hash, hex, if checked
 	// The outcome: Fields if the input is accepted, else Error (a
@@ -251,61 +251,61 @@ var vectorDecoders = map[string]func(tb testing.TB, v *vector, in []byte) (map[s
 		}
 		return map[string]string{"plaintext": hex.EncodeToString(pt)}, nil
 	},
-	"parseSessionRequest": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
-		r, err := parseSessionRequest(in)
+	"ParseSessionRequest": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
+		r, err := ParseSessionRequest(in)
 		if err != nil {
 			return nil, err
 		}
-		if re := r.encode(); !bytes.Equal(re, in) {
+		if re := r.Encode(); !bytes.Equal(re, in) {
 			tb.Errorf("re-encodes to %x", re)
 		}
-		return map[string]string{"id": strconv.FormatUint(r.id, 10), "document_hash": hex.EncodeToString(r.hash), "nonce": hex.EncodeToString(r.nonce)}, nil
+		return map[string]string{"id": strconv.FormatUint(r.ID, 10), "document_hash": hex.EncodeToString(r.Hash), "nonce": hex.EncodeToString(r.Nonce)}, nil
 	},
-	"parseSessionReply": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
-		r, err := parseSessionReply(in)
+	"ParseSessionReply": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
+		r, err := ParseSessionReply(in)
 		if err != nil {
 			return nil, err
 		}
-		f := map[string]string{"id": strconv.FormatUint(r.id, 10), "status": r.status}
-		if r.status != StatusOK {
-			f["message"] = r.message
+		f := map[string]string{"id": strconv.FormatUint(r.ID, 10), "status": r.Status}
+		if r.Status != StatusOK {
+			f["message"] = r.Message
 			return f, nil
 		}
-		f["leaf"] = hex.EncodeToString(r.leaf)
-		f["proof_length"] = strconv.Itoa(len(r.proof))
-		f["head"] = hex.EncodeToString(r.head)
-		f["signature"] = hex.EncodeToString(r.sig)
+		f["leaf"] = hex.EncodeToString(r.Leaf)
+		f["proof_length"] = strconv.Itoa(len(r.Proof))
+		f["head"] = hex.EncodeToString(r.Head)
+		f["signature"] = hex.EncodeToString(r.Sig)
 		return f, nil
 	},
-	"parseStampRequest": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
-		r, err := parseStampRequest(in)
+	"ParseStampRequest": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
+		r, err := ParseStampRequest(in)
 		if err != nil {
 			return nil, err
 		}
-		if re := r.encode(); !bytes.Equal(re, in) {
+		if re := r.Encode(); !bytes.Equal(re, in) {
 			tb.Errorf("re-encodes to %x", re)
 		}
 		return map[string]string{"requester_id": string(r.RequesterID), "document_hash": hex.EncodeToString(r.DocumentHash), "nonce": hex.EncodeToString(r.Nonce)}, nil
 	},
-	"parseRelayHeader": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
-		h, err := parseRelayHeader(in)
+	"ParseRelayHeader": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
+		h, err := ParseRelayHeader(in)
 		if err != nil {
 			return nil, err
 		}
-		if re := h.encode(); !bytes.Equal(re, in) {
+		if re := h.Encode(); !bytes.Equal(re, in) {
 			tb.Errorf("re-encodes to %x", re)
 		}
 		return map[string]string{"sender_id": string(h.SenderID), "session_key": hex.EncodeToString(h.SessionKey), "receipt": hex.EncodeToString(h.Receipt), "document_size": strconv.FormatUint(h.DocumentSize, 10)}, nil
 	},
-	"openVerdict": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
-		vd, err := openVerdict(vectorVerdictKey, in)
+	"OpenVerdict": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
+		vd, err := OpenVerdict(vectorVerdictKey, in)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]string{"verifier": string(vd.Verifier), "code": vd.Code, "message": vd.Message}, nil
 	},
-	"openSessionHello": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
-		id, key, err := openSessionHello(testkeys.Private(tb, identity.ID(v.Key)), in)
+	"OpenSessionHello": func(tb testing.TB, v *vector, in []byte) (map[string]string, error) {
+		id, key, err := OpenSessionHello(testkeys.Private(tb, identity.ID(v.Key)), in)
 		if err != nil {
 			return nil, err
 		}
@@ -315,7 +315,7 @@ var vectorDecoders = map[string]func(tb testing.TB, v *vector, in []byte) (map[s
 
 // vectorVerdictKey is the session key the verdict vectors are sealed
 // under.
-var vectorVerdictKey = bytes.Repeat([]byte{0x7e}, sessionKeySize)
+var vectorVerdictKey = bytes.Repeat([]byte{0x7e}, SessionKeySize)
 
 func vecRecordFields(f [][]byte) map[string]string {
 	m := map[string]string{"count": strconv.Itoa(len(f))}
@@ -1165,57 +1165,57 @@ func genWire(t *testing.T) *vectorFile {
 	var all []vector
 	hash, nonce := fill(HashSize, 0xa1), fill(NonceSize, 0x5e)
 
-	b := &vectorBuilder{decoder: "parseSessionRequest"}
-	req := &sessionRequest{id: 7, hash: hash, nonce: nonce}
-	b.ok("request 7", req.encode(), fmtFields("id", "7", "document_hash", hex.EncodeToString(hash), "nonce", hex.EncodeToString(nonce)))
-	b.bad("id of 4 bytes", EncodeRecord(sessionRequestTag, []byte{0, 0, 0, 7}, hash, nonce), "ErrMalformed", "request id is 4 bytes, want 8")
-	b.bad("hash of 31 bytes", EncodeRecord(sessionRequestTag, u64(7), hash[:31], nonce), "ErrMalformed", "document hash is 31 bytes, want 32")
-	b.bad("nonce of 33 bytes", EncodeRecord(sessionRequestTag, u64(7), hash, fill(33, 0)), "ErrMalformed", "nonce is 33 bytes, want 32")
-	b.bad("a stamp request", (&StampRequest{RequesterID: "1000", DocumentHash: hash, Nonce: nonce}).encode(), "ErrMalformed", "record type")
+	b := &vectorBuilder{decoder: "ParseSessionRequest"}
+	req := &SessionRequest{ID: 7, Hash: hash, Nonce: nonce}
+	b.ok("request 7", req.Encode(), fmtFields("id", "7", "document_hash", hex.EncodeToString(hash), "nonce", hex.EncodeToString(nonce)))
+	b.bad("id of 4 bytes", EncodeRecord(SessionRequestTag, []byte{0, 0, 0, 7}, hash, nonce), "ErrMalformed", "request id is 4 bytes, want 8")
+	b.bad("hash of 31 bytes", EncodeRecord(SessionRequestTag, u64(7), hash[:31], nonce), "ErrMalformed", "document hash is 31 bytes, want 32")
+	b.bad("nonce of 33 bytes", EncodeRecord(SessionRequestTag, u64(7), hash, fill(33, 0)), "ErrMalformed", "nonce is 33 bytes, want 32")
+	b.bad("a stamp request", (&StampRequest{RequesterID: "1000", DocumentHash: hash, Nonce: nonce}).Encode(), "ErrMalformed", "record type")
 	all = append(all, b.vectors...)
 
-	b = &vectorBuilder{decoder: "parseSessionReply"}
+	b = &vectorBuilder{decoder: "ParseSessionReply"}
 	leaf := vecUnb64(t, exampleReceiptMember(t, "hello.txt.v2.receipt", "leaf"))
 	head := vecUnb64(t, exampleReceiptMember(t, "hello.txt.v2.receipt", "tree_head", "signed_data"))
 	sig := vecUnb64(t, exampleReceiptMember(t, "hello.txt.v2.receipt", "tree_head", "signature"))
 	proof := fill(3*HashSize, 0x11)
-	b.ok("stamp", EncodeRecord(sessionReplyTag, u64(5), []byte(StatusOK), leaf, proof, head, sig), fmtFields(
+	b.ok("stamp", EncodeRecord(SessionReplyTag, u64(5), []byte(StatusOK), leaf, proof, head, sig), fmtFields(
 		"id", "5", "status", "ok", "leaf", hex.EncodeToString(leaf), "proof_length", "3", "head", hex.EncodeToString(head), "signature", hex.EncodeToString(sig)))
-	b.ok("stamp of a tree of size 1", EncodeRecord(sessionReplyTag, u64(0), []byte(StatusOK), leaf, nil, head, sig), fmtFields(
+	b.ok("stamp of a tree of size 1", EncodeRecord(SessionReplyTag, u64(0), []byte(StatusOK), leaf, nil, head, sig), fmtFields(
 		"id", "0", "status", "ok", "leaf", hex.EncodeToString(leaf), "proof_length", "0", "head", hex.EncodeToString(head), "signature", hex.EncodeToString(sig)))
-	b.ok("refusal", EncodeRecord(sessionReplyTag, u64(3), []byte(StatusBadRequest), []byte("no"), nil, nil, nil), fmtFields("id", "3", "status", "bad-request", "message", "no"))
-	b.bad("proof of 33 bytes", EncodeRecord(sessionReplyTag, u64(5), []byte(StatusOK), leaf, fill(33, 0), head, sig), "ErrMalformed", "inclusion proof of 33 bytes")
-	b.bad("proof of 65 hashes", EncodeRecord(sessionReplyTag, u64(5), []byte(StatusOK), leaf, fill(65*HashSize, 0), head, sig), "ErrMalformed", "inclusion proof of 2080 bytes")
-	b.bad("id of 9 bytes", EncodeRecord(sessionReplyTag, fill(9, 0), []byte(StatusOK), leaf, nil, head, sig), "ErrMalformed", "request id is 9 bytes, want 8")
-	b.bad("5 fields", EncodeRecord(sessionReplyTag, u64(3), []byte(StatusBadRequest), []byte("no"), nil, nil), "ErrMalformed", "5 fields, want 6")
+	b.ok("refusal", EncodeRecord(SessionReplyTag, u64(3), []byte(StatusBadRequest), []byte("no"), nil, nil, nil), fmtFields("id", "3", "status", "bad-request", "message", "no"))
+	b.bad("proof of 33 bytes", EncodeRecord(SessionReplyTag, u64(5), []byte(StatusOK), leaf, fill(33, 0), head, sig), "ErrMalformed", "inclusion proof of 33 bytes")
+	b.bad("proof of 65 hashes", EncodeRecord(SessionReplyTag, u64(5), []byte(StatusOK), leaf, fill(65*HashSize, 0), head, sig), "ErrMalformed", "inclusion proof of 2080 bytes")
+	b.bad("id of 9 bytes", EncodeRecord(SessionReplyTag, fill(9, 0), []byte(StatusOK), leaf, nil, head, sig), "ErrMalformed", "request id is 9 bytes, want 8")
+	b.bad("5 fields", EncodeRecord(SessionReplyTag, u64(3), []byte(StatusBadRequest), []byte("no"), nil, nil), "ErrMalformed", "5 fields, want 6")
 	all = append(all, b.vectors...)
 
-	b = &vectorBuilder{decoder: "parseStampRequest"}
+	b = &vectorBuilder{decoder: "ParseStampRequest"}
 	sreq := &StampRequest{RequesterID: "1000", DocumentHash: hash, Nonce: nonce}
-	b.ok("request", sreq.encode(), fmtFields("requester_id", "1000", "document_hash", hex.EncodeToString(hash), "nonce", hex.EncodeToString(nonce)))
-	b.bad("invalid requester", EncodeRecord(stampRequestTag, []byte("-"), []byte(HashAlgorithm), hash, nonce), "ErrMalformed", `requester: invalid id "-"`)
-	b.bad("hash algorithm sha-1", EncodeRecord(stampRequestTag, []byte("1000"), []byte("sha-1"), hash, nonce), "ErrMalformed", `hash algorithm "sha-1", want "sha-256"`)
-	b.bad("hash of 20 bytes", EncodeRecord(stampRequestTag, []byte("1000"), []byte(HashAlgorithm), hash[:20], nonce), "ErrMalformed", "document hash is 20 bytes, want 32")
-	b.bad("empty nonce", EncodeRecord(stampRequestTag, []byte("1000"), []byte(HashAlgorithm), hash, nil), "ErrMalformed", "nonce is 0 bytes, want 32")
-	b.bad("3 fields", EncodeRecord(stampRequestTag, []byte("1000"), hash, nonce), "ErrMalformed", "3 fields, want 4")
+	b.ok("request", sreq.Encode(), fmtFields("requester_id", "1000", "document_hash", hex.EncodeToString(hash), "nonce", hex.EncodeToString(nonce)))
+	b.bad("invalid requester", EncodeRecord(StampRequestTag, []byte("-"), []byte(HashAlgorithm), hash, nonce), "ErrMalformed", `requester: invalid id "-"`)
+	b.bad("hash algorithm sha-1", EncodeRecord(StampRequestTag, []byte("1000"), []byte("sha-1"), hash, nonce), "ErrMalformed", `hash algorithm "sha-1", want "sha-256"`)
+	b.bad("hash of 20 bytes", EncodeRecord(StampRequestTag, []byte("1000"), []byte(HashAlgorithm), hash[:20], nonce), "ErrMalformed", "document hash is 20 bytes, want 32")
+	b.bad("empty nonce", EncodeRecord(StampRequestTag, []byte("1000"), []byte(HashAlgorithm), hash, nil), "ErrMalformed", "nonce is 0 bytes, want 32")
+	b.bad("3 fields", EncodeRecord(StampRequestTag, []byte("1000"), hash, nonce), "ErrMalformed", "3 fields, want 4")
 	all = append(all, b.vectors...)
 
-	b = &vectorBuilder{decoder: "parseRelayHeader"}
-	key := fill(sessionKeySize, 0x42)
+	b = &vectorBuilder{decoder: "ParseRelayHeader"}
+	key := fill(SessionKeySize, 0x42)
 	receipt := docExample(t, "hello.txt.receipt")
-	hdr := &relayHeader{SenderID: "1000", SessionKey: key, Receipt: receipt, DocumentSize: 12}
-	b.ok("header", hdr.encode(), fmtFields("sender_id", "1000", "session_key", hex.EncodeToString(key), "receipt", hex.EncodeToString(receipt), "document_size", "12"))
-	b.bad("session key of 16 bytes", EncodeRecord(relayHeaderTag, []byte("1000"), key[:16], receipt, u64(12)), "ErrMalformed", "session key is 16 bytes, want 32")
-	b.bad("document size of 4 bytes", EncodeRecord(relayHeaderTag, []byte("1000"), key, receipt, []byte{0, 0, 0, 12}), "ErrMalformed", "document size is 4 bytes, want 8")
-	b.bad("invalid sender", EncodeRecord(relayHeaderTag, []byte("1000\n"), key, receipt, u64(12)), "ErrMalformed", "sender: invalid id")
+	hdr := &RelayHeader{SenderID: "1000", SessionKey: key, Receipt: receipt, DocumentSize: 12}
+	b.ok("header", hdr.Encode(), fmtFields("sender_id", "1000", "session_key", hex.EncodeToString(key), "receipt", hex.EncodeToString(receipt), "document_size", "12"))
+	b.bad("session key of 16 bytes", EncodeRecord(RelayHeaderTag, []byte("1000"), key[:16], receipt, u64(12)), "ErrMalformed", "session key is 16 bytes, want 32")
+	b.bad("document size of 4 bytes", EncodeRecord(RelayHeaderTag, []byte("1000"), key, receipt, []byte{0, 0, 0, 12}), "ErrMalformed", "document size is 4 bytes, want 8")
+	b.bad("invalid sender", EncodeRecord(RelayHeaderTag, []byte("1000\n"), key, receipt, u64(12)), "ErrMalformed", "sender: invalid id")
 	all = append(all, b.vectors...)
 
-	b = &vectorBuilder{decoder: "openVerdict"}
-	valid, err := sealVerdict(vectorVerdictKey, &Verdict{Verifier: "2000", Code: VerdictValid})
+	b = &vectorBuilder{decoder: "OpenVerdict"}
+	valid, err := SealVerdict(vectorVerdictKey, &Verdict{Verifier: "2000", Code: VerdictValid})
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused, err := sealVerdict(vectorVerdictKey, &Verdict{Verifier: "2000", Code: VerdictHashMismatch, Message: "the document hashes to 00"})
+	refused, err := SealVerdict(vectorVerdictKey, &Verdict{Verifier: "2000", Code: VerdictHashMismatch, Message: "the document hashes to 00"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1223,7 +1223,7 @@ func genWire(t *testing.T) *vectorFile {
 	b.ok("hash mismatch", refused, fmtFields("verifier", "2000", "code", "hash-mismatch", "message", "the document hashes to 00"))
 	b.bad("byte flipped", flip(valid, 0), "ErrOpen", "verdict does not authenticate")
 	b.bad("empty", nil, "ErrOpen", "verdict does not authenticate")
-	aead, err := newGCM(vectorVerdictKey)
+	aead, err := NewGCM(vectorVerdictKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1231,10 +1231,10 @@ func genWire(t *testing.T) *vectorFile {
 	b.bad("2 fields", two, "ErrMalformed", "2 fields, want 3")
 	all = append(all, b.vectors...)
 
-	b = &vectorBuilder{decoder: "openSessionHello"}
+	b = &vectorBuilder{decoder: "OpenSessionHello"}
 	pub := &testkeys.Private(t, "server").PublicKey
-	reqKey := fill(sessionKeySize, 0x33)
-	hello, err := sealSessionHello(pub, "1000", reqKey)
+	reqKey := fill(SessionKeySize, 0x33)
+	hello, err := SealSessionHello(pub, "1000", reqKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1248,10 +1248,10 @@ func genWire(t *testing.T) *vectorFile {
 		}
 		return box
 	}
-	b.bad("sealed as a stamp reply", seal(stampReplyTag, EncodeRecord(sessionHelloTag, []byte("1000"), reqKey)), "ErrOpen", "key unwrap failed", srv)
+	b.bad("sealed as a stamp reply", seal(StampReplyTag, EncodeRecord(sessionHelloTag, []byte("1000"), reqKey)), "ErrOpen", "key unwrap failed", srv)
 	b.bad("request key of 16 bytes", seal(sessionHelloTag, EncodeRecord(sessionHelloTag, []byte("1000"), reqKey[:16])), "ErrMalformed", "request key is 16 bytes, want 32", srv)
 	b.bad("invalid requester", seal(sessionHelloTag, EncodeRecord(sessionHelloTag, []byte("a b"), reqKey)), "ErrMalformed", "requester: invalid id", srv)
-	b.bad("key record inside", seal(sessionHelloTag, EncodeRecord(sessionKeyTag, reqKey)), "ErrMalformed", `record type "tsnode/session-key/v1"`, srv)
+	b.bad("key record inside", seal(sessionHelloTag, EncodeRecord(SessionKeyTag, reqKey)), "ErrMalformed", `record type "tsnode/session-key/v1"`, srv)
 	all = append(all, b.vectors...)
 	return &vectorFile{Description: "The wire messages of the session, stamp and relay protocols (PROTOCOL.md §6, §7, §9): session request and reply, stamp request, relay header (accepted inputs of these re-encode to the input), a verdict sealed under the session key 7e7e...7e, and a session hello sealed to the test key named by key.", Vectors: all}
 }
