@@ -17,6 +17,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"filippo.io/bigmod"
@@ -94,6 +95,35 @@ func (s *Signer) SignSHA256(digest []byte) ([]byte, error) {
 		return nil, errors.New("crtsign: the signature does not verify (a fault, or a key whose CRT values do not match it); not released")
 	}
 	return sig, nil
+}
+
+// Signer is a crypto.Signer, so that code signing tree heads can take
+// either it or an *rsa.PrivateKey.
+var _ crypto.Signer = (*Signer)(nil)
+
+// Public returns the *rsa.PublicKey of the signer's key.
+func (s *Signer) Public() crypto.PublicKey { return s.pub }
+
+// Sign signs a SHA-256 digest with PKCS#1 v1.5, as rsa.PrivateKey.Sign
+// does for crypto.SHA256: the bytes of rsa.SignPKCS1v15. It refuses other
+// hashes and PSS, which this signer does not make. rand is not used:
+// PKCS#1 v1.5 is deterministic and bigmod's arithmetic is constant-time,
+// so no blinding is needed.
+func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if _, ok := opts.(*rsa.PSSOptions); ok {
+		return nil, fmt.Errorf("%w: PSS", ErrUnsupported)
+	}
+	if opts == nil || opts.HashFunc() != crypto.SHA256 {
+		return nil, fmt.Errorf("%w: hash %v, only SHA-256", ErrUnsupported, hashOf(opts))
+	}
+	return s.SignSHA256(digest)
+}
+
+func hashOf(opts crypto.SignerOpts) crypto.Hash {
+	if opts == nil {
+		return 0
+	}
+	return opts.HashFunc()
 }
 
 // encodePKCS1v15 is EMSA-PKCS1-v1_5 for SHA-256: 00 01 FF…FF 00 DigestInfo.

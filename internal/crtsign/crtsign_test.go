@@ -40,6 +40,43 @@ func TestSameSignatureAsCryptoRSA(t *testing.T) {
 	}
 }
 
+// As a crypto.Signer it gives the bytes of rsa.SignPKCS1v15 (what
+// *rsa.PrivateKey.Sign gives for crypto.SHA256) and refuses what it does
+// not make: other hashes, no hash, PSS.
+func TestCryptoSigner(t *testing.T) {
+	key := testkeys.Private(t, "server")
+	s, err := New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signer crypto.Signer = s
+	if pub, ok := signer.Public().(*rsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		t.Fatalf("Public() = %T %v, want the key's *rsa.PublicKey", signer.Public(), signer.Public())
+	}
+	digest := sha256.Sum256([]byte("tree head"))
+	want, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := signer.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("crypto.Signer signature differs from rsa.SignPKCS1v15's")
+	}
+	for name, opts := range map[string]crypto.SignerOpts{
+		"SHA-512": crypto.SHA512,
+		"no hash": crypto.Hash(0),
+		"nil":     nil,
+		"PSS":     &rsa.PSSOptions{Hash: crypto.SHA256},
+	} {
+		if sig, err := signer.Sign(rand.Reader, digest[:], opts); !errors.Is(err, ErrUnsupported) || sig != nil {
+			t.Errorf("%s: signature %x, error %v; want ErrUnsupported", name, sig, err)
+		}
+	}
+}
+
 // A wrong CRT half (as a fault would make) is caught by the check with
 // the public key, and nothing is released.
 func TestFaultIsNotReleased(t *testing.T) {

@@ -1,0 +1,262 @@
+// Package authority is the timestamp authority's log pipeline: it
+// appends stamps as leaves of a durable Merkle log and signs tree heads
+// over them (PROTOCOL.md §4.1, §5).
+//
+// Three goroutines, each handing work to the next in order:
+//
+//   - the appender takes whatever stamps are queued (up to MaxBatch) and
+//     appends them as one durable batch, which fixes their serials and
+//     time; futures of AddDurable resolve here;
+//   - the pacer collects appended batches and decides when a head is worth
+//     a signature (see pace.go), then signs the head of the tree that ends
+//     with the latest batch it holds;
+//   - the deliverer computes the inclusion proofs of each group while its
+//     head is being signed, then resolves the group's futures.
+//
+// Because each stage keeps the order it was given, futures resolve in
+// the order of Add (those of AddDurable in the order of AddDurable).
+package authority
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	logging "github.com/ipfs/go-log/v2"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tsnode/identity"
+	"tsnode/internal/merklelog"
+	"tsnode/protocol"
+)
+
+const (
+	// DefaultMaxBatch is the most stamps one head covers (PROTOCOL.md §5).
+	DefaultMaxBatch = 4096
+	// DefaultMaxWait is the longest a stamp waits for its head to start
+	// being signed. Under steady load it sets the cycle of heads: p50
+	// latency is about a signature plus half of it, and the signing cost
+	// per stamp is a signature's CPU over the stamps of MaxWait.
+	DefaultMaxWait = 20 * time.Millisecond
+	// signBudget is the signing CPU a stamp is worth: a head of
+	// signature-time/signBudget stamps is signed without waiting longer.
+	signBudget = 25 * time.Microsecond
+	// quietGap is how long no stamp must arrive, after a signature during
+	// which none arrived, to conclude that every requester is waiting for
+	// an answer (a closed loop, or a lone stamp): waiting longer would only
+	// add latency.
+	quietGap = 500 * time.Microsecond
+	// durableCover bounds how long leaves that nobody waits for (those of
+	// AddDurable) stay outside a signed head.
+	durableCover = time.Second
+	// rateWindow is the time constant of the arrival-rate estimate.
+	rateWindow = 100 * time.Millisecond
+	// appendedDepth is how many appended batches may wait for the pacer
+	// (while it signs) before the appender blocks.
+	appendedDepth = 64
+)
+
+var log = logging.Logger("tsnode/authority")
+
+// ErrClosed is returned for stamps added after Close.
+var ErrClosed = errors.New("authority: closed")
+
+// Entry is one stamp to make.
+type Entry struct {
+	Requester   identity.Entry
+	Hash, Nonce []byte
+}
+
+// Stamp is one stamp of the log: its statement (a leaf), and for a full
+// stamp the proof that the leaf is in the tree of Head.
+type Stamp struct {
+	Statement *protocol.Statement
+	Proof     tlog.RecordProof
+	Head      *protocol.SignedTreeHead
+	// Leaf is the exact leaf bytes in the log, Statement.EncodeLeaf().
+	Leaf []byte
+}
+
+// Receipt returns the v2 receipt of a full stamp.
+func (s *Stamp) Receipt() *protocol.Receipt {
+	return protocol.NewLogReceipt(s.Statement, s.Proof, s.Head)
+}
+
+// Future blocks until its stamp is answered, then returns it or why not.
+type Future func() (*Stamp, error)
+
+// Option configures an Authority.
+type Option func(*Authority)
+
+// WithMaxBatch bounds the stamps one head covers (default DefaultMaxBatch).
+func WithMaxBatch(n int) Option { return func(a *Authority) { a.maxBatch = max(n, 1) } }
+
+// WithMaxWait bounds how long a stamp waits for its head to start being
+// signed (default DefaultMaxWait).
+func WithMaxWait(d time.Duration) Option { return func(a *Authority) { a.maxWait = max(d, 0) } }
+
+// WithClock sets the clock that stamps get their times from (default
+// time.Now). Pacing uses the monotonic clock, so a clock stuck or stepped
+// back does not hold heads back.
+func WithClock(now func() time.Time) Option { return func(a *Authority) { a.now = now } }
+
+// request is one added stamp on its way through the pipeline.
+type request struct {
+	ctx     context.Context
+	e       Entry
+	durable bool      // AddDurable: resolved once appended
+	added   time.Time // monotonic, for pacing
+	done    chan struct{}
+	st      *Stamp
+	err     error
+
+	// Set by the appender.
+	stmt *protocol.Statement
+	leaf []byte
+	fail error // dropped or not appended: the answer
+}
+
+func (r *request) resolve(st *Stamp, err error) {
+	r.st, r.err = st, err
+	close(r.done)
+}
+
+func (r *request) future() Future {
+	return func() (*Stamp, error) { <-r.done; return r.st, r.err }
+}
+
+// Authority appends stamps to a log and signs its tree heads.
+type Authority struct {
+	log      *merklelog.Log
+	signer   crypto.Signer
+	self     identity.Entry
+	now      func() time.Time
+	maxBatch int
+	maxWait  time.Duration
+
+	queue    chan *request
+	appended chan *batch // appender → pacer
+	groups   chan *group // pacer → deliverer
+	head     atomic.Pointer[protocol.SignedTreeHead]
+
+	// Adds and the last Add's monotonic time in ns since start, read by
+	// the pacer to tell whether stamps still arrive.
+	added   atomic.Int64
+	lastAdd atomic.Int64
+	start   time.Time
+
+	mu      sync.RWMutex // guards closed against sends on queue
+	closed  bool
+	stopped chan struct{}
+}
+
+// New starts an authority for the server self on log, signing with
+// signer, whose public key must be self's. On a non-empty log it first
+// signs a head for the stored size, root and last batch time.
+func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...Option) (*Authority, error) {
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || self.PublicKey == nil || !pub.Equal(self.PublicKey) {
+		return nil, fmt.Errorf("authority: the signer's key is not the key of %s", self.ID)
+	}
+	a := &Authority{
+		log: log, signer: signer, self: self, now: time.Now,
+		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait,
+		start:   time.Now(),
+		stopped: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	a.queue = make(chan *request, a.maxBatch)
+	a.appended = make(chan *batch, appendedDepth)
+	a.groups = make(chan *group, 4)
+	size, root, t, err := log.Root()
+	if err != nil {
+		return nil, err
+	}
+	var signTime time.Duration
+	if size > 0 {
+		t0 := time.Now()
+		sth, err := a.sign(size, root, t)
+		if err != nil {
+			return nil, fmt.Errorf("authority: signing the head of the stored log: %w", err)
+		}
+		signTime = time.Since(t0)
+		a.head.Store(sth)
+	}
+	p := newPacer(a.maxWait, a.maxBatch, signTime)
+	go a.appendLoop()
+	go a.paceLoop(p)
+	go a.deliverLoop()
+	return a, nil
+}
+
+// Add queues a full stamp: its future resolves once its leaf is durable
+// and a signed head covers it, with the inclusion proof. If ctx is done
+// before the stamp is appended, the stamp is dropped and the future
+// returns ctx.Err(); once appended, the stamp is logged and answered
+// whatever ctx says.
+func (a *Authority) Add(ctx context.Context, e Entry) Future { return a.add(ctx, e, false).future() }
+
+// AddDurable queues a stamp for the one-shot (v1) flow: its future
+// resolves as soon as the leaf is durable, with the statement (serial
+// and time) and leaf but no head or proof; the leaf is covered by a later
+// head all the same.
+func (a *Authority) AddDurable(ctx context.Context, e Entry) Future {
+	return a.add(ctx, e, true).future()
+}
+
+func (a *Authority) add(ctx context.Context, e Entry, durable bool) *request {
+	r := &request{ctx: ctx, e: e, durable: durable, done: make(chan struct{})}
+	if err := ctx.Err(); err != nil {
+		r.resolve(nil, err)
+		return r
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		r.resolve(nil, ErrClosed)
+		return r
+	}
+	r.added = time.Now()
+	select {
+	case a.queue <- r:
+		a.lastAdd.Store(int64(r.added.Sub(a.start)))
+		a.added.Add(1)
+	case <-ctx.Done(): // the queue is full; never queued
+		r.resolve(nil, ctx.Err())
+	}
+	return r
+}
+
+// Head returns the latest signed tree head, nil while the log is empty.
+func (a *Authority) Head() *protocol.SignedTreeHead { return a.head.Load() }
+
+// ConsistencyProof returns the proof that the tree of size new extends
+// the tree of size old (1 <= old <= new <= the log's size).
+func (a *Authority) ConsistencyProof(old, new uint64) (tlog.TreeProof, error) {
+	return a.log.ConsistencyProof(old, new)
+}
+
+// Close finishes the stamps already added, then stops. It does not close
+// the log.
+func (a *Authority) Close() error {
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.queue)
+	}
+	a.mu.Unlock()
+	<-a.stopped
+	return nil
+}
+
+// sign signs the head of the tree of the given size.
+func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.SignedTreeHead, error) {
+	h := &protocol.TreeHead{ServerID: a.self.ID, ServerPeer: a.self.PeerID, Size: size, Root: root, Time: t}
+	return signHead(a.signer, h)
+}

@@ -1,0 +1,289 @@
+package authority
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"tsnode/internal/merklelog"
+	"tsnode/protocol"
+)
+
+// batch is what one Append made of the requests taken from the queue,
+// in their order. Requests dropped (ctx done) or failed (the append
+// failed) stay in it with fail set, so that they are answered in order.
+type batch struct {
+	reqs   []*request
+	b      merklelog.Batch
+	stamps int       // leaves appended (0: the append failed or was not needed)
+	wait   time.Time // Add time of the oldest appended stamp of Add, or zero
+	any    time.Time // Add time of the oldest appended stamp
+	last   time.Time // Add time of the newest request
+}
+
+// group is the batches one head covers, in order, and that head.
+type group struct {
+	batches []*batch
+	first   uint64 // index of the first leaf
+	size    uint64 // tree size of the head
+	proofs  bool   // some stamp of Add needs an inclusion proof
+	signed  chan struct{}
+	sth     *protocol.SignedTreeHead
+	err     error
+}
+
+// appendLoop appends the queued stamps, batch after batch, and hands each
+// batch to the pacer. Appends run while a head is being signed, so stamps
+// are durable by the time the pacer wants them.
+func (a *Authority) appendLoop() {
+	defer close(a.appended)
+	for first := range a.queue {
+		reqs := append(make([]*request, 0, 64), first)
+	drain:
+		for len(reqs) < a.maxBatch {
+			select {
+			case r, ok := <-a.queue:
+				if !ok {
+					break drain
+				}
+				reqs = append(reqs, r)
+			default:
+				break drain
+			}
+		}
+		a.appended <- a.append(reqs)
+	}
+}
+
+// append makes the live requests of reqs one durable batch and answers
+// the requests of AddDurable.
+func (a *Authority) append(reqs []*request) *batch {
+	b := &batch{reqs: reqs, last: reqs[len(reqs)-1].added}
+	live := make([]*request, 0, len(reqs))
+	for _, r := range reqs {
+		if err := r.ctx.Err(); err != nil {
+			r.fail = err // dropped: never logged
+		} else {
+			live = append(live, r)
+		}
+	}
+	if len(live) > 0 {
+		mb, err := a.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
+			leaves := make([][]byte, len(live))
+			for i, r := range live {
+				r.stmt = &protocol.Statement{
+					HashAlgorithm: protocol.HashAlgorithm,
+					DocumentHash:  r.e.Hash,
+					Time:          t,
+					Serial:        first + uint64(i),
+					RequesterID:   r.e.Requester.ID,
+					RequesterPeer: r.e.Requester.PeerID,
+					ServerID:      a.self.ID,
+					ServerPeer:    a.self.PeerID,
+					Nonce:         r.e.Nonce,
+				}
+				r.leaf = r.stmt.EncodeLeaf()
+				leaves[i] = r.leaf
+			}
+			return leaves, nil
+		}, a.now())
+		if err != nil {
+			err = fmt.Errorf("authority: appending %d stamps to the log: %w", len(live), err)
+			log.Errorw("append failed", "stamps", len(live), "err", err)
+			for _, r := range live {
+				r.fail = err
+			}
+		} else {
+			b.b, b.stamps = mb, len(live)
+			b.any = live[0].added
+			for _, r := range live {
+				if !r.durable && b.wait.IsZero() {
+					b.wait = r.added
+				}
+			}
+		}
+	}
+	for _, r := range reqs {
+		if r.durable {
+			if r.fail != nil {
+				r.resolve(nil, r.fail)
+			} else {
+				r.resolve(&Stamp{Statement: r.stmt, Leaf: r.leaf}, nil)
+			}
+		}
+	}
+	return b
+}
+
+// paceLoop gathers appended batches and signs a head over them when the
+// pacer says so; once the appender stops it signs what is left at once.
+func (a *Authority) paceLoop(p *pacer) {
+	defer close(a.groups)
+	in := a.appended
+	var pending []*batch
+	var seen int64 // requests received from the appender
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	take := func(b *batch, ok bool) {
+		if !ok {
+			in = nil
+			return
+		}
+		pending = append(pending, b)
+		seen += int64(len(b.reqs))
+		p.observe(len(b.reqs), b.last)
+	}
+	for in != nil || len(pending) > 0 {
+		// Take in everything appended so far before deciding.
+	drain:
+		for in != nil {
+			select {
+			case b, ok := <-in:
+				take(b, ok)
+			default:
+				break drain
+			}
+		}
+		if len(pending) == 0 {
+			if in != nil {
+				b, ok := <-in
+				take(b, ok)
+			}
+			continue
+		}
+		s := a.state(pending, seen)
+		if s.stamps == 0 { // only dropped or failed stamps: answer them
+			g := &group{batches: pending, signed: make(chan struct{})}
+			close(g.signed)
+			a.groups <- g
+			pending = nil
+			continue
+		}
+		var wait time.Duration
+		now := in == nil
+		if !now {
+			now, wait = p.decide(s)
+		}
+		if now {
+			pending = a.signGroup(p, pending)
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case b, ok := <-in:
+			take(b, ok)
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// state sums up pending for the pacer.
+func (a *Authority) state(pending []*batch, seen int64) state {
+	s := state{now: time.Now(), appending: a.added.Load() > seen}
+	s.lastAdd = a.start.Add(time.Duration(a.lastAdd.Load()))
+	for _, b := range pending {
+		s.stamps += b.stamps
+		if s.oldest.IsZero() {
+			s.oldest = b.wait
+		}
+		if s.oldestAny.IsZero() {
+			s.oldestAny = b.any
+		}
+	}
+	return s
+}
+
+// signGroup signs a head over the oldest pending batches, up to MaxBatch
+// stamps (at least one batch), hands them to the deliverer and returns
+// the rest.
+func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
+	g := &group{signed: make(chan struct{})}
+	stamps, n := 0, 0
+	var last *batch
+	for ; n < len(pending); n++ {
+		b := pending[n]
+		if last != nil && stamps+b.stamps > a.maxBatch {
+			break
+		}
+		if b.stamps > 0 {
+			if last == nil {
+				g.first = b.b.FirstIndex
+			}
+			last = b
+			stamps += b.stamps
+			for _, r := range b.reqs {
+				g.proofs = g.proofs || (!r.durable && r.fail == nil)
+			}
+		}
+	}
+	g.batches = pending[:n:n]
+	g.size = last.b.Size
+	// The deliverer computes the proofs while the head is being signed.
+	a.groups <- g
+	before := a.added.Load()
+	t0 := time.Now()
+	g.sth, g.err = a.sign(g.size, last.b.Root, last.b.Time)
+	p.signed(time.Since(t0), a.added.Load() == before)
+	if g.err != nil {
+		g.err = fmt.Errorf("authority: signing the tree head of size %d: %w", g.size, g.err)
+		log.Errorw("tree head signature failed", "size", g.size, "stamps", stamps, "err", g.err)
+	} else {
+		a.head.Store(g.sth)
+	}
+	close(g.signed)
+	return pending[n:]
+}
+
+// deliverLoop answers the stamps of each group in order; it stops the
+// authority once every group is answered.
+func (a *Authority) deliverLoop() {
+	defer close(a.stopped)
+	for g := range a.groups {
+		a.deliver(g)
+	}
+}
+
+func (a *Authority) deliver(g *group) {
+	var proofs []tlog.RecordProof
+	var perr error
+	if g.proofs {
+		if proofs, perr = a.log.InclusionProofs(g.first, g.size-g.first, g.size); perr != nil {
+			perr = fmt.Errorf("authority: inclusion proofs in the tree of size %d: %w", g.size, perr)
+		}
+	}
+	<-g.signed
+	if perr != nil && g.err == nil {
+		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
+	}
+	for _, b := range g.batches {
+		for _, r := range b.reqs {
+			switch {
+			case r.durable: // answered by the appender
+			case r.fail != nil:
+				r.resolve(nil, r.fail)
+			case g.err != nil:
+				r.resolve(nil, g.err)
+			case perr != nil:
+				r.resolve(nil, perr)
+			default:
+				r.resolve(&Stamp{Statement: r.stmt, Proof: proofs[r.stmt.Serial-g.first], Head: g.sth, Leaf: r.leaf}, nil)
+			}
+		}
+	}
+}
+
+// signHead signs h: PKCS#1 v1.5 over SHA-256 of its encoding.
+func signHead(s crypto.Signer, h *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
+	enc := h.Encode()
+	digest := sha256.Sum256(enc)
+	sig, err := s.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+}
