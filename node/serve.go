@@ -9,8 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
+	"tsnode/node/authority"
 	"tsnode/node/logsync"
 	"tsnode/node/relay"
 	"tsnode/node/stamp"
@@ -19,9 +19,9 @@ import (
 
 // Service is a started server or verifier.
 type Service struct {
-	Host   host.Host
-	Signer *logsigner.LogSigner // server only
-	log    *merklelog.Log
+	Host      host.Host
+	Authority *authority.Authority // server only
+	log       *merklelog.Log
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -33,7 +33,7 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 	if err != nil {
 		return nil, err
 	}
-	signer, err := logsigner.NewLogSigner(lg, id.Key, id.Self, nil)
+	signer, err := authority.New(lg, authority.SignerFor(id.Key), id.Self)
 	if err != nil {
 		lg.Close()
 		return nil, err
@@ -56,7 +56,7 @@ func StartServer(id *Identity, listen []string, dataDir string) (*Service, error
 	if _, err := logsync.New(h, signer); err != nil {
 		return fail(err)
 	}
-	return &Service{Host: h, Signer: signer, log: lg}, nil
+	return &Service{Host: h, Authority: signer, log: lg}, nil
 }
 
 // VerifierOptions tune a verifier.
@@ -108,11 +108,19 @@ func (s *Service) Run(ctx context.Context) error {
 // the signer (finishing queued stamps) and the log.
 func (s *Service) Close() error {
 	err := s.Host.Close()
-	if s.Signer != nil {
-		s.Signer.Close()
+	if s.Authority != nil {
+		s.Authority.Close()
 		if cerr := s.log.Close(); err == nil {
 			err = cerr
 		}
 	}
 	return err
+}
+
+// LogSize is how many stamps the server's log holds (0 for a verifier).
+func (s *Service) LogSize() uint64 {
+	if s.log == nil {
+		return 0
+	}
+	return s.log.Size()
 }

@@ -171,7 +171,7 @@ func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.Signer.Log().Size())
+	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
 	svc.PrintAddrs(stdout, "server")
 	err = svc.Run(ctx)
 	fmt.Fprintln(stdout, "server stopped")

@@ -247,7 +247,7 @@ func TestRunExistingServer(t *testing.T) {
 	if f.ServerCPU != nil || f.ServerPeakRSS != nil {
 		t.Errorf("server CPU and RSS measured for a server that is not ours")
 	}
-	if got := svc.Signer.Log().Size(); got != 30 {
+	if got := svc.LogSize(); got != 30 {
 		t.Errorf("server log holds %d stamps, want 30", got)
 	}
 	var tab bytes.Buffer

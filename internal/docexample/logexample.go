@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
@@ -10,12 +11,12 @@ import (
 	"time"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 )
 
-// The v2 example: a log of seven leaves written by the real LogSigner in
+// The v2 example: a log of seven leaves written by the real authority (node/authority) in
 // three batches of 1, 2 and 4 stamps, so there are signed tree heads of
 // sizes 1, 3 and 7. hello.txt is leaf 5.
 
@@ -57,7 +58,7 @@ type logExample struct {
 	consistency *protocol.Consistency
 }
 
-// buildLog runs a LogSigner on a fresh log in a temporary directory. Its
+// buildLog runs the authority on a fresh log in a temporary directory. Its
 // clock blocks in each batch until the next batch is queued, and each
 // batch is answered before the next is appended, which makes the batches
 // and their heads, and so every byte, deterministic: the signer drains
@@ -88,7 +89,7 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		<-release[i]
 		return batchTimes[i]
 	}
-	signer, err := logsigner.NewLogSigner(lg, key, server, now)
+	signer, err := authority.New(lg, key, server, authority.WithClock(now))
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,8 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 	submit := func(i int) {
 		results[i] = make(chan result, 1)
 		h := sha256.Sum256(logDocument(i))
-		signer.Submit(requester, h[:], logNonce(i), func(st *protocol.LogStamp, err error) { results[i] <- result{st, err} })
+		f := signer.Add(context.Background(), authority.Entry{Requester: requester, Hash: h[:], Nonce: logNonce(i)})
+		go func() { st, err := f(); results[i] <- result{st, err} }()
 	}
 	answers := make([]result, total)
 	next, first := 0, 0

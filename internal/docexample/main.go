@@ -2,7 +2,7 @@
 // the TEST-ONLY keys of internal/testkeys/testdata, fixed clocks and fixed
 // nonces, it gets the 12-byte document "hello world\n" stamped by the real
 // server code twice: once one-shot (stamp.Stamper, a v1 receipt), and
-// once as leaf 5 of a seven-leaf Merkle log written by logsigner.LogSigner
+// once as leaf 5 of a seven-leaf Merkle log written by authority.Authority
 // in three batches (a v2 receipt). It then writes
 //
 //	docs/example/hello.txt             the document
@@ -521,7 +521,7 @@ func logSection(ex *logExample, receiptJSON, consistencyJSON []byte) string {
 	head := st.Head
 
 	p("### 12.3 A log of seven stamps\n\n")
-	p("The requester `1000` gets seven documents stamped by the server's log signer (`logsigner.LogSigner`) ")
+	p("The requester `1000` gets seven documents stamped by the server's log signer (`authority.Authority`) ")
 	p("in three batches of %d, %d and %d stamps. ", batchSizes[0], batchSizes[1], batchSizes[2])
 	p("Each batch shares one time and gets one signed tree head. Leaf %d is `docs/example/hello.txt` with the nonce 00 to 1f; ", exampleIndex)
 	p("leaf i ≠ %d is the document `document i\\n` with a nonce of 32 bytes 0xa0+i.\n\n", exampleIndex)

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/internal/logsigner"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 )
 
@@ -104,7 +104,7 @@ func TestProtocolParameters(t *testing.T) {
 		{"## 4.", fmt.Sprintf("| 0 | tag | `%q` | %d |", protocol.StatementTag, len(protocol.StatementTag))},
 		{"## 4.", fmt.Sprintf("field 0 is `%q` (%d bytes)", protocol.LeafTag, len(protocol.LeafTag))},
 		{"## 5.", fmt.Sprintf("| 0 | tag | `%q` | %d |", protocol.TreeHeadTag, len(protocol.TreeHeadTag))},
-		{"## 5.", fmt.Sprintf("at most %d stamps", logsigner.MaxBatch)},
+		{"## 5.", fmt.Sprintf("at most %d stamps", authority.DefaultMaxBatch)},
 
 		{"## 6.", fmt.Sprintf("| Protocol ID | `%s` |", protocol.StampProtocolID)},
 		{"## 6.", fmt.Sprintf("| Resource-manager service | `%s` |", protocol.StampServiceName)},

@@ -20,6 +20,7 @@ package authority
 import (
 	"context"
 	"crypto"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
+	"tsnode/internal/crtsign"
 	"tsnode/internal/merklelog"
 	"tsnode/protocol"
 )
@@ -73,18 +75,7 @@ type Entry struct {
 
 // Stamp is one stamp of the log: its statement (a leaf), and for a full
 // stamp the proof that the leaf is in the tree of Head.
-type Stamp struct {
-	Statement *protocol.Statement
-	Proof     tlog.RecordProof
-	Head      *protocol.SignedTreeHead
-	// Leaf is the exact leaf bytes in the log, Statement.EncodeLeaf().
-	Leaf []byte
-}
-
-// Receipt returns the v2 receipt of a full stamp.
-func (s *Stamp) Receipt() *protocol.Receipt {
-	return protocol.NewLogReceipt(s.Statement, s.Proof, s.Head)
-}
+type Stamp = protocol.LogStamp
 
 // Future blocks until its stamp is answered, then returns it or why not.
 type Future func() (*Stamp, error)
@@ -102,7 +93,13 @@ func WithMaxWait(d time.Duration) Option { return func(a *Authority) { a.maxWait
 // WithClock sets the clock that stamps get their times from (default
 // time.Now). Pacing uses the monotonic clock, so a clock stuck or stepped
 // back does not hold heads back.
-func WithClock(now func() time.Time) Option { return func(a *Authority) { a.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(a *Authority) {
+		if now != nil {
+			a.now = now
+		}
+	}
+}
 
 // request is one added stamp on its way through the pipeline.
 type request struct {
@@ -259,4 +256,17 @@ func (a *Authority) Close() error {
 func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.SignedTreeHead, error) {
 	h := &protocol.TreeHead{ServerID: a.self.ID, ServerPeer: a.self.PeerID, Size: size, Root: root, Time: t}
 	return signHead(a.signer, h)
+}
+
+// SignerFor is the crypto.Signer an authority with the private key key
+// signs heads with: both RSA-CRT halves at once (internal/crtsign), since
+// every stamp waits for a head's signature; crypto/rsa itself for a key
+// crtsign does not take.
+func SignerFor(key *rsa.PrivateKey) crypto.Signer {
+	s, err := crtsign.New(key)
+	if err != nil {
+		log.Warnw("signing tree heads with crypto/rsa alone", "reason", err)
+		return key
+	}
+	return s
 }

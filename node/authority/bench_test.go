@@ -10,13 +10,11 @@ import (
 	"time"
 
 	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/protocol"
 )
 
 // Benchmarks of the whole pipeline, in process, with a real merklelog in
-// t.TempDir() and real RSA-4096 signatures, against the old
-// protocol.LogSigner in the same run (A/B). Each runs for benchDuration
+// t.TempDir() and real RSA-4096 signatures. (An A/B of two builds' whole
+// servers: scripts/bench-ab.sh.) Each runs for benchDuration
 // whatever b.N; run them once:
 //
 //	go test -run '^$' -bench . -benchtime 1x ./node/authority/
@@ -66,32 +64,10 @@ func (s *newStamper) submit(e Entry, done func(uint64, error)) {
 
 func (s *newStamper) close() { close(s.futures); s.wg.Wait(); s.a.Close() }
 
-type oldStamper struct{ s *protocol.LogSigner }
-
-func newOld(b *testing.B) stamper {
-	s, err := protocol.NewLogSigner(openLog(b, b.TempDir()), testkeys.Private(b, "server"), entry(b, "server"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &oldStamper{s}
-}
-
-func (o *oldStamper) submit(e Entry, done func(uint64, error)) {
-	o.s.Submit(e.Requester, e.Hash, e.Nonce, func(st *protocol.LogStamp, err error) {
-		if err != nil {
-			done(0, err)
-			return
-		}
-		done(st.Head.Head.Size, nil)
-	})
-}
-
-func (o *oldStamper) close() { o.s.Close() }
-
 var pipelines = []struct {
 	name string
 	make func(*testing.B) stamper
-}{{"old", newOld}, {"new", newNew}}
+}{{"authority", newNew}}
 
 // recorder collects latencies and head sizes.
 type recorder struct {

@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -22,7 +22,7 @@ import (
 // in t.TempDir().
 type logServer struct {
 	host   host.Host
-	signer *logsigner.LogSigner
+	signer *authority.Authority
 	dir    *identity.Directory
 }
 
@@ -33,11 +33,11 @@ func startLogServer(t *testing.T, listen string) *logServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lg.Close() })
-	signer, err := logsigner.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), nil)
+	signer, err := authority.New(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(signer.Close)
+	t.Cleanup(func() { signer.Close() })
 	h := testnet.NewHost(t, "server", listen)
 	svc, err := New(h, signer)
 	if err != nil {
@@ -50,18 +50,12 @@ func startLogServer(t *testing.T, listen string) *logServer {
 // submit stamps document i and waits for it.
 func (s *logServer) submit(t *testing.T, i int) *protocol.LogStamp {
 	t.Helper()
-	type result struct {
-		st  *protocol.LogStamp
-		err error
-	}
-	ch := make(chan result, 1)
 	hash := bytes.Repeat([]byte{byte(i)}, protocol.HashSize)
-	s.signer.Submit(testnet.Entry(t, "1000"), hash, bytes.Repeat([]byte{7}, protocol.NonceSize), func(st *protocol.LogStamp, err error) { ch <- result{st, err} })
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
+	st, err := s.signer.Add(testnet.Ctx(t), authority.Entry{Requester: testnet.Entry(t, "1000"), Hash: hash, Nonce: bytes.Repeat([]byte{7}, protocol.NonceSize)})()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r.st
+	return st
 }
 
 func sameHead(a, b *protocol.SignedTreeHead) bool {

@@ -2,15 +2,13 @@ package relay
 
 import (
 	"bytes"
-	"context"
 	"crypto/cipher"
 	"testing"
-	"time"
 
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 )
 
@@ -25,29 +23,16 @@ func stampDoc(t testing.TB, hash []byte) *protocol.Receipt {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lg.Close() })
-	signer, err := logsigner.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), nil)
+	signer, err := authority.New(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(signer.Close)
-	type result struct {
-		st  *protocol.LogStamp
-		err error
+	t.Cleanup(func() { signer.Close() })
+	st, err := signer.Add(testnet.Ctx(t), authority.Entry{Requester: testnet.Entry(t, "1000"), Hash: hash, Nonce: fill(protocol.NonceSize, 1)})()
+	if err != nil {
+		t.Fatal(err)
 	}
-	ch := make(chan result, 1)
-	signer.Submit(testnet.Entry(t, "1000"), hash, fill(protocol.NonceSize, 1), func(st *protocol.LogStamp, err error) { ch <- result{st, err} })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		return r.st.Receipt()
-	case <-ctx.Done():
-		t.Fatal("no stamp within 20 s")
-		return nil
-	}
+	return st.Receipt()
 }
 
 // testGCM is an AES-256-GCM with a key of bytes keyByte.

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 )
 
@@ -80,13 +80,13 @@ func openLog(t testing.TB, dir string) *merklelog.Log {
 
 // newSigner starts the authority for "server" on lg; it is closed at
 // cleanup.
-func newSigner(t testing.TB, lg *merklelog.Log, now func() time.Time) *logsigner.LogSigner {
+func newSigner(t testing.TB, lg *merklelog.Log, now func() time.Time) *authority.Authority {
 	t.Helper()
-	s, err := logsigner.NewLogSigner(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), now)
+	s, err := authority.New(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), authority.WithClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 )
 
@@ -28,20 +28,20 @@ var log = logging.Logger("tsnode/stamp")
 
 // Service serves both versions of the stamp protocol for the authority
 // self, whose private key is key: requesters must be in dir, and every
-// stamp is logged by the authority's pipeline.
+// stamp is logged by the authority.
 type Service struct {
 	host host.Host
 }
 
 // New serves the stamp protocols on h.
-func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, pipeline *logsigner.LogSigner) (*Service, error) {
-	if pipeline == nil {
-		return nil, errors.New("stamp: no log pipeline")
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, log *authority.Authority) (*Service, error) {
+	if log == nil {
+		return nil, errors.New("stamp: no log")
 	}
 	stamper := NewStamper(key, self, dir, nil)
-	stamper.UseLog(pipeline)
+	stamper.UseLog(log)
 	h.SetStreamHandler(OneShotID, StampHandler(stamper))
-	sessions := &SessionServer{Key: key, Self: self, Dir: dir, Signer: pipeline}
+	sessions := &SessionServer{Key: key, Self: self, Dir: dir, Log: log}
 	h.SetStreamHandler(SessionID, sessions.Handler())
 	return &Service{host: h}, nil
 }

@@ -15,10 +15,10 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
+	"tsnode/node/authority"
 )
 
 // A fake session server: it runs the real key exchange and stamps each
@@ -33,7 +33,7 @@ type answerFunc func(req *protocol.SessionRequest, st *protocol.LogStamp, out *p
 type fakeSessionServer struct {
 	host     host.Host
 	lg       *merklelog.Log
-	signer   *logsigner.LogSigner
+	signer   *authority.Authority
 	received chan *protocol.SessionRequest
 	answer   answerFunc
 }
@@ -84,7 +84,10 @@ func startFakeSessionServer(t testing.TB, answer answerFunc) *fakeSessionServer 
 
 func (f *fakeSessionServer) stampAsync(requester identity.Entry, req *protocol.SessionRequest) <-chan stampResult {
 	ch := make(chan stampResult, 1)
-	f.signer.Submit(requester, req.Hash, req.Nonce, func(st *protocol.LogStamp, err error) { ch <- stampResult{st, err} })
+	go func() {
+		st, err := f.signer.Add(context.Background(), authority.Entry{Requester: requester, Hash: req.Hash, Nonce: req.Nonce})()
+		ch <- stampResult{st, err}
+	}()
 	return ch
 }
 

@@ -2,28 +2,28 @@ package stamp
 
 import (
 	"bufio"
+	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
 	"tsnode/internal/p2pstream"
 )
 
-// SessionServer serves stamp sessions on a LogSigner.
+// SessionServer serves stamp sessions on the authority's log.
 type SessionServer struct {
-	Key    *rsa.PrivateKey
-	Self   identity.Entry
-	Dir    *identity.Directory
-	Signer *logsigner.LogSigner
+	Key  *rsa.PrivateKey
+	Self identity.Entry
+	Dir  *identity.Directory
+	Log  *authority.Authority
 }
 
 const (
@@ -100,14 +100,33 @@ func (srv *SessionServer) accept(s network.Stream, r *bufio.Reader, remote peer.
 	return requester, in, out, nil
 }
 
-// serve reads requests until the requester closes its side, hands them to
-// the signer, and writes the replies as batches complete.
+// answer is a stamp of the session on its way through the log.
+type answer struct {
+	id     uint64
+	future authority.Future
+}
+
+// serve reads requests until the requester closes its side, adds them to
+// the log, and writes the replies as batches complete. The log resolves
+// futures in the order they were added, so one goroutine waits for them
+// in that order and holds none of them back.
 func (srv *SessionServer) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) error {
 	replies := make(chan []byte, protocol.MaxInFlight)
 	slots := make(chan struct{}, protocol.MaxInFlight)
-	var inFlight sync.WaitGroup
+	pending := make(chan answer, protocol.MaxInFlight)
 	writeErr := make(chan error, 1)
 	go func() { writeErr <- writeReplies(s, out, replies, slots) }()
+	go func() {
+		defer close(replies)
+		for a := range pending {
+			st, err := a.future()
+			if err != nil {
+				replies <- protocol.EncodeSessionReply(a.id, nil, protocol.StatusInternal, "the server could not log the stamp")
+			} else {
+				replies <- protocol.EncodeSessionReply(a.id, st, protocol.StatusOK, "")
+			}
+		}
+	}()
 
 	readErr := func() error {
 		for {
@@ -128,19 +147,13 @@ func (srv *SessionServer) serve(s network.Stream, r *bufio.Reader, requester ide
 				return err
 			}
 			slots <- struct{}{}
-			inFlight.Add(1)
-			srv.Signer.Submit(requester, req.Hash, req.Nonce, func(st *protocol.LogStamp, err error) {
-				if err != nil {
-					replies <- protocol.EncodeSessionReply(req.ID, nil, protocol.StatusInternal, "the server could not log the stamp")
-				} else {
-					replies <- protocol.EncodeSessionReply(req.ID, st, protocol.StatusOK, "")
-				}
-				inFlight.Done()
-			})
+			// Stamps submitted are answered even if the session then
+			// fails (§7.7): the log's context is not the session's.
+			f := srv.Log.Add(context.Background(), authority.Entry{Requester: requester, Hash: req.Hash, Nonce: req.Nonce})
+			pending <- answer{id: req.ID, future: f}
 		}
 	}()
-	inFlight.Wait()
-	close(replies)
+	close(pending)
 	if err := <-writeErr; err != nil && readErr == nil {
 		return err
 	}

@@ -14,22 +14,22 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
 	"tsnode/internal/merklelog"
 	"tsnode/internal/testkeys"
 	"tsnode/internal/testnet"
+	"tsnode/node/authority"
 )
 
 // Stamp sessions over real libp2p hosts on 127.0.0.1, with the test-only
 // keys. (Package node imports protocol, so these build hosts with
 // libp2p.New directly.)
 
-// sessionServer is a real server: a LogSigner on a log in t.TempDir(),
+// sessionServer is a real server: the authority on a log in t.TempDir(),
 // serving sessions, one-shot stamps and the log protocol.
 type sessionServer struct {
 	host   host.Host
 	lg     *merklelog.Log
-	signer *logsigner.LogSigner
+	signer *authority.Authority
 	dir    *identity.Directory
 }
 
@@ -39,7 +39,7 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 	lg := openLog(t, t.TempDir())
 	signer := newSigner(t, lg, nil)
 	h := testnet.NewHost(t, "server", listen)
-	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: testnet.Entry(t, "server"), Dir: dir, Signer: signer}
+	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: testnet.Entry(t, "server"), Dir: dir, Log: signer}
 	h.SetStreamHandler(protocol.SessionProtocolID, srv.Handler())
 	stamper := NewStamper(srv.Key, srv.Self, dir, nil)
 	stamper.UseLog(signer)

@@ -1,13 +1,14 @@
 package stamp
 
 import (
+	"context"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 	"tsnode/identity"
-	"tsnode/internal/logsigner"
+	"tsnode/node/authority"
 	"tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,16 +22,17 @@ type Stamper struct {
 	self      identity.Entry
 	dir       *identity.Directory
 	now       func() time.Time
-	signer    *logsigner.LogSigner // if set, serials and times come from its log
+	log       *authority.Authority // if set, serials and times come from its log
 	mu        sync.Mutex
 	serial    uint64
 	lastStamp time.Time
 }
 
-// UseLog makes every stamp a leaf of signer's durable log, which then
-// assigns its serial and time: serials are never reused and times never
-// go backwards across restarts, and one-shot stamps are auditable too.
-func (s *Stamper) UseLog(signer *logsigner.LogSigner) { s.signer = signer }
+// UseLog makes every stamp a leaf of the authority's durable log, which
+// then assigns its serial and time: serials are never reused and times
+// never go backwards across restarts, and one-shot stamps are auditable
+// too.
+func (s *Stamper) UseLog(a *authority.Authority) { s.log = a }
 
 // NewStamper makes a Stamper for the server identity self whose private
 // key is key. now may be nil (time.Now).
@@ -85,7 +87,7 @@ func (s *Stamper) Handle(remote peer.ID, sealed []byte) ([]byte, *protocol.State
 		return nil, nil, &StampError{protocol.StatusPeerMismatch, fmt.Sprintf("request claims id %q (peer %s) but was sent by peer %s", req.RequesterID, claimed.PeerID, remote)}
 	}
 	var st *protocol.Statement
-	if s.signer != nil {
+	if s.log != nil {
 		if st, err = s.logged(claimed, req); err != nil {
 			return nil, nil, &StampError{protocol.StatusInternal, "the server could not log the stamp"}
 		}
@@ -115,18 +117,15 @@ func (s *Stamper) unlogged(claimed identity.Entry, req *protocol.StampRequest) *
 	}
 }
 
+// logged appends the stamp to the log and signs it once its leaf is
+// durable: a v1 reply carries the statement's own signature, so it does
+// not wait for a tree head.
 func (s *Stamper) logged(requester identity.Entry, req *protocol.StampRequest) (*protocol.Statement, error) {
-	type result struct {
-		st  *protocol.LogStamp
-		err error
+	st, err := s.log.AddDurable(context.Background(), authority.Entry{Requester: requester, Hash: req.DocumentHash, Nonce: req.Nonce})()
+	if err != nil {
+		return nil, err
 	}
-	ch := make(chan result, 1)
-	s.signer.Submit(requester, req.DocumentHash, req.Nonce, func(st *protocol.LogStamp, err error) { ch <- result{st, err} })
-	r := <-ch
-	if r.err != nil {
-		return nil, r.err
-	}
-	return r.st.Statement, nil
+	return st.Statement, nil
 }
 
 // seal signs st and seals it to the requester.
