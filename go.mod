@@ -1,4 +1,4 @@
-module tsnode
+module github.com/tsnode/tsnode
 
 go 1.26.0
 

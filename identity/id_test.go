@@ -6,7 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Only the base58btc text of a peer ID is accepted (PROTOCOL.md §1.4);

@@ -23,8 +23,8 @@ import (
 
 	"github.com/youmark/pkcs8"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // wrongPassphrase is a distinctive secret: it must never show up in an error.

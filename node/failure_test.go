@@ -9,11 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/node/relay"
-	"tsnode/node/stamp"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/node/relay"
+	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // stampDoc gets a valid receipt for data through r.

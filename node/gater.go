@@ -6,7 +6,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // directoryGater lets a connection through only when the peer's key is in

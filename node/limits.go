@@ -8,7 +8,7 @@ import (
 	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // Resource limits of tsnode's own protocols. go-libp2p's defaults suit

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"tsnode/node/stamp"
+
+	"github.com/tsnode/tsnode/node/stamp"
 )
 
 // TestManyStreamsFromOnePeer: one requester may hold far more stamp

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // TestProcessAll stamps and relays documents several at a time: results

@@ -14,10 +14,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/node/relay"
-	"tsnode/node/stamp"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node/relay"
+	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // Requester gets documents stamped and relays them to a verifier, over one

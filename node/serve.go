@@ -9,12 +9,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/internal/merklelog"
-	"tsnode/node/authority"
-	"tsnode/node/logsync"
-	"tsnode/node/relay"
-	"tsnode/node/stamp"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/node/logsync"
+	"github.com/tsnode/tsnode/node/relay"
+	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // Service is a started server or verifier.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/node/logsync"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/node/logsync"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // A server restarted on the same data directory continues its log:

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/internal/testkeys"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // The two attacks of issue 7, against a real verifier over TCP and QUIC:

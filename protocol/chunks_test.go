@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 func testGCM(t testing.TB, keyByte byte) cipher.AEAD {

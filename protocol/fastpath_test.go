@@ -11,8 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // Tests of the shortcuts of the stamp hot paths: each must give exactly

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Fuzz targets of the binary encodings, seeded from testdata/vectors.

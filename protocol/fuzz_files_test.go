@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // Fuzz targets of the JSON files a verifier reads (receipts, consistency

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // Fuzz targets of sealed boxes and of the wire messages of the session,

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // entry returns the identity entry of a test key ("server", "1000",

@@ -22,9 +22,9 @@ func TestProtocolIsPure(t *testing.T) {
 		"github.com/libp2p/go-libp2p/core/network",
 		"github.com/libp2p/go-libp2p/core/transport",
 		"github.com/ipfs/go-log",
-		"tsnode/internal/merklelog",
-		"tsnode/internal/crtsign",
-		"tsnode/node",
+		"github.com/tsnode/tsnode/internal/merklelog",
+		"github.com/tsnode/tsnode/internal/crtsign",
+		"github.com/tsnode/tsnode/node",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, f := range forbidden {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // A receipt that two JSON parsers could read differently is refused, as

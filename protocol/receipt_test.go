@@ -17,8 +17,8 @@ import (
 	"testing/iotest"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // sampleReceipt is a valid receipt for sampleStatement, signed by "server".

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // logFixture is a real log of 7 stamps in three batches: [0], [1..5], [6].

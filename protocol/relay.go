@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Relay protocol /tsnode/relay/1.0.0: the requester sends a header sealed

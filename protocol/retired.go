@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // LoadRetiredKeys reads the retired keys of keysDir/public/retired/

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // retiredDir lays out a keys directory whose public/<id>.pem files are

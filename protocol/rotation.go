@@ -11,7 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Key rotation (PROTOCOL.md §1.6): an authority replaces its key by

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // sampleRotation retires the test key "server" in favour of "outsider".

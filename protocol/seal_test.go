@@ -10,7 +10,7 @@ import (
 	"errors"
 	"testing"
 
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 const testContext = "tsnode/test/v1"

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Stamp protocol /tsnode/stamp/1.0.0: one request and one response per

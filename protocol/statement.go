@@ -10,7 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // StatementTag is the first field of a signed timestamp statement: domain

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
 )
 
 // The pure core's tests need real logs and signed heads, but not the

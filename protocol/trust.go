@@ -9,7 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // RetiredKey is an authority key that was replaced by a rotation

@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // The one verification path. Every check of a signed statement, a tree

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/bench"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/bench"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 func TestUsageErrors(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"tsnode/identity"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 const defaultKeysDir = "./keys"

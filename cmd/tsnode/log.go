@@ -8,10 +8,10 @@ import (
 	"os"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/node"
-	"tsnode/node/logsync"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node"
+	"github.com/tsnode/tsnode/node/logsync"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 func cmdLog(args []string, stdout, stderr io.Writer) error {

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/node"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // defaultIDs is the prototype's mapping of roles to ids.

@@ -6,8 +6,8 @@ import (
 	"io"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // rotateKey is keygen --rotate (PROTOCOL.md §1.6): the current key of id

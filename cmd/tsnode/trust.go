@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"tsnode/identity"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // trustFlag is the repeatable --trust ID flag: the authorities whose

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // writeSignedReceipt writes a v1 receipt for doc signed with the test key

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"tsnode/identity"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/node"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/node"
 )
 
 // serverEnv makes the test binary act as `tsnode --role server`, so the

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // closedLoop keeps cfg.InFlight stamps in flight: each of as many

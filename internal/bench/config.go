@@ -21,8 +21,8 @@ import (
 	"strings"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // The flows a run can measure.

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // LateThreshold: a request the open loop sends this long or more after

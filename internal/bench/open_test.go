@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/node"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/node"
 )
 
 func TestFixedSchedule(t *testing.T) {

@@ -13,10 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/node"
-	"tsnode/node/stamp"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node"
+	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // Run runs every flow of cfg in turn and returns the report. It returns

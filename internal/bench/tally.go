@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // tally is what the closed and the open loop share: the stop signal, the

@@ -11,8 +11,8 @@ import (
 	"math/big"
 	"testing"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // PKCS#1 v1.5 is deterministic: the signer must give crypto/rsa's bytes.

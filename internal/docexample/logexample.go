@@ -10,10 +10,10 @@ import (
 	"os"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
-	"tsnode/node/authority"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // The v2 example: a log of seven leaves written by the real authority (node/authority) in

@@ -51,10 +51,10 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/node/stamp"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // The fixed inputs of the example.

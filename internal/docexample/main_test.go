@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/node/authority"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 func testRoot(t *testing.T) string {

@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	bolt "go.etcd.io/bbolt"
 )

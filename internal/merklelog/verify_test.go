@@ -4,7 +4,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	"golang.org/x/mod/sumdb/tlog"
 )

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Passphrase of every test-only key in testdata/.

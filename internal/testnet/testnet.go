@@ -21,9 +21,9 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // Transports are the loopback listen addresses every service is tested on.

@@ -30,10 +30,10 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/identity"
-	"tsnode/internal/crtsign"
-	"tsnode/internal/merklelog"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/crtsign"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 const (

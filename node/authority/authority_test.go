@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // Concurrent adders: serials are contiguous and unique, every stamp

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Benchmarks of the whole pipeline, in process, with a real merklelog in

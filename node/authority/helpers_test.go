@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"tsnode/identity"
-	"tsnode/internal/crtsign"
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/crtsign"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 var logTime = time.Date(2026, 3, 4, 5, 6, 7, 890123456, time.UTC)

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/internal/merklelog"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // batch is what one Append made of the requests taken from the queue,

@@ -15,9 +15,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/identity"
-	"tsnode/internal/p2pstream"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/p2pstream"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 const (

@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
-	"tsnode/node/authority"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 )

@@ -5,11 +5,11 @@ import (
 	"crypto/cipher"
 	"testing"
 
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
-	"tsnode/node/authority"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 func fill(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }

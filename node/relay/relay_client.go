@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"time"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // Client relays documents with their receipts to a verifier, as the

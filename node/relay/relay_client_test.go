@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // recorder collects frames written by sendDocument and fails once it has

@@ -18,9 +18,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/internal/p2pstream"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/p2pstream"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // The relay protocol, /tsnode/relay/1.0.0 (docs/PROTOCOL.md §9): a

@@ -11,15 +11,16 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
 )
 
 // The verifier's relay handler over a real host, fed by a hand-made

@@ -1,7 +1,7 @@
 package stamp
 
 import (
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/protocol"
 
 	"bufio"
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"tsnode/identity"
-	"tsnode/internal/p2pstream"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/p2pstream"
 )
 
 // StampHandler serves the stamp protocol with a Stamper.

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"tsnode/protocol"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/protocol"
+
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
 )
 
 // One-shot stamps (/tsnode/stamp/1.0.0) over real hosts, numbered by the

@@ -12,9 +12,9 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/host"
 
-	"tsnode/identity"
-	"tsnode/node/authority"
-	"tsnode/protocol"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 const (

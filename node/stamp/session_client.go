@@ -11,12 +11,13 @@ import (
 	"runtime"
 	"sync"
 	"time"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"tsnode/identity"
+	"github.com/tsnode/tsnode/identity"
 )
 
 // ErrSessionClosed is returned for stamps asked of a closed session.

@@ -8,17 +8,18 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
-	"tsnode/node/authority"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/node/authority"
 )
 
 // A fake session server: it runs the real key exchange and stamps each

@@ -8,14 +8,15 @@ import (
 	"fmt"
 	"io"
 	"time"
-	"tsnode/node/authority"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"tsnode/identity"
-	"tsnode/internal/p2pstream"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/p2pstream"
 )
 
 // SessionServer serves stamp sessions on the authority's log.

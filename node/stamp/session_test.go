@@ -8,16 +8,17 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"tsnode/identity"
-	"tsnode/internal/merklelog"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
-	"tsnode/node/authority"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/node/authority"
 )
 
 // Stamp sessions over real libp2p hosts on 127.0.0.1, with the test-only

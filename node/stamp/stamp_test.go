@@ -9,11 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"tsnode/protocol"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/protocol"
+
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
 )
 
 // fakeClock returns the times it is given, in order, then repeats the

@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"sync"
 	"time"
-	"tsnode/identity"
-	"tsnode/node/authority"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )

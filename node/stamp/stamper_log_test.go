@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"testing"
 	"time"
-	"tsnode/internal/testkeys"
-	"tsnode/internal/testnet"
-	"tsnode/protocol"
+
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // A Stamper using the log numbers one-shot stamps from the log: serials

@@ -10,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"tsnode/identity"
-	"tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 func main() {
