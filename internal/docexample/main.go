@@ -167,7 +167,7 @@ func moduleRoot() (string, error) {
 	}
 	for {
 		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(b, []byte("module tsnode\n")) {
+		if err == nil && bytes.HasPrefix(b, []byte("module github.com/tsnode/tsnode\n")) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
