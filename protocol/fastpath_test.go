@@ -18,7 +18,7 @@ import (
 // Tests of the shortcuts of the stamp hot paths: each must give exactly
 // what the general path gives.
 
-// encodeWith with the peer IDs' strings is EncodeLeaf / Encode.
+// EncodeWith with the peer IDs' strings is EncodeLeaf / Encode.
 func TestEncodeWithIsEncode(t *testing.T) {
 	st := sampleStatement(t)
 	for _, tag := range []string{LeafTag, StatementTag} {

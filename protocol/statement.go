@@ -65,7 +65,7 @@ func (s *Statement) encode(tag string) []byte {
 	return s.EncodeWith(tag, s.RequesterPeer.String(), s.ServerPeer.String())
 }
 
-// encodeWith is encode with the peer IDs' strings already computed
+// EncodeWith is encode with the peer IDs' strings already computed
 // (they must be RequesterPeer.String() and ServerPeer.String()): base58
 // encoding is a large part of the cost of a leaf.
 func (s *Statement) EncodeWith(tag, requesterPeer, serverPeer string) []byte {

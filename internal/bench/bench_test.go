@@ -96,7 +96,7 @@ func testServer(args []string) int {
 //	    -bench Flows -benchtime 1x -cpuprofile /tmp/client.prof ./internal/bench/
 //
 // TSNODE_BENCH_FLOWS, _DURATION and _INFLIGHT change the run (defaults
-// session, 10s, 256).
+// session, 10s, 256); TSNODE_BENCH_RATE runs the open loop instead.
 func BenchmarkFlows(b *testing.B) {
 	keys := b.TempDir()
 	testkeys.WriteKeysDir(b, keys, identity.ServerID, identity.RequesterID, identity.VerifierID)
@@ -114,7 +114,11 @@ func BenchmarkFlows(b *testing.B) {
 	if cfg.Duration, err = time.ParseDuration(cmp.Or(os.Getenv("TSNODE_BENCH_DURATION"), "10s")); err != nil {
 		b.Fatal(err)
 	}
-	if cfg.InFlight, err = strconv.Atoi(cmp.Or(os.Getenv("TSNODE_BENCH_INFLIGHT"), "256")); err != nil {
+	if rate := os.Getenv("TSNODE_BENCH_RATE"); rate != "" {
+		if cfg.Rate, err = strconv.ParseFloat(rate, 64); err != nil {
+			b.Fatal(err)
+		}
+	} else if cfg.InFlight, err = strconv.Atoi(cmp.Or(os.Getenv("TSNODE_BENCH_INFLIGHT"), "256")); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {

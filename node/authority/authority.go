@@ -28,6 +28,7 @@ import (
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/tsnode/tsnode/identity"
@@ -44,9 +45,11 @@ const (
 	// latency is about a signature plus half of it, and the signing cost
 	// per stamp is a signature's CPU over the stamps of MaxWait.
 	DefaultMaxWait = 20 * time.Millisecond
-	// signBudget is the signing CPU a stamp is worth: a head of
+	// signBudget is the signing time a stamp is worth: a head of
 	// signature-time/signBudget stamps is signed without waiting longer.
-	signBudget = 25 * time.Microsecond
+	// It is wall time; the CRT signer uses two cores for it, so a stamp
+	// pays about twice this in CPU.
+	signBudget = 12 * time.Microsecond
 	// quietGap is how long no stamp must arrive, after a signature during
 	// which none arrived, to conclude that every requester is waiting for
 	// an answer (a closed loop, or a lone stamp): waiting longer would only
@@ -146,6 +149,8 @@ type Authority struct {
 	lastAdd atomic.Int64
 	start   time.Time
 
+	peerStrs map[peer.ID]string // appender only
+
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
 	stopped chan struct{}
@@ -162,8 +167,9 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 	a := &Authority{
 		log: log, signer: signer, self: self, now: time.Now,
 		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait,
-		start:   time.Now(),
-		stopped: make(chan struct{}),
+		start:    time.Now(),
+		stopped:  make(chan struct{}),
+		peerStrs: map[peer.ID]string{},
 	}
 	for _, o := range opts {
 		o(a)

@@ -9,10 +9,10 @@ import (
 func TestPace(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	const maxWait = 20 * time.Millisecond
-	// A 10 ms signature: K = 400 stamps.
+	// A 10 ms signature: K = 10 ms / signBudget stamps.
 	newP := func() *pacer { return newPacer(maxWait, 4096, 10*time.Millisecond) }
-	if k := newP().worth(); k != 400 {
-		t.Fatalf("K = %d, want 400", k)
+	if k, want := newP().worth(), int(10*time.Millisecond/signBudget); k != want {
+		t.Fatalf("K = %d, want %d", k, want)
 	}
 
 	t.Run("lone stamp signed at once", func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestPace(t *testing.T) {
 		if wait <= 0 || wait > maxWait-5*time.Millisecond {
 			t.Fatalf("waits %v, want at most the %v left of MaxWait", wait, maxWait-5*time.Millisecond)
 		}
-		if sign, _ := p.decide(state{now: now, stamps: 400, oldest: start, oldestAny: start, lastAdd: now}); !sign {
+		if sign, _ := p.decide(state{now: now, stamps: p.worth(), oldest: start, oldestAny: start, lastAdd: now}); !sign {
 			t.Fatal("K stamps pending, no signature")
 		}
 		s.now, s.lastAdd = start.Add(maxWait), start.Add(maxWait)

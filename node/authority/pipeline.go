@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -72,6 +73,7 @@ func (a *Authority) append(reqs []*request) *batch {
 		}
 	}
 	if len(live) > 0 {
+		serverPeer := a.peerString(a.self.PeerID)
 		mb, err := a.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
 			leaves := make([][]byte, len(live))
 			for i, r := range live {
@@ -86,7 +88,7 @@ func (a *Authority) append(reqs []*request) *batch {
 					ServerPeer:    a.self.PeerID,
 					Nonce:         r.e.Nonce,
 				}
-				r.leaf = r.stmt.EncodeLeaf()
+				r.leaf = r.stmt.EncodeWith(protocol.LeafTag, a.peerString(r.e.Requester.PeerID), serverPeer)
 				leaves[i] = r.leaf
 			}
 			return leaves, nil
@@ -286,4 +288,18 @@ func signHead(s crypto.Signer, h *protocol.TreeHead) (*protocol.SignedTreeHead, 
 		return nil, err
 	}
 	return &protocol.SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+}
+
+// peerString is p.String(), remembered for the peers that stamp: base58
+// encoding is a large part of the cost of a leaf. Appender only.
+func (a *Authority) peerString(p peer.ID) string {
+	if str, ok := a.peerStrs[p]; ok {
+		return str
+	}
+	if len(a.peerStrs) >= 4096 {
+		clear(a.peerStrs)
+	}
+	str := p.String()
+	a.peerStrs[p] = str
+	return str
 }
