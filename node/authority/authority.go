@@ -58,6 +58,9 @@ const (
 	// durableCover bounds how long leaves that nobody waits for (those of
 	// AddDurable) stay outside a signed head.
 	durableCover = time.Second
+	// appendLinger bounds how long the appender gathers stamps for one
+	// append when they arrive densely.
+	appendLinger = 5 * time.Millisecond
 	// rateWindow is the time constant of the arrival-rate estimate.
 	rateWindow = 100 * time.Millisecond
 	// appendedDepth is how many appended batches may wait for the pacer
@@ -149,7 +152,8 @@ type Authority struct {
 	lastAdd atomic.Int64
 	start   time.Time
 
-	peerStrs map[peer.ID]string // appender only
+	peerStrs  map[peer.ID]string // appender only
+	worthHint atomic.Int64       // the pacer's K, for the appender
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -192,6 +196,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		a.head.Store(sth)
 	}
 	p := newPacer(a.maxWait, a.maxBatch, signTime)
+	a.worthHint.Store(int64(p.worth()))
 	go a.appendLoop()
 	go a.paceLoop(p)
 	go a.deliverLoop()

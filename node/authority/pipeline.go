@@ -39,25 +39,64 @@ type group struct {
 
 // appendLoop appends the queued stamps, batch after batch, and hands each
 // batch to the pacer. Appends run while a head is being signed, so stamps
-// are durable by the time the pacer wants them.
+// are durable by the time the pacer wants them. When stamps arrive densely
+// (the last batch held more than one), it lingers a little to append more
+// of them at once: every append is a bbolt transaction and an fsync, and
+// a head waits for its stamps anyway; a lone stamp is appended at once.
 func (a *Authority) appendLoop() {
 	defer close(a.appended)
+	dense := false
 	for first := range a.queue {
 		reqs := append(make([]*request, 0, 64), first)
-	drain:
-		for len(reqs) < a.maxBatch {
-			select {
-			case r, ok := <-a.queue:
-				if !ok {
-					break drain
-				}
-				reqs = append(reqs, r)
-			default:
-				break drain
-			}
+		reqs = a.drain(reqs)
+		if dense {
+			reqs = a.linger(reqs)
 		}
+		dense = len(reqs) > 1
 		a.appended <- a.append(reqs)
 	}
+}
+
+// drain takes what is queued, up to MaxBatch.
+func (a *Authority) drain(reqs []*request) []*request {
+	for len(reqs) < a.maxBatch {
+		select {
+		case r, ok := <-a.queue:
+			if !ok {
+				return reqs
+			}
+			reqs = append(reqs, r)
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+// linger keeps taking stamps for up to appendLinger after the first one,
+// until the batch is worth a head, a stamp of AddDurable (whose requester
+// waits for the append alone) is in it, or none arrives for quietGap.
+func (a *Authority) linger(reqs []*request) []*request {
+	deadline := reqs[0].added.Add(min(appendLinger, a.maxWait/2))
+	worth := int(a.worthHint.Load())
+	timer := time.NewTimer(quietGap)
+	defer timer.Stop()
+	for len(reqs) < a.maxBatch && len(reqs) < worth && time.Now().Before(deadline) {
+		if reqs[len(reqs)-1].durable {
+			return reqs
+		}
+		timer.Reset(min(quietGap, time.Until(deadline)))
+		select {
+		case r, ok := <-a.queue:
+			if !ok {
+				return reqs
+			}
+			reqs = a.drain(append(reqs, r))
+		case <-timer.C:
+			return reqs
+		}
+	}
+	return reqs
 }
 
 // append makes the live requests of reqs one durable batch and answers
@@ -231,6 +270,7 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	t0 := time.Now()
 	g.sth, g.err = a.sign(g.size, last.b.Root, last.b.Time)
 	p.signed(time.Since(t0), a.added.Load() == before)
+	a.worthHint.Store(int64(p.worth()))
 	if g.err != nil {
 		g.err = fmt.Errorf("authority: signing the tree head of size %d: %w", g.size, g.err)
 		log.Errorw("tree head signature failed", "size", g.size, "stamps", stamps, "err", g.err)
