@@ -27,13 +27,14 @@ type Service struct {
 // StartServer starts a timestamp server whose Merkle log lives in
 // dataDir: stamp sessions (/tsnode/stamp/2.0.0), one-shot stamps
 // (/tsnode/stamp/1.0.0) and the log protocol on a host listening on
-// listen.
-func StartServer(id *Identity, listen []string, dataDir string) (*Service, error) {
+// listen. opts tune the authority's batching (authority.WithMaxWait,
+// WithMaxBatch).
+func StartServer(id *Identity, listen []string, dataDir string, opts ...authority.Option) (*Service, error) {
 	lg, err := merklelog.Open(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	signer, err := authority.New(lg, authority.SignerFor(id.Key), id.Self)
+	signer, err := authority.New(lg, authority.SignerFor(id.Key), id.Self, opts...)
 	if err != nil {
 		lg.Close()
 		return nil, err

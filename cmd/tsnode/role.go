@@ -14,6 +14,7 @@ import (
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node"
+	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -33,7 +34,8 @@ type roleFlags struct {
 	oneShot                            bool
 	parallel                           int
 	maxDocument                        byteSize
-	timeout                            time.Duration
+	timeout, maxWait                   time.Duration
+	maxBatch                           int
 	trust                              *trustFlag
 }
 
@@ -58,6 +60,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
 	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
+	fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "server: the longest a stamp waits for its tree head to start being signed (longer: fewer signatures, less CPU; shorter: lower latency)")
+	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	pos, err := parseInterspersed(fs, args)
@@ -119,6 +123,12 @@ func (f *roleFlags) check() error {
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
 	}
+	if f.maxWait < 0 || f.maxWait > time.Second {
+		return usageErr("--max-wait %v: want 0 to 1s", f.maxWait)
+	}
+	if f.maxBatch < 1 || f.maxBatch > authority.DefaultMaxBatch {
+		return usageErr("--max-batch %d: want 1 to %d", f.maxBatch, authority.DefaultMaxBatch)
+	}
 	if f.parallel < 1 || f.parallel > 256 {
 		return usageErr("--parallel %d: want 1 to 256", f.parallel)
 	}
@@ -167,7 +177,8 @@ func listenOr(listen []string, port int) []string {
 }
 
 func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
-	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data)
+	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data,
+		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch))
 	if err != nil {
 		return err
 	}
