@@ -27,6 +27,8 @@ func TestUsageErrors(t *testing.T) {
 		{"parallel zero", []string{"--role", "requester", "--parallel", "0", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "--file", "f"}, "--parallel 0"},
 		{"max-document not a size", []string{"--role", "verifier", "--max-document", "lots"}, "flag -max-document: want a positive size"},
 		{"bad id", []string{"--role", "server", "--id", "../etc"}, "invalid id"},
+		{"max-wait negative", []string{"--role", "server", "--max-wait", "-1ms"}, "--max-wait -1ms"},
+		{"max-batch too large", []string{"--role", "server", "--max-batch", "5000"}, "--max-batch 5000: want 1 to 4096"},
 		{"stray argument", []string{"--role", "server", "extra"}, "unexpected arguments"},
 		{"keygen without id", []string{"keygen", "--keys", keys}, "--id"},
 		{"keygen path id", []string{"keygen", "--id", "../../x", "--keys", keys, "--passphrase-file", pass}, "invalid id"},

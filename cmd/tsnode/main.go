@@ -2,7 +2,7 @@
 //
 //	tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
 //	tsnode id [--keys DIR]
-//	tsnode verify --receipt R [--keys DIR] FILE
+//	tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
 //	tsnode --role server|verifier|requester [flags]
 //
 // Run `tsnode help` for every flag.
@@ -129,14 +129,14 @@ func usage(w io.Writer) {
 Usage:
   tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
   tsnode id [--keys DIR]
-  tsnode verify --receipt R [--keys DIR] FILE
-  tsnode verify --consistency P [--keys DIR]
-  tsnode log --server MADDR [--keys DIR] [--from R1 [--to R2] [--out P]]
-  tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N] [--requesters N] [--json F]
-  tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...]
-  tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR]
+  tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
+  tsnode verify --consistency P [--keys DIR] [--trust ID ...]
+  tsnode log --server MADDR [--keys DIR] [--trust ID ...] [--from R1 [--to R2] [--out P]]
+  tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
+  tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--max-wait D]
+  tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
-                          --file PATH [--file PATH ...] [--out DIR]
+                          --file PATH [--file PATH ...] [--out DIR] [--trust ID ...]
 
 The passphrase of a private key comes from --passphrase-file, else from
 $TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.
