@@ -49,6 +49,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -157,7 +158,7 @@ func Open(dir string) (*Log, error) {
 func openDB(path string) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("merklelog: %s is in use: another process (or another Open in this one) holds its lock; gave up after %v", path, lockTimeout)
 		}
 		return nil, fmt.Errorf("merklelog: open %s (not a valid log database?): %w", path, err)
@@ -432,7 +433,7 @@ func (l *Log) view(fn func(size uint64, r tlog.HashReader, tx *bolt.Tx) error) e
 		}
 		return fn(h.size, hashReader{tx.Bucket(bucketHashes)}, tx)
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err

@@ -88,13 +88,13 @@ func TestConcurrentStamps(t *testing.T) {
 	if h := a.Head(); h == nil || h.Head.Size != uint64(len(stamps)) {
 		t.Fatalf("Head() = %+v, want size %d", h, len(stamps))
 	}
-	p, err := a.ConsistencyProof(3, uint64(len(stamps)))
-	if err != nil {
+	if _, err := a.ConsistencyProof(3, uint64(len(stamps))); err != nil {
 		t.Fatal(err)
 	}
 	old := heads[prevSize(heads, 3)]
 	if old != nil {
-		if p, err = a.ConsistencyProof(old.Head.Size, a.Head().Head.Size); err != nil {
+		p, err := a.ConsistencyProof(old.Head.Size, a.Head().Head.Size)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := tr.CheckConsistency(old, a.Head(), p); err != nil {

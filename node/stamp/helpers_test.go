@@ -30,12 +30,6 @@ func flip(b []byte, i int) []byte {
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func entry(t testing.TB, id identity.ID) identity.Entry { return testnet.Entry(t, id) }
-
-func trustOf(t testing.TB, dir *identity.Directory, ids ...identity.ID) *protocol.Trust {
-	return testnet.Trust(t, dir, ids...)
-}
-
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 func cloneStatement(s *protocol.Statement) *protocol.Statement {
