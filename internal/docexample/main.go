@@ -52,7 +52,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/node/stamp"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -216,9 +218,28 @@ func generate(root string) ([]file, error) {
 		return nil, fmt.Errorf("sealed request layout differs from the specification")
 	}
 
-	// The server's side, as the stamp handler runs it for a stream from
-	// the requester's authenticated peer ID.
-	stamper := stamp.NewStamper(serverKey, server, dir, func() time.Time { return stampTime })
+	// The server's side, as the one-shot handler runs it for a stream
+	// from the requester's authenticated peer ID: the authority on a
+	// fresh log, whose clock reads stampTime.
+	logDir, err := os.MkdirTemp("", "tsnode-docexample-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(logDir)
+	lg, err := merklelog.Open(logDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lg.Close()
+	auth, err := authority.New(lg, serverKey, server, authority.WithClock(func() time.Time { return stampTime }))
+	if err != nil {
+		return nil, err
+	}
+	defer auth.Close()
+	stamper, err := stamp.NewStamper(serverKey, server, dir, auth)
+	if err != nil {
+		return nil, err
+	}
 	sealedReply, _, err := stamper.Handle(requester.PeerID, sealedReq)
 	if err != nil {
 		return nil, fmt.Errorf("server refused the example request: %w", err)
@@ -404,8 +425,7 @@ func exampleSection(docHash []byte, fields []field, signed, sig, receiptJSON []b
 
 	p("### 12.1 A one-shot stamp and its v1 receipt\n\n")
 	p("The server's clock reads %s; the requester's nonce is the bytes 00 to 1f. ", protocol.FormatTime(stampTime))
-	p("This stamp comes from a server without a log (`stamp.Stamper` alone), which numbers stamps from 1; ")
-	p("tsnode's server role logs every stamp, and its serials are leaf indexes from 0 (§4.1).\n\n")
+	p("The stamp comes from the server's one-shot code on a fresh log, so it is leaf 0 of that log and its serial is 0 (§4.1).\n\n")
 	p("Document `docs/example/hello.txt`: the 12 bytes `hello world\\n`.\n\n")
 	p("```\n%s\n```\n\n", hexLines(document, 0, ""))
 	p("Document hash (SHA-256, lowercase hex):\n\n```\n%x\n```\n\n", docHash)

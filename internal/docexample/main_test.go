@@ -404,7 +404,7 @@ func TestOpensslCommands(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the §11 v2 commands reject docs/example: %v\n%s%s", err, out, errOut)
 		}
-		want := strings.Replace(shown, "2026-11-25T12:00:00.123456789Z, serial 1,", "2026-11-25T12:00:01.300000000Z, serial 5,", 1)
+		want := strings.Replace(shown, "2026-11-25T12:00:00.123456789Z, serial 0,", "2026-11-25T12:00:01.300000000Z, serial 5,", 1)
 		if out != want {
 			t.Errorf("the §11 v2 commands print\n%s\nwant\n%s", out, want)
 		}

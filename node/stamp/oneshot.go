@@ -18,8 +18,8 @@ import (
 	"github.com/tsnode/tsnode/internal/p2pstream"
 )
 
-// StampHandler serves the stamp protocol with a Stamper.
-func StampHandler(st *Stamper) network.StreamHandler {
+// oneShotHandler serves one-shot stamps with a Stamper.
+func oneShotHandler(st *Stamper) network.StreamHandler {
 	return func(s network.Stream) {
 		release, err := p2pstream.Prepare(s, protocol.StampServiceName, protocol.MaxStampRequestSize+protocol.MaxStampResponseSize)
 		if err != nil {

@@ -38,10 +38,12 @@ func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Di
 	if log == nil {
 		return nil, errors.New("stamp: no log")
 	}
-	stamper := NewStamper(key, self, dir, nil)
-	stamper.UseLog(log)
-	h.SetStreamHandler(OneShotID, StampHandler(stamper))
-	sessions := &SessionServer{Key: key, Self: self, Dir: dir, Log: log}
+	stamper, err := NewStamper(key, self, dir, log)
+	if err != nil {
+		return nil, err
+	}
+	h.SetStreamHandler(OneShotID, oneShotHandler(stamper))
+	sessions := &sessionHandler{Key: key, Self: self, Dir: dir, Log: log}
 	h.SetStreamHandler(SessionID, sessions.Handler())
 	return &Service{host: h}, nil
 }

@@ -43,7 +43,7 @@ func startFakeSessionServer(t testing.TB, answer answerFunc) *fakeSessionServer 
 	t.Helper()
 	lg := openLog(t, t.TempDir())
 	f := &fakeSessionServer{lg: lg, signer: newSigner(t, lg, nil), received: make(chan *protocol.SessionRequest, 100), answer: answer}
-	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: testnet.Entry(t, "server"), Dir: testkeys.Directory(t, "server", "1000", "2000")}
+	srv := &sessionHandler{Key: testkeys.Private(t, "server"), Self: testnet.Entry(t, "server"), Dir: testkeys.Directory(t, "server", "1000", "2000")}
 	f.host = testnet.NewHost(t, "server", testnet.Transports[0].Listen)
 	f.host.SetStreamHandler(protocol.SessionProtocolID, func(s network.Stream) {
 		r := bufio.NewReader(s)

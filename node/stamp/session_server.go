@@ -19,8 +19,8 @@ import (
 	"github.com/tsnode/tsnode/internal/p2pstream"
 )
 
-// SessionServer serves stamp sessions on the authority's log.
-type SessionServer struct {
+// sessionHandler serves stamp sessions on the authority's log.
+type sessionHandler struct {
 	Key  *rsa.PrivateKey
 	Self identity.Entry
 	Dir  *identity.Directory
@@ -33,7 +33,7 @@ const (
 )
 
 // Handler returns the session stream handler.
-func (srv *SessionServer) Handler() network.StreamHandler {
+func (srv *sessionHandler) Handler() network.StreamHandler {
 	return func(s network.Stream) {
 		remote := s.Conn().RemotePeer()
 		release, err := p2pstream.Prepare(s, protocol.SessionServiceName, sessionReadBuffer+sessionWriteBuffer+protocol.MaxSessionReplySize)
@@ -60,7 +60,7 @@ func (srv *SessionServer) Handler() network.StreamHandler {
 
 // accept runs the key exchange. On failure the stream is already closed
 // or reset.
-func (srv *SessionServer) accept(s network.Stream, r *bufio.Reader, remote peer.ID) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
+func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer.ID) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
 	_ = s.SetDeadline(time.Now().Add(protocol.SessionHelloTimeout))
 	frame, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
 	if err != nil {
@@ -111,7 +111,7 @@ type answer struct {
 // the log, and writes the replies as batches complete. The log resolves
 // futures in the order they were added, so one goroutine waits for them
 // in that order and holds none of them back.
-func (srv *SessionServer) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) error {
+func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) error {
 	replies := make(chan []byte, protocol.MaxInFlight)
 	slots := make(chan struct{}, protocol.MaxInFlight)
 	pending := make(chan answer, protocol.MaxInFlight)

@@ -40,11 +40,11 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 	lg := openLog(t, t.TempDir())
 	signer := newSigner(t, lg, nil)
 	h := testnet.NewHost(t, "server", listen)
-	srv := &SessionServer{Key: testkeys.Private(t, "server"), Self: testnet.Entry(t, "server"), Dir: dir, Log: signer}
-	h.SetStreamHandler(protocol.SessionProtocolID, srv.Handler())
-	stamper := NewStamper(srv.Key, srv.Self, dir, nil)
-	stamper.UseLog(signer)
-	h.SetStreamHandler(protocol.StampProtocolID, StampHandler(stamper))
+	svc, err := New(h, testkeys.Private(t, "server"), testnet.Entry(t, "server"), dir, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
 	return &sessionServer{host: h, lg: lg, signer: signer, dir: dir}
 }
 

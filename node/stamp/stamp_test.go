@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/protocol"
 
 	"github.com/tsnode/tsnode/identity"
@@ -38,6 +39,7 @@ type stampFixture struct {
 	server, r1000, r2000  identity.Entry
 	clock                 *fakeClock
 	stamper               *Stamper
+	log                   *authority.Authority
 	serverKey, requestKey *rsa.PrivateKey
 }
 
@@ -61,7 +63,15 @@ func newStampFixture(t *testing.T, times ...time.Time) *stampFixture {
 			t.Fatal(err)
 		}
 	}
-	f.stamper = NewStamper(f.serverKey, f.server, f.dir, f.clock.now)
+	a, err := authority.New(openLog(t, t.TempDir()), f.serverKey, f.server, authority.WithClock(f.clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	f.log = a
+	if f.stamper, err = NewStamper(f.serverKey, f.server, f.dir, a); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -98,8 +108,8 @@ func TestStamperHandleAndOpenResponse(t *testing.T) {
 		t.Errorf("statement server %s %s", st.ServerID, st.ServerPeer)
 	case !st.Time.Equal(wantTime) || st.Time.Location() != time.UTC:
 		t.Errorf("statement time %v, want %v in UTC", st.Time, wantTime)
-	case st.Serial != 1:
-		t.Errorf("first serial %d, want 1", st.Serial)
+	case st.Serial != 0:
+		t.Errorf("first serial %d, want 0 (the first leaf of the log)", st.Serial)
 	case st.HashAlgorithm != protocol.HashAlgorithm:
 		t.Errorf("hash algorithm %q", st.HashAlgorithm)
 	}
@@ -298,8 +308,8 @@ func TestStamperRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Serial != 1 {
-		t.Fatalf("serial after refusals is %d, want 1", st.Serial)
+	if st.Serial != 0 {
+		t.Fatalf("serial after refusals is %d, want 0", st.Serial)
 	}
 }
 
@@ -349,95 +359,22 @@ func TestParseStampRequest(t *testing.T) {
 // were ambiguous and could go backwards.
 func TestStamperTimeAndSerial(t *testing.T) {
 	base := time.Date(2026, 6, 1, 12, 0, 0, 500, time.FixedZone("CEST", 2*3600))
-	times := []time.Time{
-		base,
-		base,                        // clock did not move
-		base.Add(-time.Hour),        // clock stepped back an hour
-		base.Add(-time.Hour + 1),    // still behind
-		base.Add(time.Nanosecond),   // behind what was handed out
-		base.Add(time.Second),       // clock ahead again
-		base.Add(time.Second).UTC(), // same instant, other zone
-		base.Add(2 * time.Second).Local(),
-	}
-	f := newStampFixture(t, times...)
-	want := []time.Time{
-		base, base.Add(1), base.Add(2), base.Add(3), base.Add(4),
-		base.Add(time.Second), base.Add(time.Second + 1), base.Add(2 * time.Second),
-	}
 	var prevSerial uint64
 	var prev time.Time
-	for i := range times {
-		serial, got := f.stamper.next()
-		if got.Location() != time.UTC {
-			t.Errorf("stamp %d: time in %v, want UTC", i, got.Location())
-		}
-		if !got.Equal(want[i]) {
-			t.Errorf("stamp %d: time %s, want %s", i, protocol.FormatTime(got), protocol.FormatTime(want[i]))
-		}
-		if i > 0 && !got.After(prev) {
-			t.Errorf("stamp %d: time %s not after %s", i, protocol.FormatTime(got), protocol.FormatTime(prev))
-		}
-		if serial != prevSerial+1 {
-			t.Errorf("stamp %d: serial %d after %d", i, serial, prevSerial)
-		}
-		prev, prevSerial = got, serial
-	}
-
-	// The same through Handle, with the clock stepping back an hour.
-	f = newStampFixture(t, base, base.Add(-time.Hour), base.Add(-2*time.Hour))
-	prev, prevSerial = time.Time{}, 0
+	// Through Handle, with the clock stepping back an hour: the log keeps
+	// times strictly increasing and in UTC, and serials consecutive.
+	f := newStampFixture(t, base, base.Add(-time.Hour), base.Add(-2*time.Hour))
 	for i := range 3 {
 		_, st, err := f.stamper.Handle(f.r1000.PeerID, f.seal(t, newRequest("1000", byte(i), byte(i))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Time.Location() != time.UTC || !st.Time.After(prev) || st.Serial <= prevSerial {
+		if st.Time.Location() != time.UTC || !st.Time.After(prev) || (i > 0 && st.Serial != prevSerial+1) {
 			t.Fatalf("stamp %d: %s serial %d after %s serial %d", i, protocol.FormatTime(st.Time), st.Serial, protocol.FormatTime(prev), prevSerial)
 		}
 		if protocol.FormatTime(st.Time) != protocol.FormatTime(base.Add(time.Duration(i))) {
 			t.Errorf("stamp %d: time %s, want %s", i, protocol.FormatTime(st.Time), protocol.FormatTime(base.Add(time.Duration(i))))
 		}
 		prev, prevSerial = st.Time, st.Serial
-	}
-}
-
-func TestStamperConcurrentNext(t *testing.T) {
-	fixed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := NewStamper(nil, identity.Entry{}, nil, func() time.Time { return fixed })
-	const workers, each = 8, 200
-	var mu sync.Mutex
-	serials := map[uint64]bool{}
-	times := map[time.Time]bool{}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				serial, tm := s.next()
-				mu.Lock()
-				serials[serial] = true
-				times[tm] = true
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(serials) != workers*each || len(times) != workers*each {
-		t.Fatalf("%d distinct serials and %d distinct times for %d stamps", len(serials), len(times), workers*each)
-	}
-	for i := uint64(1); i <= workers*each; i++ {
-		if !serials[i] {
-			t.Fatalf("serial %d missing", i)
-		}
-	}
-}
-
-func TestNewStamperDefaultClock(t *testing.T) {
-	s := NewStamper(nil, identity.Entry{}, nil, nil)
-	before := time.Now()
-	_, got := s.next()
-	if got.Before(before.Add(-time.Second)) || got.After(time.Now().Add(time.Second)) || got.Location() != time.UTC {
-		t.Fatalf("default clock gave %v", got)
 	}
 }

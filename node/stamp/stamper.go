@@ -5,8 +5,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node/authority"
@@ -15,47 +13,25 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Stamper is the server's signing core, free of any network: it checks a
-// request against the authenticated peer that sent it, assigns time and
-// serial, and signs.
+// Stamper is the one-shot flow's core, free of any network: it checks a
+// request against the authenticated peer that sent it, has the authority
+// log it (serial and time come from the log), and signs the statement.
 type Stamper struct {
-	key       *rsa.PrivateKey
-	self      identity.Entry
-	dir       *identity.Directory
-	now       func() time.Time
-	log       *authority.Authority // if set, serials and times come from its log
-	mu        sync.Mutex
-	serial    uint64
-	lastStamp time.Time
+	key  *rsa.PrivateKey
+	self identity.Entry
+	dir  *identity.Directory
+	log  *authority.Authority
 }
 
-// UseLog makes every stamp a leaf of the authority's durable log, which
-// then assigns its serial and time: serials are never reused and times
-// never go backwards across restarts, and one-shot stamps are auditable
-// too.
-func (s *Stamper) UseLog(a *authority.Authority) { s.log = a }
-
-// NewStamper makes a Stamper for the server identity self whose private
-// key is key. now may be nil (time.Now).
-func NewStamper(key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, now func() time.Time) *Stamper {
-	if now == nil {
-		now = time.Now
+// NewStamper makes the Stamper of the authority self, whose private key
+// is key, for the requesters of dir, logging every stamp in log: serials
+// are never reused, times never go backwards across restarts, and
+// one-shot stamps are auditable too.
+func NewStamper(key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, log *authority.Authority) (*Stamper, error) {
+	if log == nil {
+		return nil, errors.New("stamp: a stamper needs the authority's log")
 	}
-	return &Stamper{key: key, self: self, dir: dir, now: now}
-}
-
-// next returns the next serial and a UTC time that never goes backwards,
-// even if the wall clock does.
-func (s *Stamper) next() (uint64, time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.now().UTC()
-	if !t.After(s.lastStamp) {
-		t = s.lastStamp.Add(time.Nanosecond)
-	}
-	s.lastStamp = t
-	s.serial++
-	return s.serial, t
+	return &Stamper{key: key, self: self, dir: dir, log: log}, nil
 }
 
 // StampError is a refusal with a status code sent back to the requester.
@@ -87,35 +63,15 @@ func (s *Stamper) Handle(remote peer.ID, sealed []byte) ([]byte, *protocol.State
 	if claimed.PeerID != remote {
 		return nil, nil, &StampError{protocol.StatusPeerMismatch, fmt.Sprintf("request claims id %q (peer %s) but was sent by peer %s", req.RequesterID, claimed.PeerID, remote)}
 	}
-	var st *protocol.Statement
-	if s.log != nil {
-		if st, err = s.logged(claimed, req); err != nil {
-			return nil, nil, &StampError{protocol.StatusInternal, "the server could not log the stamp"}
-		}
-	} else {
-		st = s.unlogged(claimed, req)
+	st, err := s.logged(claimed, req)
+	if err != nil {
+		return nil, nil, &StampError{protocol.StatusInternal, "the server could not log the stamp"}
 	}
 	reply, err := s.seal(claimed, st)
 	if err != nil {
 		return nil, nil, &StampError{protocol.StatusInternal, err.Error()}
 	}
 	return reply, st, nil
-}
-
-// unlogged numbers a stamp from the Stamper's own counter and clock.
-func (s *Stamper) unlogged(claimed identity.Entry, req *protocol.StampRequest) *protocol.Statement {
-	serial, t := s.next()
-	return &protocol.Statement{
-		HashAlgorithm: protocol.HashAlgorithm,
-		DocumentHash:  req.DocumentHash,
-		Time:          t,
-		Serial:        serial,
-		RequesterID:   claimed.ID,
-		RequesterPeer: claimed.PeerID,
-		ServerID:      s.self.ID,
-		ServerPeer:    s.self.PeerID,
-		Nonce:         req.Nonce,
-	}
 }
 
 // logged appends the stamp to the log and signs it once its leaf is

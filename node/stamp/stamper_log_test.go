@@ -10,13 +10,16 @@ import (
 	"github.com/tsnode/tsnode/protocol"
 )
 
-// A Stamper using the log numbers one-shot stamps from the log: serials
+// The Stamper numbers one-shot stamps from the log: serials
 // are leaf indexes, the leaf is in the log, the v1 receipt verifies.
 func TestStamperUseLog(t *testing.T) {
 	lg := openLog(t, t.TempDir())
 	f := newStampFixture(t, logTime)
 	s := newSigner(t, lg, fixedClock(logTime.Add(-time.Hour)))
-	f.stamper.UseLog(s)
+	var err error
+	if f.stamper, err = NewStamper(f.serverKey, f.server, f.dir, s); err != nil {
+		t.Fatal(err)
+	}
 	dir := testkeys.Directory(t, "server", "1000")
 	var prev time.Time
 	for i := range 3 {
@@ -56,7 +59,7 @@ func TestStamperUseLog(t *testing.T) {
 	// A signer that cannot log refuses with an internal error, and says
 	// nothing about why.
 	s.Close()
-	_, _, err := f.stamper.Handle(f.r1000.PeerID, f.seal(t, newRequest("1000", 9, 9)))
+	_, _, err = f.stamper.Handle(f.r1000.PeerID, f.seal(t, newRequest("1000", 9, 9)))
 	if se := refusal(t, err); se.Status != protocol.StatusInternal {
 		t.Fatalf("refusal %v, want %s", se, protocol.StatusInternal)
 	}
