@@ -5,6 +5,7 @@ package node
 import (
 	"crypto/rsa"
 	"fmt"
+	"time"
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
@@ -23,10 +24,20 @@ import (
 
 var log = logging.Logger("tsnode/node")
 
-// Default ports of the server and the verifier, on TCP and QUIC.
+// Defaults shared by the roles, the CLI and the load generator, defined
+// once.
 const (
+	// Default ports of the server and the verifier, on TCP and QUIC.
 	DefaultServerPort   = 7400
 	DefaultVerifierPort = 7401
+	// DefaultKeysDir holds private/<id>.pem and public/*.pem.
+	DefaultKeysDir = "./keys"
+	// DefaultDataDir holds the server's log.
+	DefaultDataDir = "./tsnode-data"
+	// DefaultConnectTimeout bounds dialing a peer.
+	DefaultConnectTimeout = 30 * time.Second
+	// LoopbackListen is a TCP listen address on loopback, any port.
+	LoopbackListen = "/ip4/127.0.0.1/tcp/0"
 )
 
 // DefaultListenAddrs covers TCP and QUIC on every IPv4 and IPv6 address.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/bench"
+	"github.com/tsnode/tsnode/node"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
@@ -23,7 +24,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	passFile := fs.String("passphrase-file", "", "read the private keys' passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt); one passphrase for all")
 	server := fs.String("server", "", "target the running server at this `multiaddr` instead of starting one per flow (then its CPU and RSS are measured only with --server-pid)")
 	serverID := fs.String("server-id", string(identity.ServerID), "the server's id in the identity directory")
-	listen := fs.String("listen", "/ip4/127.0.0.1/tcp/0", "listen `multiaddr` of the server the bench starts")
+	listen := fs.String("listen", node.LoopbackListen, "listen `multiaddr` of the server the bench starts")
 	ids := fs.String("ids", "", "comma-separated requester `ids`, one per requester (default 1000, 1001, ...); each needs its own key")
 	fs.IntVar(&cfg.Requesters, "requesters", 0, "number of requester hosts, each with its own identity and one connection (default: one per --ids, else 1)")
 	fs.IntVar(&cfg.Sessions, "sessions", 0, "session flow: stamp sessions in total, spread over the requesters (default 4 per requester, at most --inflight)")
@@ -124,7 +125,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(cfg.IDs) > 0 && cfg.Requesters != 0 && cfg.Requesters != len(cfg.IDs) {
 		return usageErr("--requesters %d but %d --ids: give one id per requester", cfg.Requesters, len(cfg.IDs))
 	}
-	if *server != "" && *listen != "/ip4/127.0.0.1/tcp/0" {
+	if *server != "" && *listen != node.LoopbackListen {
 		return usageErr("--listen is for the server the bench starts, not with --server")
 	}
 	if cfg.Reverify == 0 {

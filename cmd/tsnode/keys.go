@@ -6,10 +6,11 @@ import (
 	"text/tabwriter"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node"
 	"github.com/tsnode/tsnode/protocol"
 )
 
-const defaultKeysDir = "./keys"
+const defaultKeysDir = node.DefaultKeysDir
 
 func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode keygen", stderr)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node"
@@ -69,7 +68,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer h.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), node.DefaultConnectTimeout)
 	defer cancel()
 	if err := h.Connect(ctx, info); err != nil {
 		return fmt.Errorf("cannot reach server %s at %v: %w", entry.ID, info.Addrs, node.ExplainDialError(err, entry.ID))

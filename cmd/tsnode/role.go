@@ -53,7 +53,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.verifierID, "verifier-id", string(identity.VerifierID), "requester: the verifier's id in the identity directory")
 	fs.Var(&f.files, "file", "requester: document to stamp and relay (repeatable)")
 	fs.StringVar(&f.out, "out", "", "requester: write receipts into this `DIR` (default: <file>.receipt next to each file)")
-	fs.StringVar(&f.data, "data", "./tsnode-data", "server: directory `DIR` of the durable Merkle log of issued stamps")
+	fs.StringVar(&f.data, "data", node.DefaultDataDir, "server: directory `DIR` of the durable Merkle log of issued stamps")
 	fs.BoolVar(&f.oneShot, "oneshot", false, "requester: prototype-style flow, one sealed exchange and one server signature per document (v1 receipts) instead of a stamp session")
 	f.maxDocument = protocol.DefaultMaxDocumentSize
 	fs.Var(&f.maxDocument, "max-document", "verifier: refuse relayed documents larger than this `size` (bytes, or with KiB, MiB, GiB)")
@@ -228,7 +228,7 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io
 		return err
 	}
 	defer r.Close()
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	connectCtx, cancel := context.WithTimeout(ctx, node.DefaultConnectTimeout)
 	err = r.Connect(connectCtx)
 	cancel()
 	if err != nil {

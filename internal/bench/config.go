@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -144,13 +145,13 @@ type Config struct {
 // Defaults fills in the zero fields of cfg.
 func (cfg *Config) Defaults() {
 	if cfg.Keys == "" {
-		cfg.Keys = "./keys"
+		cfg.Keys = node.DefaultKeysDir
 	}
 	if cfg.ServerID == "" {
 		cfg.ServerID = identity.ServerID
 	}
 	if cfg.Listen == "" {
-		cfg.Listen = "/ip4/127.0.0.1/tcp/0"
+		cfg.Listen = node.LoopbackListen
 	}
 	if cfg.Requesters == 0 {
 		cfg.Requesters = max(len(cfg.IDs), 1)

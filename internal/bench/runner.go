@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -196,7 +195,7 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 		if hosts[i], err = node.NewHost(id, nil); err != nil {
 			return nil, err
 		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, node.DefaultConnectTimeout)
 		err := hosts[i].Connect(cctx, info)
 		cancel()
 		if err != nil {
