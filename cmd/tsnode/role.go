@@ -60,7 +60,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
 	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
-	fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "server: the longest a stamp waits for its tree head to start being signed (longer: fewer signatures, less CPU; shorter: lower latency)")
+	fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "server: the longest a stamp waits for its tree head to start being signed (0: sign as soon as the previous head is signed; longer: fewer signatures, less CPU, more latency)")
 	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")

@@ -89,6 +89,9 @@ func (p *pacer) signed(d time.Duration, quiet bool) {
 	p.quiet = quiet
 }
 
+// appendWaitMax bounds a wait for an append in progress: about an fsync.
+const appendWaitMax = 2 * time.Millisecond
+
 // minWait keeps a wait from spinning on a deadline that has just passed.
 const minWait = 50 * time.Microsecond
 
@@ -103,13 +106,15 @@ func (p *pacer) decide(s state) (bool, time.Duration) {
 		return left <= 0, max(left, minWait)
 	}
 	left := p.maxWait - s.now.Sub(s.oldest)
+	if s.appending && left+appendWaitMax > 0 {
+		// A batch is being appended: its stamps would otherwise wait a
+		// whole signature for the next head, and an append takes about an
+		// fsync; so wait for it, but no more than appendWaitMax past
+		// MaxWait (under a steady stream something is always appending).
+		return false, max(min(left+appendWaitMax, appendWaitMax), minWait)
+	}
 	if left <= 0 {
 		return true, 0
-	}
-	if s.appending {
-		// Its batch wakes us; signing before it lands would leave its
-		// stamps for the next head.
-		return false, max(left, minWait)
 	}
 	wait := left
 	if p.quiet {

@@ -46,14 +46,42 @@ type group struct {
 func (a *Authority) appendLoop() {
 	defer close(a.appended)
 	dense := false
+	var appendDur time.Duration
 	for first := range a.queue {
 		reqs := append(make([]*request, 0, 64), first)
+		if !first.durable {
+			a.collect(appendDur)
+		}
 		reqs = a.drain(reqs)
 		if dense {
 			reqs = a.linger(reqs)
 		}
 		dense = len(reqs) > 1
-		a.appended <- a.append(reqs)
+		t0 := time.Now()
+		b := a.append(reqs)
+		appendDur += (time.Since(t0) - appendDur) / 8
+		a.appended <- b
+	}
+}
+
+// collect waits, while a head is being signed, until shortly before the
+// signature should end (or ends): the stamps that arrive meanwhile can
+// only make the next head, so they are appended together, in one
+// transaction and fsync, just in time for it.
+func (a *Authority) collect(appendDur time.Duration) {
+	end := a.signEnd.Load()
+	if end == 0 {
+		return
+	}
+	d := time.Until(time.Unix(0, end).Add(-appendDur - time.Millisecond))
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(min(d, maxCollect))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.signEnded:
 	}
 }
 
@@ -268,7 +296,19 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	a.groups <- g
 	before := a.added.Load()
 	t0 := time.Now()
+	// Drain a stale end-of-signature signal, then announce when this one
+	// should end: the appender collects until shortly before.
+	select {
+	case <-a.signEnded:
+	default:
+	}
+	a.signEnd.Store(t0.Add(p.signTime).UnixNano())
 	g.sth, g.err = a.sign(g.size, last.b.Root, last.b.Time)
+	a.signEnd.Store(0)
+	select {
+	case a.signEnded <- struct{}{}:
+	default:
+	}
 	p.signed(time.Since(t0), a.added.Load() == before)
 	a.worthHint.Store(int64(p.worth()))
 	if g.err != nil {
