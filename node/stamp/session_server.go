@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/tsnode/tsnode/node/authority"
@@ -175,6 +176,12 @@ func writeReplies(s network.Stream, out *protocol.SessionCipher, replies <-chan 
 		if err := protocol.WriteFrame(w, out.Seal(pt)); err != nil {
 			failed = err
 			continue
+		}
+		if len(replies) == 0 {
+			// The replies of one head come one after another from the
+			// goroutine that waits for them: let it catch up once before
+			// flushing, so that they leave in few writes.
+			runtime.Gosched()
 		}
 		if len(replies) == 0 {
 			if err := w.Flush(); err != nil {
