@@ -15,6 +15,7 @@ import (
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -171,10 +172,5 @@ func TestStampAndRelay(t *testing.T) {
 
 // serverTrust trusts the authority "server" with its key in dir.
 func serverTrust(t testing.TB, dir *identity.Directory) *protocol.Trust {
-	t.Helper()
-	trust, err := protocol.NewTrust(dir, nil, identity.ServerID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return trust
+	return testnet.Trust(t, dir, identity.ServerID)
 }

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -133,4 +135,39 @@ func Trust(t testing.TB, dir *identity.Directory, ids ...identity.ID) *protocol.
 		t.Fatal(err)
 	}
 	return trust
+}
+
+// OpenLog opens (or reopens) the Merkle log in dir; it is closed at
+// cleanup.
+func OpenLog(t testing.TB, dir string) *merklelog.Log {
+	t.Helper()
+	lg, err := merklelog.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	return lg
+}
+
+var (
+	sigMu    sync.Mutex
+	sigCache = map[string][]byte{}
+)
+
+// SignAs signs data with the test key of id, once per (id, data) and
+// test binary: RSA-4096 signatures are slow.
+func SignAs(t testing.TB, id identity.ID, data []byte) []byte {
+	t.Helper()
+	sigMu.Lock()
+	defer sigMu.Unlock()
+	k := string(id) + "\x00" + string(data)
+	if sig, ok := sigCache[k]; ok {
+		return bytes.Clone(sig)
+	}
+	sig, err := protocol.Sign(testkeys.Private(t, id), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigCache[k] = sig
+	return bytes.Clone(sig)
 }

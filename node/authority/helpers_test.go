@@ -14,6 +14,7 @@ import (
 	"github.com/tsnode/tsnode/internal/crtsign"
 	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -29,15 +30,7 @@ func entry(t testing.TB, id identity.ID) identity.Entry {
 	return identity.Entry{ID: id, PublicKey: pub, PeerID: pid}
 }
 
-func openLog(t testing.TB, dir string) *merklelog.Log {
-	t.Helper()
-	lg, err := merklelog.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close() })
-	return lg
-}
+func openLog(t testing.TB, dir string) *merklelog.Log { return testnet.OpenLog(t, dir) }
 
 func serverSigner(t testing.TB) crypto.Signer {
 	t.Helper()

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/tsnode/tsnode/identity"
-	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/internal/testnet"
 	"github.com/tsnode/tsnode/node/authority"
@@ -28,11 +27,7 @@ type logServer struct {
 
 func startLogServer(t *testing.T, listen string) *logServer {
 	t.Helper()
-	lg, err := merklelog.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close() })
+	lg := testnet.OpenLog(t, t.TempDir())
 	signer, err := authority.New(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"))
 	if err != nil {
 		t.Fatal(err)

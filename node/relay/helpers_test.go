@@ -5,7 +5,6 @@ import (
 	"crypto/cipher"
 	"testing"
 
-	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/internal/testnet"
 	"github.com/tsnode/tsnode/node/authority"
@@ -18,11 +17,7 @@ func fill(n int, b byte) []byte { return bytes.Repeat([]byte{b}, n) }
 // and returns the v2 receipt.
 func stampDoc(t testing.TB, hash []byte) *protocol.Receipt {
 	t.Helper()
-	lg, err := merklelog.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close() })
+	lg := testnet.OpenLog(t, t.TempDir())
 	signer, err := authority.New(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"))
 	if err != nil {
 		t.Fatal(err)

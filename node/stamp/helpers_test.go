@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,38 +38,9 @@ func cloneStatement(s *protocol.Statement) *protocol.Statement {
 	return &c
 }
 
-var (
-	sigMu    sync.Mutex
-	sigCache = map[string][]byte{}
-)
+func signAs(t testing.TB, id identity.ID, data []byte) []byte { return testnet.SignAs(t, id, data) }
 
-// signAs signs data with the test key of id, once per (id, data).
-func signAs(t testing.TB, id identity.ID, data []byte) []byte {
-	t.Helper()
-	sigMu.Lock()
-	defer sigMu.Unlock()
-	k := string(id) + "\x00" + string(data)
-	if sig, ok := sigCache[k]; ok {
-		return bytes.Clone(sig)
-	}
-	sig, err := protocol.Sign(testkeys.Private(t, id), data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sigCache[k] = sig
-	return bytes.Clone(sig)
-}
-
-// openLog opens (or reopens) the log in dir; it is closed at cleanup.
-func openLog(t testing.TB, dir string) *merklelog.Log {
-	t.Helper()
-	lg, err := merklelog.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close() })
-	return lg
-}
+func openLog(t testing.TB, dir string) *merklelog.Log { return testnet.OpenLog(t, dir) }
 
 // newSigner starts the authority for "server" on lg; it is closed at
 // cleanup.
