@@ -37,6 +37,7 @@ type state struct {
 	oldest    time.Time // Add time of the oldest stamp of Add waiting; zero if none
 	oldestAny time.Time // Add time of the oldest appended stamp
 	appending bool      // stamps added are not appended yet
+	ready     time.Time // when the previous signature ended (zero: none yet)
 	lastAdd   time.Time // time of the last Add
 }
 
@@ -106,12 +107,15 @@ func (p *pacer) decide(s state) (bool, time.Duration) {
 		return left <= 0, max(left, minWait)
 	}
 	left := p.maxWait - s.now.Sub(s.oldest)
-	if s.appending && left+appendWaitMax > 0 {
+	if s.appending {
 		// A batch is being appended: its stamps would otherwise wait a
 		// whole signature for the next head, and an append takes about an
-		// fsync; so wait for it, but no more than appendWaitMax past
-		// MaxWait (under a steady stream something is always appending).
-		return false, max(min(left+appendWaitMax, appendWaitMax), minWait)
+		// fsync; so wait for it, up to appendWaitMax after the previous
+		// signature ended (under a steady stream something is always
+		// being appended).
+		if w := appendWaitMax - s.now.Sub(s.ready); w > 0 {
+			return false, max(w, minWait)
+		}
 	}
 	if left <= 0 {
 		return true, 0

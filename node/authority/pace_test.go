@@ -47,9 +47,15 @@ func TestPace(t *testing.T) {
 		if sign, _ := p.decide(s); !sign {
 			t.Fatal("no signature after the burst")
 		}
-		s.appending = true
+		s.appending, s.ready = true, s.now // the previous head has just been signed
 		if sign, _ := p.decide(s); sign {
 			t.Fatal("signed while stamps of the burst are being appended")
+		}
+		// The wait for an append is bounded: a steady stream always has
+		// one in progress.
+		s.now = s.ready.Add(appendWaitMax)
+		if sign, _ := p.decide(s); !sign {
+			t.Fatal("still waiting for an append appendWaitMax after the last signature")
 		}
 	})
 	t.Run("steady stream waits for K or MaxWait", func(t *testing.T) {

@@ -197,6 +197,7 @@ func (a *Authority) paceLoop(p *pacer) {
 	var seen int64 // requests received from the appender
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var ready time.Time // when the last signature ended
 	take := func(b *batch, ok bool) {
 		if !ok {
 			in = nil
@@ -225,6 +226,7 @@ func (a *Authority) paceLoop(p *pacer) {
 			continue
 		}
 		s := a.state(pending, seen)
+		s.ready = ready
 		if s.stamps == 0 { // only dropped or failed stamps: answer them
 			g := &group{batches: pending, signed: make(chan struct{})}
 			close(g.signed)
@@ -239,6 +241,7 @@ func (a *Authority) paceLoop(p *pacer) {
 		}
 		if now {
 			pending = a.signGroup(p, pending)
+			ready = time.Now()
 			continue
 		}
 		timer.Reset(wait)
