@@ -44,10 +44,10 @@ const (
 	// being signed. With MaxWait > 0, under steady load it sets the cycle
 	// of heads: latency grows by about MaxWait/2 and the signing cost per
 	// stamp falls to a signature's CPU over the stamps of MaxWait. The
-	// default is 0 (a head as soon as the previous one is signed): on
-	// two shared cores, pacing saved 5-15% of the server's CPU at 4,000
-	// to 8,000 stamps/s open loop and cost 20-30% of p99 (see the stop-6
-	// note); operators who prefer CPU to latency set --max-wait.
+	// default is 0 (a head as soon as the previous one is signed), the
+	// lowest latency; 20 ms saved 16% of the CPU at 8,000 stamps/s and
+	// 35% at 1,000/s for 4-7 ms more p50 (BenchmarkOpenLoop), a trade an
+	// operator chooses with --max-wait.
 	DefaultMaxWait = 0
 	// signBudget is the signing time a stamp is worth: a head of
 	// signature-time/signBudget stamps is signed without waiting longer.
