@@ -225,15 +225,7 @@ func TestRunSpawnedServer(t *testing.T) {
 
 func TestRunExistingServer(t *testing.T) {
 	cfg := testConfig(t)
-	nid, err := node.NewIdentity(identity.ServerID, testkeys.Private(t, identity.ServerID), testkeys.Directory(t, identity.ServerID, identity.RequesterID, identity.VerifierID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := node.StartServer(nid, []string{"/ip4/127.0.0.1/tcp/0"}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startInProcessServer(t)
 	cfg.ServerAddr = node.FullAddrs(svc.Host)[0].String()
 	cfg.ServerExe = "/nonexistent" // must not be used
 	cfg.Flows = []string{FlowSession}
@@ -348,4 +340,20 @@ func TestDefaults(t *testing.T) {
 	if cfg.Sessions != 2 {
 		t.Errorf("one in flight over two requesters: %d sessions, want 2", cfg.Sessions)
 	}
+}
+
+// startInProcessServer runs a server for the test-only "server" key in
+// this process, on loopback; it is closed at cleanup.
+func startInProcessServer(t *testing.T) *node.Service {
+	t.Helper()
+	nid, err := node.NewIdentity(identity.ServerID, testkeys.Private(t, identity.ServerID), testkeys.Directory(t, identity.ServerID, identity.RequesterID, identity.VerifierID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := node.StartServer(nid, []string{node.LoopbackListen}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	return svc
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tsnode/tsnode/identity"
-	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/node"
 )
 
@@ -249,15 +248,7 @@ func TestRunOpenLoop(t *testing.T) {
 // process itself runs it.
 func TestRunServerPID(t *testing.T) {
 	cfg := testConfig(t)
-	nid, err := node.NewIdentity(identity.ServerID, testkeys.Private(t, identity.ServerID), testkeys.Directory(t, identity.ServerID, identity.RequesterID, identity.VerifierID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := node.StartServer(nid, []string{"/ip4/127.0.0.1/tcp/0"}, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := startInProcessServer(t)
 	cfg.ServerAddr = node.FullAddrs(svc.Host)[0].String()
 	cfg.ServerPID = os.Getpid()
 	cfg.Flows = []string{FlowSession}

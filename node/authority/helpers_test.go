@@ -20,15 +20,7 @@ import (
 
 var logTime = time.Date(2026, 3, 4, 5, 6, 7, 890123456, time.UTC)
 
-func entry(t testing.TB, id identity.ID) identity.Entry {
-	t.Helper()
-	pub := &testkeys.Private(t, id).PublicKey
-	pid, err := identity.PeerIDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return identity.Entry{ID: id, PublicKey: pub, PeerID: pid}
-}
+func entry(t testing.TB, id identity.ID) identity.Entry { return testnet.Entry(t, id) }
 
 func openLog(t testing.TB, dir string) *merklelog.Log { return testnet.OpenLog(t, dir) }
 
