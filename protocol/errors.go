@@ -1,6 +1,12 @@
 package protocol
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Sentinel errors, testable with errors.Is.
 var (
@@ -31,6 +37,12 @@ var (
 	// Stamp exchange failures seen by a requester.
 	ErrRefused       = errors.New("request refused")
 	ErrReplyMismatch = errors.New("reply does not match request")
+	// ErrShuttingDown: the server said it is stopping; what it had not
+	// answered was not stamped.
+	ErrShuttingDown = errors.New("server is shutting down")
+	// ErrClockBehind: the server refused because its clock is behind the
+	// last time it issued.
+	ErrClockBehind = errors.New("server clock behind its last stamp")
 
 	// Relay failures seen by a verifier.
 	ErrTruncated = errors.New("document truncated")
@@ -48,4 +60,33 @@ func IsVerificationError(err error) bool {
 		}
 	}
 	return false
+}
+
+// Refusal is the error for a refusal status (anything but StatusOK) that
+// server answered with message: ErrRefused, and for the statuses a
+// requester acts on, ErrShuttingDown or ErrClockBehind as well. A peer's
+// status and message are cut short and printed quoted-safe.
+func Refusal(server string, status, message []byte) error {
+	st, msg := printable(status, 40), printable(message, 200)
+	switch st {
+	case StatusShuttingDown:
+		return fmt.Errorf("%w by %s: %w (%s)", ErrRefused, server, ErrShuttingDown, msg)
+	case StatusClockBehind:
+		return fmt.Errorf("%w by %s: %w (%s)", ErrRefused, server, ErrClockBehind, msg)
+	}
+	return fmt.Errorf("%w by %s: %s: %s", ErrRefused, server, st, msg)
+}
+
+// printable cuts a peer's text to n bytes for an error and replaces what
+// is not printable, so that a peer cannot write to a terminal.
+func printable(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, string(b))
 }

@@ -35,6 +35,13 @@ const (
 	SessionIdleTimeout = 2 * time.Minute
 	// SessionHelloTimeout bounds the key exchange.
 	SessionHelloTimeout = 30 * time.Second
+	// SessionLinger is how long a server that ends a session (a
+	// violation, or its shutdown) waits, after its last reply and the
+	// close of its side, for the requester to close its own before it
+	// resets the stream: a reset may discard replies not yet read (§7.7).
+	SessionLinger = 2 * time.Second
+	// NoticeID is the request id of the server's shutdown notice (§7.7).
+	NoticeID = ^uint64(0)
 )
 
 const (

@@ -37,6 +37,12 @@ const (
 	StatusPeerMismatch = "peer-mismatch"
 	StatusUnknownID    = "unknown-requester"
 	StatusInternal     = "internal-error"
+	// StatusClockBehind: the server's clock reads earlier than the last
+	// time it issued (beyond its tolerance); it issues no time until its
+	// clock catches up (§2.4).
+	StatusClockBehind = "clock-behind"
+	// StatusShuttingDown: the server is stopping and takes no new stamp.
+	StatusShuttingDown = "shutting-down"
 )
 
 // StampRequest is what a requester asks the server to stamp.
@@ -84,7 +90,7 @@ func OpenStampResponse(resp []byte, key *rsa.PrivateKey, req *StampRequest, trus
 		return nil, nil, err
 	}
 	if status := string(f[0]); status != StatusOK {
-		return nil, nil, fmt.Errorf("%w by %s: %s: %s", ErrRefused, server.ID, truncate(f[0]), string(f[1]))
+		return nil, nil, Refusal(string(server.ID), f[0], f[1])
 	}
 	plain, err := Open(key, StampReplyTag, f[1])
 	if err != nil {

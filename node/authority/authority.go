@@ -73,12 +73,26 @@ const (
 	// appendedDepth is how many appended batches may wait for the pacer
 	// (while it signs) before the appender blocks.
 	appendedDepth = 64
+	// DefaultClockTolerance is how far the time of a stamp may run ahead
+	// of the clock: batch times strictly increase, so a clock that steps
+	// back a little is covered by last+1ns; one that is further behind
+	// the last issued time stops stamping (ErrClockBehind).
+	DefaultClockTolerance = 2 * time.Second
+	// clockBehindReminder spaces the error lines of a clock that stays
+	// behind.
+	clockBehindReminder = time.Minute
 )
 
 var log = logging.Logger("tsnode/authority")
 
-// ErrClosed is returned for stamps added after Close.
-var ErrClosed = errors.New("authority: closed")
+var (
+	// ErrClosed is returned for stamps added after Close.
+	ErrClosed = errors.New("authority: closed")
+	// ErrClockBehind is returned for stamps refused because the clock
+	// reads earlier than the last issued time by more than the tolerance:
+	// issuing them would date them ahead of the clock.
+	ErrClockBehind = errors.New("authority: the clock is behind the last issued time")
+)
 
 // Entry is one stamp to make.
 type Entry struct {
@@ -114,6 +128,12 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithClockTolerance sets how far a stamp's time may run ahead of the
+// clock (default DefaultClockTolerance); see ErrClockBehind.
+func WithClockTolerance(d time.Duration) Option {
+	return func(a *Authority) { a.tolerance = max(d, 0) }
+}
+
 // request is one added stamp on its way through the pipeline.
 type request struct {
 	ctx     context.Context
@@ -144,8 +164,9 @@ type Authority struct {
 	log      *merklelog.Log
 	signer   crypto.Signer
 	self     identity.Entry
-	now      func() time.Time
-	maxBatch int
+	now       func() time.Time
+	tolerance time.Duration
+	maxBatch  int
 	maxWait  time.Duration
 
 	queue    chan *request
@@ -160,6 +181,7 @@ type Authority struct {
 	start   time.Time
 
 	peerStrs  map[peer.ID]string // appender only
+	clock     clockState         // appender only
 	worthHint atomic.Int64       // the pacer's K, for the appender
 	// signEnd is when the signature in progress should end (Unix ns, 0:
 	// none); signEnded gets a token when one ends.
@@ -180,7 +202,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		return nil, fmt.Errorf("authority: the signer's key is not the key of %s", self.ID)
 	}
 	a := &Authority{
-		log: log, signer: signer, self: self, now: time.Now,
+		log: log, signer: signer, self: self, now: time.Now, tolerance: DefaultClockTolerance,
 		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait,
 		start:     time.Now(),
 		stopped:   make(chan struct{}),
@@ -199,6 +221,10 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 	}
 	var signTime time.Duration
 	if size > 0 {
+		// A clock behind the log pauses stamping (logged) but not the
+		// start: stamping resumes once it catches up, and the log stays
+		// readable meanwhile.
+		_ = a.checkClock(a.now())
 		t0 := time.Now()
 		sth, err := a.sign(size, root, t)
 		if err != nil {

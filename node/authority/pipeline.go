@@ -139,6 +139,13 @@ func (a *Authority) append(reqs []*request) *batch {
 			live = append(live, r)
 		}
 	}
+	now := a.now()
+	if err := a.checkClock(now); err != nil && len(live) > 0 {
+		for _, r := range live {
+			r.fail = err
+		}
+		live = live[:0]
+	}
 	if len(live) > 0 {
 		serverPeer := a.peerString(a.self.PeerID)
 		mb, err := a.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
@@ -159,7 +166,7 @@ func (a *Authority) append(reqs []*request) *batch {
 				leaves[i] = r.leaf
 			}
 			return leaves, nil
-		}, a.now())
+		}, now)
 		if err != nil {
 			err = fmt.Errorf("authority: appending %d stamps to the log: %w", len(live), err)
 			log.Errorw("append failed", "stamps", len(live), "err", err)

@@ -150,7 +150,7 @@ func (c *Client) Fetch(ctx context.Context, oldSize, newSize uint64) (*protocol.
 		return nil, nil, err
 	}
 	if r.Status != protocol.StatusOK {
-		return nil, nil, fmt.Errorf("%w by %s: %s: %s", protocol.ErrRefused, c.Server.ID, r.Status, r.Message)
+		return nil, nil, protocol.Refusal(string(c.Server.ID), []byte(r.Status), []byte(r.Message))
 	}
 	sth, err := c.Trust.CheckServerHead(r.Head, r.Sig, c.Server, nil)
 	if err != nil {

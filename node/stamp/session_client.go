@@ -97,7 +97,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 		return fail(err)
 	}
 	if status := string(f[0]); status != protocol.StatusOK {
-		return fail(fmt.Errorf("%w by %s: %s: %s", protocol.ErrRefused, server.ID, truncate(f[0]), string(f[1])))
+		return fail(protocol.Refusal(string(server.ID), f[0], f[1]))
 	}
 	pt, err := protocol.Open(key, protocol.SessionKeyTag, f[1])
 	if err != nil {
@@ -262,7 +262,7 @@ func (s *Session) deliver(rep *protocol.SessionReply) error {
 		return nil // the caller gave up on it
 	}
 	if rep.Status != protocol.StatusOK {
-		call.result <- sessionResult{err: fmt.Errorf("%w by %s: %s: %s", protocol.ErrRefused, s.server.ID, rep.Status, rep.Message)}
+		call.result <- sessionResult{err: protocol.Refusal(string(s.server.ID), []byte(rep.Status), []byte(rep.Message))}
 		return nil
 	}
 	st, err := s.check(call.req, rep)
