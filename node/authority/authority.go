@@ -161,13 +161,13 @@ func (r *request) future() Future {
 
 // Authority appends stamps to a log and signs its tree heads.
 type Authority struct {
-	log      *merklelog.Log
-	signer   crypto.Signer
-	self     identity.Entry
+	log       *merklelog.Log
+	signer    crypto.Signer
+	self      identity.Entry
 	now       func() time.Time
 	tolerance time.Duration
 	maxBatch  int
-	maxWait  time.Duration
+	maxWait   time.Duration
 
 	queue    chan *request
 	appended chan *batch // appender → pacer
