@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -22,6 +23,7 @@ type Service struct {
 	Host      host.Host
 	Authority *authority.Authority // server only
 	log       *merklelog.Log
+	drainers  []interface{ Drain(context.Context) error }
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -51,13 +53,14 @@ func StartServer(id *Identity, listen []string, dataDir string, opts ...authorit
 		lg.Close()
 		return nil, err
 	}
-	if _, err := stamp.New(h, id.Key, id.Self, id.Dir, signer); err != nil {
+	stamps, err := stamp.New(h, id.Key, id.Self, id.Dir, signer)
+	if err != nil {
 		return fail(err)
 	}
 	if _, err := logsync.New(h, signer); err != nil {
 		return fail(err)
 	}
-	return &Service{Host: h, Authority: signer, log: lg}, nil
+	return &Service{Host: h, Authority: signer, log: lg, drainers: []interface{ Drain(context.Context) error }{stamps}}, nil
 }
 
 // VerifierOptions tune a verifier.
@@ -85,11 +88,12 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if opts.MaxDocumentSize > 0 {
 		relayOpts = append(relayOpts, relay.WithMaxDocumentSize(opts.MaxDocumentSize))
 	}
-	if _, err := relay.New(h, id.Key, id.Self, id.Dir, opts.Trust, relayOpts...); err != nil {
+	relays, err := relay.New(h, id.Key, id.Self, id.Dir, opts.Trust, relayOpts...)
+	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	return &Service{Host: h}, nil
+	return &Service{Host: h, drainers: []interface{ Drain(context.Context) error }{relays}}, nil
 }
 
 // PrintAddrs writes one full multiaddr (with /p2p/) per line.
@@ -99,13 +103,34 @@ func (s *Service) PrintAddrs(w io.Writer, role string) {
 	}
 }
 
-// Run serves until ctx ends, then closes the host.
-func (s *Service) Run(ctx context.Context) error {
+// DefaultDrainTimeout bounds how long Shutdown waits for the stamps and
+// relays in progress.
+const DefaultDrainTimeout = 10 * time.Second
+
+// Run serves until ctx ends, then shuts down, draining for up to drain.
+func (s *Service) Run(ctx context.Context, drain time.Duration) error {
 	<-ctx.Done()
-	return s.Close()
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	return s.Shutdown(dctx)
 }
 
-// Close stops the service: the host first, so no new stamps arrive, then
+// Shutdown stops the service without losing an answer: it takes no new
+// stamps or relays (a new session or one-shot request is refused with
+// shutting-down; a new relay is reset), lets those in progress finish
+// and answer until ctx ends, then closes. Every stamp submitted before
+// is answered; a session in progress gets the shutdown notice (§7.7).
+// The error says what was still in progress when ctx ended.
+func (s *Service) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, d := range s.drainers {
+		errs = append(errs, d.Drain(ctx))
+	}
+	errs = append(errs, s.Close())
+	return errors.Join(errs...)
+}
+
+// Close stops the service at once, without draining: the host first, so no new stamps arrive, then
 // the signer (finishing queued stamps) and the log.
 func (s *Service) Close() error {
 	err := s.Host.Close()

@@ -35,6 +35,7 @@ type roleFlags struct {
 	parallel                           int
 	maxDocument                        byteSize
 	timeout, maxWait                   time.Duration
+	drainTimeout, clockTolerance       time.Duration
 	maxBatch                           int
 	trust                              *trustFlag
 }
@@ -62,6 +63,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
 	fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "server: the longest a stamp waits for its tree head to start being signed (0: sign as soon as the previous head is signed; longer: fewer signatures, less CPU, more latency)")
 	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
+	fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "server: how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "server, verifier: on SIGTERM or SIGINT, how long to finish the stamps and relays in progress before stopping (a second signal stops at once)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	pos, err := parseInterspersed(fs, args)
@@ -85,9 +88,9 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	switch f.role {
 	case "server":
-		return runServer(ctx, id, f, stdout)
+		return runServer(ctx, stop, id, f, stdout)
 	case "verifier":
-		return runVerifier(ctx, id, f, stdout)
+		return runVerifier(ctx, stop, id, f, stdout)
 	default:
 		return runRequester(ctx, id, f, stdout)
 	}
@@ -125,6 +128,12 @@ func (f *roleFlags) check() error {
 	}
 	if f.maxWait < 0 || f.maxWait > time.Second {
 		return usageErr("--max-wait %v: want 0 to 1s", f.maxWait)
+	}
+	if f.clockTolerance < 0 || f.clockTolerance > time.Hour {
+		return usageErr("--clock-tolerance %v: want 0 to 1h", f.clockTolerance)
+	}
+	if f.drainTimeout < 0 {
+		return usageErr("--drain-timeout %v: want 0 or more", f.drainTimeout)
 	}
 	if f.maxBatch < 1 || f.maxBatch > authority.DefaultMaxBatch {
 		return usageErr("--max-batch %d: want 1 to %d", f.maxBatch, authority.DefaultMaxBatch)
@@ -176,20 +185,33 @@ func listenOr(listen []string, port int) []string {
 	return node.DefaultListenAddrs(port)
 }
 
-func runServer(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
+func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags, stdout io.Writer) error {
 	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data,
-		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch))
+		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
 	svc.PrintAddrs(stdout, "server")
-	err = svc.Run(ctx)
-	fmt.Fprintln(stdout, "server stopped")
-	return err
+	return serveUntilSignal(ctx, stop, svc, "server", f.drainTimeout, stdout)
 }
 
-func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
+// serveUntilSignal serves until the first SIGTERM or SIGINT, then drains
+// for up to drain; a second signal stops the process at once.
+func serveUntilSignal(ctx context.Context, stop func(), svc *node.Service, role string, drain time.Duration, stdout io.Writer) error {
+	<-ctx.Done()
+	stop()
+	fmt.Fprintf(stdout, "%s draining: finishing what is in progress (up to %v; signal again to stop at once)\n", role, drain)
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := svc.Shutdown(dctx); err != nil {
+		return fmt.Errorf("%s stopped before everything in progress was answered: %w", role, err)
+	}
+	fmt.Fprintf(stdout, "%s stopped\n", role)
+	return nil
+}
+
+func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlags, stdout io.Writer) error {
 	// Each verdict is logged by the relay handler.
 	trust, err := f.trust.policy(id.Dir, id.Retired)
 	if err != nil {
@@ -201,9 +223,7 @@ func runVerifier(ctx context.Context, id *node.Identity, f roleFlags, stdout io.
 	}
 	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
 	svc.PrintAddrs(stdout, "verifier")
-	err = svc.Run(ctx)
-	fmt.Fprintln(stdout, "verifier stopped")
-	return err
+	return serveUntilSignal(ctx, stop, svc, "verifier", f.drainTimeout, stdout)
 }
 
 func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {

@@ -83,7 +83,7 @@ func testServer(args []string) int {
 	svc.PrintAddrs(os.Stdout, "server")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := svc.Run(ctx); err != nil {
+	if err := svc.Run(ctx, node.DefaultDrainTimeout); err != nil {
 		return fail(err)
 	}
 	return 0

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -109,6 +110,33 @@ func ExpectReset(t testing.TB, s network.Stream) {
 	if !errors.Is(err, network.ErrReset) {
 		t.Fatalf("read after a violation: %v, want a stream reset", err)
 	}
+}
+
+// ExpectLinger checks how a server ends a stream it stopped reading
+// (PROTOCOL.md §7.7): it closes its side (s reads to the end, io.EOF,
+// after any replies), then resets the stream when the client does not
+// close its own within protocol.SessionLinger.
+func ExpectLinger(t testing.TB, s network.Stream) {
+	t.Helper()
+	r := bufio.NewReader(s)
+	_, err := r.ReadByte()
+	for err == nil {
+		_, err = r.ReadByte()
+	}
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("read after the server stopped reading: %v, want the end of the stream", err)
+	}
+	deadline := time.Now().Add(protocol.SessionLinger + 10*time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := s.Write([]byte{0}); err != nil {
+			if !errors.Is(err, network.ErrReset) {
+				t.Fatalf("write while the server lingers: %v, want a stream reset in the end", err)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the server did not reset the stream within %v of its close", protocol.SessionLinger+10*time.Second)
 }
 
 // Entry returns the identity entry of a test key ("server", "1000",

@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/drain"
 	"github.com/tsnode/tsnode/internal/p2pstream"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -45,6 +47,7 @@ type Service struct {
 	dir   *identity.Directory
 	trust *protocol.Trust
 	heads *protocol.HeadCache
+	drain *drain.Tracker
 	// Set by options.
 	storeDir  string
 	onVerdict func(remote peer.ID, v *protocol.Verdict)
@@ -74,7 +77,7 @@ func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Di
 	if trust == nil {
 		return nil, errors.New("relay: no trust policy")
 	}
-	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), maxSize: protocol.DefaultMaxDocumentSize}
+	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), drain: drain.New(), maxSize: protocol.DefaultMaxDocumentSize}
 	for _, o := range opts {
 		o(s)
 	}
@@ -88,8 +91,23 @@ func (s *Service) Close() error {
 	return nil
 }
 
+// Drain refuses new relays (their streams are reset) and waits, until ctx
+// ends, for the relays in progress to get their verdicts.
+func (s *Service) Drain(ctx context.Context) error {
+	if err := s.drain.Drain(ctx); err != nil {
+		return fmt.Errorf("relay: draining: %w", err)
+	}
+	return nil
+}
+
 // handle answers one relay.
 func (v *Service) handle(s network.Stream) {
+	if !v.drain.Enter() {
+		log.Infow("relay refused: shutting down", "peer", s.Conn().RemotePeer())
+		s.Reset()
+		return
+	}
+	defer v.drain.Leave()
 	release, err := p2pstream.Prepare(s, protocol.RelayServiceName, protocol.MaxRelayHeaderSize+protocol.MaxRelayFrameSize)
 	if err != nil {
 		log.Debugw("relay stream refused", "peer", s.Conn().RemotePeer(), "err", err)

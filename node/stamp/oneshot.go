@@ -15,11 +15,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/drain"
 	"github.com/tsnode/tsnode/internal/p2pstream"
 )
 
 // oneShotHandler serves one-shot stamps with a Stamper.
-func oneShotHandler(st *Stamper) network.StreamHandler {
+// While the service drains it refuses new requests with shutting-down.
+func oneShotHandler(st *Stamper, d *drain.Tracker) network.StreamHandler {
 	return func(s network.Stream) {
 		release, err := p2pstream.Prepare(s, protocol.StampServiceName, protocol.MaxStampRequestSize+protocol.MaxStampResponseSize)
 		if err != nil {
@@ -28,6 +30,10 @@ func oneShotHandler(st *Stamper) network.StreamHandler {
 			return
 		}
 		defer release()
+		entered := d.Enter()
+		if entered {
+			defer d.Leave()
+		}
 		_ = s.SetDeadline(time.Now().Add(protocol.StampStreamTimeout))
 		remote := s.Conn().RemotePeer()
 
@@ -37,7 +43,13 @@ func oneShotHandler(st *Stamper) network.StreamHandler {
 			s.Reset()
 			return
 		}
-		reply, stmt, err := st.Handle(remote, req)
+		var reply []byte
+		var stmt *protocol.Statement
+		if entered {
+			reply, stmt, err = st.Handle(remote, req)
+		} else {
+			err = &StampError{protocol.StatusShuttingDown, "the server is shutting down"}
+		}
 		var resp []byte
 		var se *StampError
 		switch {

@@ -6,13 +6,16 @@
 package stamp
 
 import (
+	"context"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/drain"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -30,7 +33,8 @@ var log = logging.Logger("tsnode/stamp")
 // self, whose private key is key: requesters must be in dir, and every
 // stamp is logged by the authority.
 type Service struct {
-	host host.Host
+	host  host.Host
+	drain *drain.Tracker
 }
 
 // New serves the stamp protocols on h.
@@ -42,10 +46,22 @@ func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Di
 	if err != nil {
 		return nil, err
 	}
-	h.SetStreamHandler(OneShotID, oneShotHandler(stamper))
-	sessions := &sessionHandler{Key: key, Self: self, Dir: dir, Log: log}
+	d := drain.New()
+	h.SetStreamHandler(OneShotID, oneShotHandler(stamper, d))
+	sessions := &sessionHandler{Key: key, Self: self, Dir: dir, Log: log, Drain: d}
 	h.SetStreamHandler(SessionID, sessions.Handler())
-	return &Service{host: h}, nil
+	return &Service{host: h, drain: d}, nil
+}
+
+// Drain stops taking stamps and waits, until ctx ends, for those already
+// submitted to be answered: new sessions and one-shot requests are
+// refused with shutting-down; open sessions stop reading, answer what
+// they read, send the shutdown notice (§7.7) and close.
+func (s *Service) Drain(ctx context.Context) error {
+	if err := s.drain.Drain(ctx); err != nil {
+		return fmt.Errorf("stamp: draining: %w", err)
+	}
+	return nil
 }
 
 // Close stops serving both protocols; streams in progress go on.

@@ -258,6 +258,17 @@ func (s *Session) deliver(rep *protocol.SessionReply) error {
 	call, ok := s.pending[rep.ID]
 	delete(s.pending, rep.ID)
 	s.mu.Unlock()
+	if rep.Status == protocol.StatusShuttingDown {
+		// The server's shutdown notice (or a stamp refused for it): it
+		// reads no more requests and has answered those it read, so the
+		// ones still pending will not be answered, and none can be asked.
+		err := protocol.Refusal(string(s.server.ID), []byte(rep.Status), []byte(rep.Message))
+		if ok {
+			call.result <- sessionResult{err: err}
+		}
+		s.fail(err)
+		return nil
+	}
 	if !ok {
 		return nil // the caller gave up on it
 	}

@@ -47,7 +47,7 @@ func startFakeSessionServer(t testing.TB, answer answerFunc) *fakeSessionServer 
 	f.host = testnet.NewHost(t, "server", testnet.Transports[0].Listen)
 	f.host.SetStreamHandler(protocol.SessionProtocolID, func(s network.Stream) {
 		r := bufio.NewReader(s)
-		requester, in, out, err := srv.accept(s, r, s.Conn().RemotePeer())
+		requester, in, out, err := srv.accept(s, r, s.Conn().RemotePeer(), true)
 		if err != nil {
 			return
 		}

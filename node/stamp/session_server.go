@@ -17,20 +17,31 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/drain"
 	"github.com/tsnode/tsnode/internal/p2pstream"
 )
 
 // sessionHandler serves stamp sessions on the authority's log.
 type sessionHandler struct {
-	Key  *rsa.PrivateKey
-	Self identity.Entry
-	Dir  *identity.Directory
-	Log  *authority.Authority
+	Key   *rsa.PrivateKey
+	Self  identity.Entry
+	Dir   *identity.Directory
+	Log   *authority.Authority
+	Drain *drain.Tracker
 }
 
 const (
 	sessionReadBuffer  = 4 << 10
 	sessionWriteBuffer = 32 << 10
+)
+
+// sessionEnd is why the server stopped reading a session.
+type sessionEnd int
+
+const (
+	endClosed    sessionEnd = iota // the requester closed its side
+	endViolation                   // §7.7: bad frame, or idle
+	endDraining                    // the server is shutting down
 )
 
 // Handler returns the session stream handler.
@@ -44,24 +55,51 @@ func (srv *sessionHandler) Handler() network.StreamHandler {
 			return
 		}
 		defer release()
+		entered := srv.Drain.Enter()
+		if entered {
+			defer srv.Drain.Leave()
+		}
 		r := bufio.NewReaderSize(s, sessionReadBuffer)
-		requester, in, out, err := srv.accept(s, r, remote)
+		requester, in, out, err := srv.accept(s, r, remote, entered)
 		if err != nil {
 			log.Warnw("session not opened", "peer", remote, "err", err)
 			return
 		}
-		if err := srv.serve(s, r, requester, in, out); err != nil {
-			log.Warnw("session: protocol violation; resetting stream", "peer", remote, "err", err)
+		end, readErr, writeErr := srv.serve(s, r, requester, in, out)
+		switch {
+		case writeErr != nil:
+			log.Warnw("session: writing replies failed; resetting stream", "peer", remote, "err", writeErr)
 			s.Reset()
-			return
+		case end == endClosed:
+			s.Close()
+		default:
+			if end == endViolation {
+				log.Warnw("session: protocol violation; closing after the replies", "peer", remote, "err", readErr)
+			}
+			linger(s, r)
 		}
-		s.Close()
 	}
+}
+
+// linger ends a session the server stopped reading, after its last reply:
+// it closes the server's side, then waits up to SessionLinger for the
+// requester to close its own (discarding what it still sends) and closes
+// the stream; a requester that does not close gets a reset. Resetting at
+// once could discard replies the requester has not read yet.
+func linger(s network.Stream, r io.Reader) {
+	_ = s.CloseWrite()
+	_ = s.SetReadDeadline(time.Now().Add(protocol.SessionLinger))
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		s.Reset()
+		return
+	}
+	s.Close()
 }
 
 // accept runs the key exchange. On failure the stream is already closed
 // or reset.
-func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer.ID) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
+// A session that arrives while the server drains (!admit) is refused.
+func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer.ID, admit bool) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
 	_ = s.SetDeadline(time.Now().Add(protocol.SessionHelloTimeout))
 	frame, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
 	if err != nil {
@@ -72,6 +110,9 @@ func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer
 		_ = protocol.WriteFrame(s, protocol.EncodeRecord(protocol.SessionAcceptTag, []byte(status), []byte(msg)))
 		s.Close()
 		return identity.Entry{}, nil, nil, fmt.Errorf("%s: %s", status, msg)
+	}
+	if !admit {
+		return refuse(protocol.StatusShuttingDown, "the server is shutting down")
 	}
 	id, requestKey, err := protocol.OpenSessionHello(srv.Key, frame)
 	if err != nil {
@@ -108,45 +149,70 @@ type answer struct {
 	future authority.Future
 }
 
-// serve reads requests until the requester closes its side, adds them to
-// the log, and writes the replies as batches complete. The log resolves
-// futures in the order they were added, so one goroutine waits for them
-// in that order and holds none of them back.
-func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) error {
+// serve reads requests until the requester closes its side, a violation,
+// or the server drains; adds them to the log; and writes the replies as
+// batches complete, all of them before it returns (§7.7). The log
+// resolves futures in the order they were added, so one goroutine waits
+// for them in that order and holds none of them back. A draining server
+// ends with a shutdown notice after the last reply.
+func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) (end sessionEnd, readErr, writeErr error) {
 	replies := make(chan []byte, protocol.MaxInFlight)
 	slots := make(chan struct{}, protocol.MaxInFlight)
 	pending := make(chan answer, protocol.MaxInFlight)
-	writeErr := make(chan error, 1)
-	go func() { writeErr <- writeReplies(s, out, replies, slots) }()
+	written := make(chan error, 1)
+	go func() { written <- writeReplies(s, out, replies, slots) }()
+	// end is written before pending is closed.
 	go func() {
 		defer close(replies)
 		for a := range pending {
-			st, err := a.future()
-			if err != nil {
-				replies <- protocol.EncodeSessionReply(a.id, nil, protocol.StatusInternal, "the server could not log the stamp")
+			if st, err := a.future(); err != nil {
+				status, msg := refusalOf(err)
+				replies <- protocol.EncodeSessionReply(a.id, nil, status, msg)
 			} else {
 				replies <- protocol.EncodeSessionReply(a.id, st, protocol.StatusOK, "")
 			}
 		}
+		if end == endDraining {
+			slots <- struct{}{}
+			replies <- protocol.EncodeSessionReply(protocol.NoticeID, nil, protocol.StatusShuttingDown,
+				"the server is shutting down; requests not answered before this notice were not read")
+		}
+	}()
+	// A drain interrupts the read; the flag is checked after each new
+	// deadline, so a deadline set before the drain cannot outlive it.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-srv.Drain.Stopping():
+			_ = s.SetReadDeadline(time.Now())
+		case <-stop:
+		}
 	}()
 
-	readErr := func() error {
+	end, readErr = func() (sessionEnd, error) {
 		for {
 			_ = s.SetReadDeadline(time.Now().Add(protocol.SessionIdleTimeout))
+			if srv.Drain.Draining() {
+				return endDraining, nil
+			}
 			frame, err := protocol.ReadFrame(r, protocol.MaxSessionRequestSize)
 			if errors.Is(err, io.EOF) {
-				return nil
+				return endClosed, nil
+			}
+			if err != nil && srv.Drain.Draining() {
+				return endDraining, nil
 			}
 			if err != nil {
-				return err
+				return endViolation, err
 			}
 			pt, err := in.Open(frame)
 			if err != nil {
-				return err
+				return endViolation, err
 			}
 			req, err := protocol.ParseSessionRequest(pt)
 			if err != nil {
-				return err
+				return endViolation, err
 			}
 			slots <- struct{}{}
 			// Stamps submitted are answered even if the session then
@@ -156,10 +222,7 @@ func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester id
 		}
 	}()
 	close(pending)
-	if err := <-writeErr; err != nil && readErr == nil {
-		return err
-	}
-	return readErr
+	return end, readErr, <-written
 }
 
 // writeReplies seals and writes replies, flushing whenever none is

@@ -65,7 +65,8 @@ func (s *Stamper) Handle(remote peer.ID, sealed []byte) ([]byte, *protocol.State
 	}
 	st, err := s.logged(claimed, req)
 	if err != nil {
-		return nil, nil, &StampError{protocol.StatusInternal, "the server could not log the stamp"}
+		status, msg := refusalOf(err)
+		return nil, nil, &StampError{status, msg}
 	}
 	reply, err := s.seal(claimed, st)
 	if err != nil {
@@ -97,4 +98,16 @@ func (s *Stamper) seal(claimed identity.Entry, st *protocol.Statement) ([]byte, 
 		return nil, errors.New("sealing the reply failed")
 	}
 	return reply, nil
+}
+
+// refusalOf is the status and message a requester gets for a stamp the
+// authority did not make.
+func refusalOf(err error) (status, message string) {
+	switch {
+	case errors.Is(err, authority.ErrClockBehind):
+		return protocol.StatusClockBehind, "the server's clock is behind the last time it issued; it stamps again once its clock catches up"
+	case errors.Is(err, authority.ErrClosed):
+		return protocol.StatusShuttingDown, "the server is shutting down"
+	}
+	return protocol.StatusInternal, "the server could not log the stamp"
 }

@@ -56,11 +56,10 @@ func TestStamperUseLog(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// A signer that cannot log refuses with an internal error, and says
-	// nothing about why.
+	// A closed authority refuses with shutting-down.
 	s.Close()
 	_, _, err = f.stamper.Handle(f.r1000.PeerID, f.seal(t, newRequest("1000", 9, 9)))
-	if se := refusal(t, err); se.Status != protocol.StatusInternal {
-		t.Fatalf("refusal %v, want %s", se, protocol.StatusInternal)
+	if se := refusal(t, err); se.Status != protocol.StatusShuttingDown {
+		t.Fatalf("refusal %v, want %s", se, protocol.StatusShuttingDown)
 	}
 }
