@@ -69,8 +69,8 @@ func IsVerificationError(err error) bool {
 func Refusal(server string, status, message []byte) error {
 	st, msg := printable(status, 40), printable(message, 200)
 	switch st {
-	case StatusShuttingDown:
-		return fmt.Errorf("%w by %s: %w (%s)", ErrRefused, server, ErrShuttingDown, msg)
+	case StatusShuttingDown: // the status says it all
+		return fmt.Errorf("%w by %s: %w", ErrRefused, server, ErrShuttingDown)
 	case StatusClockBehind:
 		return fmt.Errorf("%w by %s: %w (%s)", ErrRefused, server, ErrClockBehind, msg)
 	}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGTERM under load: the server finishes what it took, tells the
+// requester it is shutting down, and exits 0. Every document either gets
+// a receipt that verifies or fails as "server is shutting down"; none
+// fails with a bare end of stream or a reset.
+func TestServerDrainsOnSIGTERM(t *testing.T) {
+	keys, pass := keysDir(t, "server", "1000", "2000")
+	server := startDaemon(t, "server", keys, pass, "--data", filepath.Join(t.TempDir(), "data"))
+	verifier := startDaemon(t, "verifier", keys, pass)
+	docs := t.TempDir()
+	const n = 600
+	args := []string{"--role", "requester", "--keys", keys, "--passphrase-file", pass,
+		"--server", server.addrs["tcp"], "--verifier", verifier.addrs["tcp"], "--out", filepath.Join(docs, "receipts"), "--parallel", "32"}
+	for i := range n {
+		p := filepath.Join(docs, fmt.Sprintf("doc-%03d.txt", i))
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("document %d\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--file", p)
+	}
+	var out bytes.Buffer
+	req := tsnodeCmd(t, context.Background(), nil, args...)
+	req.Stdout, req.Stderr = &out, &out
+	if err := req.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the first receipts, then stop the server under load.
+	deadline := time.Now().Add(cmdTimeout)
+	for {
+		m, _ := filepath.Glob(filepath.Join(docs, "receipts", "*.receipt"))
+		if len(m) >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no receipts within %v", cmdTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t0 := time.Now()
+	if err := server.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-server.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server still running 20 s after SIGTERM\n%s", server.output())
+	}
+	took := time.Since(t0)
+	if server.err != nil || !strings.Contains(server.output(), "server stopped") {
+		t.Fatalf("server after SIGTERM: %v\n%s", server.err, server.output())
+	}
+	err := req.Wait()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Fatal(err)
+	}
+	text := out.String()
+	ok := strings.Count(text, "\n  OK\n")
+	shuttingDown := strings.Count(text, "server is shutting down")
+	failed := strings.Count(text, "  FAILED ")
+	t.Logf("server stopped %v after SIGTERM; %d documents OK, %d failed (%d as shutting down)", took.Round(time.Millisecond), ok, failed, shuttingDown)
+	if ok+failed != n {
+		t.Fatalf("%d OK + %d failed, want %d documents\n%s", ok, failed, n, text)
+	}
+	if failed == 0 {
+		t.Fatalf("no document failed: the server stopped after the load\n%s", text)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "FAILED") && !strings.Contains(line, "server is shutting down") && !strings.Contains(line, "connect") {
+			t.Errorf("a document failed otherwise than shutting down: %s", line)
+		}
+	}
+	// Every receipt written verifies.
+	receipts, _ := filepath.Glob(filepath.Join(docs, "receipts", "*.receipt"))
+	if len(receipts) < ok {
+		t.Fatalf("%d receipts for %d OK documents", len(receipts), ok)
+	}
+	for _, rc := range receipts {
+		doc := filepath.Join(docs, strings.TrimSuffix(filepath.Base(rc), ".receipt"))
+		if o, err := tsnodeCmd(t, context.Background(), nil, "verify", "--keys", keys, "--receipt", rc, doc).CombinedOutput(); err != nil {
+			t.Errorf("receipt %s: %v\n%s", rc, err, o)
+		}
+	}
+}
