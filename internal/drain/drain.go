@@ -54,6 +54,13 @@ func (t *Tracker) Draining() bool {
 	return t.draining
 }
 
+// Active is how many handlers are in progress.
+func (t *Tracker) Active() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.active
+}
+
 // Stopping is closed when draining starts.
 func (t *Tracker) Stopping() <-chan struct{} { return t.stopping }
 

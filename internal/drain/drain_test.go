@@ -12,6 +12,9 @@ func TestDrainWaitsForHandlers(t *testing.T) {
 	if !tr.Enter() || !tr.Enter() {
 		t.Fatal("Enter refused before draining")
 	}
+	if n := tr.Active(); n != 2 {
+		t.Fatalf("Active = %d, want 2", n)
+	}
 	done := make(chan error, 1)
 	go func() { done <- tr.Drain(context.Background()) }()
 	<-tr.Stopping()

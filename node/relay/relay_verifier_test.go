@@ -28,6 +28,7 @@ import (
 
 type relayFixture struct {
 	verifier host.Host
+	svc      *Service
 	store    string
 	receipt  []byte // a v2 receipt of doc
 	doc      []byte
@@ -58,6 +59,7 @@ func newRelayFixture(t *testing.T) *relayFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
+	f.svc = svc
 	return f
 }
 
