@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ var (
 	ErrKeySize         = errors.New("RSA key is not 4096 bits")
 	ErrKeyExists       = errors.New("key file already exists")
 	ErrMalformedKey    = errors.New("malformed key file")
+	ErrInsecureMode    = errors.New("readable or writable by group or others")
 )
 
 // pbkdf2Iterations follows OWASP's 2023 advice for PBKDF2-HMAC-SHA-256.
@@ -177,21 +179,45 @@ func checkSize(name string, pub *rsa.PublicKey) error {
 	return nil
 }
 
-// LoadPrivateKey reads and decrypts a private key file. warn, if not nil,
-// is told when the file is readable by group or others.
-func LoadPrivateKey(path string, passphrase []byte, warn func(string)) (*rsa.PrivateKey, error) {
-	info, err := os.Stat(path)
+// LoadPrivateKey reads and decrypts a private key file. A file readable
+// or writable by group or others is refused (ErrInsecureMode) unless
+// allowInsecure is not nil: then it is told why, and the key loads.
+func LoadPrivateKey(path string, passphrase []byte, allowInsecure func(warning string)) (*rsa.PrivateKey, error) {
+	data, err := ReadSecretFile("private key", path, allowInsecure)
 	if err != nil {
-		return nil, fmt.Errorf("failed to read private key: %w", err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 && warn != nil {
-		warn(fmt.Sprintf("private key %s has mode %04o; it should be 0600 (chmod 600 %s)", path, perm, path))
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("failed to read private key: %w", err)
+		return nil, err
 	}
 	return ParsePrivateKey(path, data, passphrase)
+}
+
+// ReadSecretFile reads a file holding a secret (what names it in
+// errors: "private key", "passphrase file"). The mode is checked on the
+// open file, so what is read is what was checked: a file readable or
+// writable by group or others is refused with ErrInsecureMode, naming
+// the file, its mode and the fix, unless allowInsecure is not nil, which
+// is then told and the file read. Errors never hold the contents.
+func ReadSecretFile(what, path string, allowInsecure func(warning string)) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", what, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s: %w", what, err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		err := fmt.Errorf("%s %s has mode %04o: %w; fix it with: chmod 600 %s", what, path, perm, ErrInsecureMode, path)
+		if allowInsecure == nil {
+			return nil, err
+		}
+		allowInsecure(err.Error())
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read %s %s: %w", what, path, err)
+	}
+	return data, nil
 }
 
 // LoadPublicKey reads a public key file.

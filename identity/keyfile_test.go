@@ -233,13 +233,10 @@ func TestWriteKeyPair(t *testing.T) {
 		}
 	}
 
-	warned := false
-	got, err := identity.LoadPrivateKey(privPath, pass, func(string) { warned = true })
+	// WriteKeyPair's mode passes LoadPrivateKey's check.
+	got, err := identity.LoadPrivateKey(privPath, pass, nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if warned {
-		t.Error("LoadPrivateKey warned about a key WriteKeyPair wrote")
 	}
 	if !got.Equal(key) {
 		t.Error("private key file holds another key")
@@ -665,68 +662,97 @@ func TestParsePublicKeyMalformed(t *testing.T) {
 func TestLoadPrivateKeyMode(t *testing.T) {
 	key := testkeys.Private(t, "1000")
 	data := fastEncrypt(t, key, testkeys.Passphrase)
+	write := func(t *testing.T, mode fs.FileMode) string {
+		path := filepath.Join(t.TempDir(), "key.pem")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
 	for _, tc := range []struct {
 		mode     fs.FileMode
-		wantWarn bool
+		insecure bool
 	}{
 		{0o600, false},
 		{0o400, false},
 		{0o644, true},
 		{0o640, true},
 		{0o604, true},
+		{0o620, true},
 	} {
 		t.Run(fmt.Sprintf("%04o", tc.mode), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "key.pem")
-			if err := os.WriteFile(path, data, 0o600); err != nil {
-				t.Fatal(err)
+			path := write(t, tc.mode)
+			got, err := identity.LoadPrivateKey(path, []byte(testkeys.Passphrase), nil)
+			if !tc.insecure {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !got.Equal(key) {
+					t.Error("loaded another key")
+				}
+				return
 			}
-			if err := os.Chmod(path, tc.mode); err != nil {
-				t.Fatal(err)
+			// Refused by default: the error names the file, its mode and the fix.
+			checkErr(t, err, identity.ErrInsecureMode, path)
+			for _, want := range []string{fmt.Sprintf("%04o", tc.mode), "chmod 600 " + path} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
 			}
+			// Allowed explicitly: it loads, after one warning saying the same.
 			var warnings []string
-			got, err := identity.LoadPrivateKey(path, []byte(testkeys.Passphrase), func(s string) { warnings = append(warnings, s) })
+			got, err = identity.LoadPrivateKey(path, []byte(testkeys.Passphrase), func(s string) { warnings = append(warnings, s) })
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !got.Equal(key) {
 				t.Error("loaded another key")
 			}
-			if !tc.wantWarn {
-				if len(warnings) != 0 {
-					t.Errorf("unexpected warnings %q", warnings)
-				}
-				return
+			if len(warnings) != 1 || !strings.Contains(warnings[0], path) || !strings.Contains(warnings[0], fmt.Sprintf("%04o", tc.mode)) {
+				t.Fatalf("got warnings %q, want one naming %s and its mode", warnings, path)
 			}
-			if len(warnings) != 1 {
-				t.Fatalf("got warnings %q, want one", warnings)
-			}
-			w := warnings[0]
-			if !strings.Contains(w, path) || !strings.Contains(w, fmt.Sprintf("%04o", tc.mode)) {
-				t.Errorf("warning %q does not name the file and its mode %04o", w, tc.mode)
-			}
-			noSecrets(t, w)
-			// A nil warn callback is allowed.
-			if _, err := identity.LoadPrivateKey(path, []byte(testkeys.Passphrase), nil); err != nil {
-				t.Fatal(err)
-			}
+			noSecrets(t, warnings[0])
 		})
 	}
 
-	t.Run("warns before a failing parse", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "key.pem")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(path, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	t.Run("mode checked before the passphrase", func(t *testing.T) {
+		path := write(t, 0o644)
+		_, err := identity.LoadPrivateKey(path, []byte(wrongPassphrase), nil)
+		checkErr(t, err, identity.ErrInsecureMode, path)
 		warned := false
-		_, err := identity.LoadPrivateKey(path, []byte(wrongPassphrase), func(string) { warned = true })
+		_, err = identity.LoadPrivateKey(path, []byte(wrongPassphrase), func(string) { warned = true })
 		checkErr(t, err, identity.ErrWrongPassphrase, path)
 		if !warned {
 			t.Error("no warning for a world-readable key with a wrong passphrase")
 		}
 	})
+}
+
+func TestReadSecretFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passphrase")
+	if err := os.WriteFile(path, []byte(wrongPassphrase+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	_, err := identity.ReadSecretFile("passphrase file", path, nil)
+	checkErr(t, err, identity.ErrInsecureMode, path)
+	if !strings.HasPrefix(err.Error(), "passphrase file "+path+" has mode 0644") {
+		t.Errorf("error %q does not start by naming the passphrase file and its mode", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := identity.ReadSecretFile("passphrase file", path, nil)
+	if err != nil || string(got) != wrongPassphrase+"\n" {
+		t.Fatalf("ReadSecretFile of a 0600 file = %q, %v", got, err)
+	}
+	_, err = identity.ReadSecretFile("passphrase file", path+".missing", nil)
+	checkErr(t, err, fs.ErrNotExist, path+".missing")
 }
 
 func TestLoadMissingFile(t *testing.T) {

@@ -12,8 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -59,6 +57,9 @@ type Identity struct {
 	// Retired are the keys rotations replaced (protocol.LoadRetiredKeys),
 	// so that an address naming one is explained.
 	Retired []protocol.RetiredKey
+	// ListenSecurity is what StartServer and StartVerifier offer, in
+	// preference order (SecurityTLS, SecurityNoise); nil: TLS only.
+	ListenSecurity []string
 }
 
 // NewIdentity checks that key is the key the directory holds for id.
@@ -75,10 +76,24 @@ func NewIdentity(id identity.ID, key *rsa.PrivateKey, dir *identity.Directory) (
 
 // NewHost starts a libp2p host with the node's key as its identity,
 // listening on listen (none: dial only), over TCP and QUIC, admitting only
-// peers of the directory. TLS is preferred to Noise: with RSA-4096 keys
-// its handshake is several times cheaper.
-func NewHost(id *Identity, listen []string) (host.Host, error) {
+// peers of the directory. It offers security (SecurityTLS, SecurityNoise)
+// in that order; none given: TLS then Noise, what a dialing client offers
+// so that it reaches servers configured either way. Every listen address
+// must be free: a taken one is an error naming it.
+func NewHost(id *Identity, listen []string, security ...string) (host.Host, error) {
 	priv, err := identity.LibP2PPrivateKey(id.Key)
+	if err != nil {
+		return nil, err
+	}
+	addrs := make([]ma.Multiaddr, 0, len(listen))
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("bad listen address %q: %w", s, err)
+		}
+		addrs = append(addrs, a)
+	}
+	secOpts, err := securityOptions(security)
 	if err != nil {
 		return nil, err
 	}
@@ -90,31 +105,28 @@ func NewHost(id *Identity, listen []string) (host.Host, error) {
 		libp2p.Identity(priv),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(directoryGater{dir: id.Dir}),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// Without SO_REUSEPORT, a second server on a taken TCP port fails
+		// instead of splitting clients between two logs. QUIC's UDP
+		// sockets never set it. Dialing from the listen port (hole
+		// punching) is not needed: tsnode runs no NAT traversal.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Security(noise.ID, noise.New),
 		libp2p.DisableRelay(),
+		// Listening happens below, one address at a time: libp2p itself
+		// starts when at least one of them works.
+		libp2p.NoListenAddrs,
 	}
-	if len(listen) == 0 {
-		opts = append(opts, libp2p.NoListenAddrs)
-	} else {
-		addrs := make([]ma.Multiaddr, 0, len(listen))
-		for _, s := range listen {
-			a, err := ma.NewMultiaddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("bad listen address %q: %w", s, err)
-			}
-			addrs = append(addrs, a)
-		}
-		opts = append(opts, libp2p.ListenAddrs(addrs...))
-	}
-	h, err := libp2p.New(opts...)
+	h, err := libp2p.New(append(opts, secOpts...)...)
 	if err != nil {
 		rm.Close()
 		return nil, fmt.Errorf("failed to start libp2p host: %w", err)
 	}
-	return &hostWithLimits{Host: h, rm: rm}, nil
+	hl := &hostWithLimits{Host: h, rm: rm}
+	if err := listenAll(h, addrs); err != nil {
+		hl.Close()
+		return nil, err
+	}
+	return hl, nil
 }
 
 // hostWithLimits closes the resource manager it was given with the host:

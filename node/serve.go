@@ -41,7 +41,7 @@ func StartServer(id *Identity, listen []string, dataDir string, opts ...authorit
 		lg.Close()
 		return nil, err
 	}
-	h, err := NewHost(id, listen)
+	h, err := NewHost(id, listen, id.listenSecurity()...)
 	if err != nil {
 		signer.Close()
 		lg.Close()
@@ -80,7 +80,7 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if opts.Trust == nil {
 		return nil, errors.New("verifier: no trust policy (VerifierOptions.Trust)")
 	}
-	h, err := NewHost(id, listen)
+	h, err := NewHost(id, listen, id.listenSecurity()...)
 	if err != nil {
 		return nil, err
 	}

@@ -141,7 +141,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err := setupLogging("error"); err != nil {
 		return err
 	}
-	if cfg.Passphrase, err = readPassphrase(*passFile, false); err != nil {
+	if cfg.Passphrase, err = readPassphrase(*passFile, false, nil); err != nil {
 		return err
 	}
 	cfg.PassphraseFile = *passFile

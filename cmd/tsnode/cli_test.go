@@ -105,6 +105,9 @@ func TestKeygenAndID(t *testing.T) {
 	// The new key opens with its passphrase, from the environment.
 	dir := filepath.Dir(keys)
 	wrong := writeFile(t, filepath.Join(dir, "wrong"), "not the passphrase\n")
+	if err := os.Chmod(wrong, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	res = tsnode(t, nil, "log", "--keys", keys, "--id", "1000", "--passphrase-file", wrong, "--server-id", "1000", "--server", "/ip4/127.0.0.1/tcp/1")
 	if res.code != exitFailed || !strings.Contains(res.stderr, "passphrase") {
 		t.Errorf("wrong passphrase: want exit 1 naming the passphrase\n%v", res)

@@ -21,6 +21,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 		"into DIR/public/retired/, its private key moves to DIR/private/retired/, and the new private key is encrypted with the\n"+
 		"same passphrase as the old one (the passphrase opens the current key)")
 	passFile := fs.String("passphrase-file", "", "read the passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
+	mode := addKeyModeFlag(fs, stderr)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -39,7 +40,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 		if *force {
 			return usageErr("--rotate and --force exclude each other: --rotate keeps the old key as a retired one, --force discards it")
 		}
-		return rotateKey(*keys, id, *passFile, stdout, stderr)
+		return rotateKey(*keys, id, *passFile, mode, stdout)
 	}
 	// Refuse before asking for a passphrase and generating a key.
 	if !*force {
@@ -47,7 +48,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	pass, err := readPassphrase(*passFile, true)
+	pass, err := readPassphrase(*passFile, true, mode)
 	if err != nil {
 		return err
 	}

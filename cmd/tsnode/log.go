@@ -24,6 +24,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	to := fs.String("to", "", "... up to the tree head of this later `receipt` (default: the server's latest head)")
 	out := fs.String("out", "", "write the consistency proof to this `file` (check it with tsnode verify --consistency)")
 	trust := addTrustFlag(fs, "accept only tree heads of this authority `ID` (repeatable; default server)")
+	mode := addKeyModeFlag(fs, stderr)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -37,7 +38,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	if *out != "" && *from == "" {
 		return usageErr("--out needs --from")
 	}
-	id, err := loadIdentity(*keys, identity.ID(*idFlag), *passFile, stderr)
+	id, err := loadIdentity(*keys, identity.ID(*idFlag), *passFile, mode)
 	if err != nil {
 		return err
 	}

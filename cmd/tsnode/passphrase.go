@@ -3,24 +3,60 @@ package main
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/term"
+
+	"github.com/tsnode/tsnode/identity"
 )
 
 // passphraseEnv names the environment variable that may hold the
 // passphrase. It is read, never echoed or logged.
 const passphraseEnv = "TSNODE_PASSPHRASE"
 
+// keyMode is --allow-insecure-key-mode: whether a private key or
+// passphrase file readable by group or others is used anyway. A nil
+// *keyMode refuses such files, with no flag to mention.
+type keyMode struct {
+	allow  bool
+	stderr io.Writer
+}
+
+func addKeyModeFlag(fs *flag.FlagSet, stderr io.Writer) *keyMode {
+	m := &keyMode{stderr: stderr}
+	fs.BoolVar(&m.allow, "allow-insecure-key-mode", false, "use a private key or --passphrase-file readable by group or others anyway, with a warning (default: refuse it)")
+	return m
+}
+
+// allowInsecure is what identity.ReadSecretFile takes: nil refuses.
+func (m *keyMode) allowInsecure() func(string) {
+	if m == nil || !m.allow {
+		return nil
+	}
+	return func(w string) {
+		fmt.Fprintf(m.stderr, "tsnode: WARNING: %s; --allow-insecure-key-mode uses it anyway, but whoever can read it may sign as this node\n", w)
+	}
+}
+
+// explain adds the way out to a refusal of a file's mode.
+func (m *keyMode) explain(err error) error {
+	if m != nil && errors.Is(err, identity.ErrInsecureMode) {
+		return fmt.Errorf("%w (or start anyway with --allow-insecure-key-mode)", err)
+	}
+	return err
+}
+
 // readPassphrase takes the passphrase from --passphrase-file, then
 // $TSNODE_PASSPHRASE, then a no-echo prompt on the terminal. confirm asks
 // twice (for keygen). The passphrase itself never appears in an error.
-func readPassphrase(file string, confirm bool) ([]byte, error) {
+func readPassphrase(file string, confirm bool, mode *keyMode) ([]byte, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := identity.ReadSecretFile("passphrase file", file, mode.allowInsecure())
 		if err != nil {
-			return nil, fmt.Errorf("failed to read passphrase file: %w", err)
+			return nil, mode.explain(err)
 		}
 		// One trailing newline is what `echo` and editors add.
 		b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))

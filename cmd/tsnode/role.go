@@ -38,6 +38,9 @@ type roleFlags struct {
 	drainTimeout, clockTolerance       time.Duration
 	maxBatch                           int
 	trust                              *trustFlag
+	security                           string // parsed into listenSecurity
+	listenSecurity                     []string
+	keyMode                            *keyMode
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
@@ -67,6 +70,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "server, verifier: on SIGTERM or SIGINT, how long to finish the stamps and relays in progress before stopping (a second signal stops at once)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
+	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
+	f.keyMode = addKeyModeFlag(fs, stderr)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -80,10 +85,11 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	if err := setupLogging(f.logLevel); err != nil {
 		return err
 	}
-	id, err := loadIdentity(f.keys, identity.ID(f.id), f.passFile, stderr)
+	id, err := loadIdentity(f.keys, identity.ID(f.id), f.passFile, f.keyMode)
 	if err != nil {
 		return err
 	}
+	id.ListenSecurity = f.listenSecurity
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch f.role {
@@ -96,7 +102,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func (f *roleFlags) check() error {
+func (f *roleFlags) check() (err error) {
 	def, ok := defaultIDs[f.role]
 	if !ok {
 		if f.role == "" {
@@ -126,6 +132,12 @@ func (f *roleFlags) check() error {
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
 	}
+	if f.listenSecurity, err = node.ParseSecurity(f.security); err != nil {
+		return usageErr("--security: %v", err)
+	}
+	if isRequester && f.security != node.SecurityTLS {
+		return usageErr("--security is for --role server and verifier (a requester offers TLS, then Noise)")
+	}
 	if f.maxWait < 0 || f.maxWait > time.Second {
 		return usageErr("--max-wait %v: want 0 to 1s", f.maxWait)
 	}
@@ -151,7 +163,7 @@ func (f *roleFlags) check() error {
 
 // loadIdentity loads the directory, its retired keys and this node's own
 // private key, and nothing else private.
-func loadIdentity(keys string, id identity.ID, passFile string, stderr io.Writer) (*node.Identity, error) {
+func loadIdentity(keys string, id identity.ID, passFile string, mode *keyMode) (*node.Identity, error) {
 	dir, err := identity.LoadDirectory(keys)
 	if err != nil {
 		return nil, err
@@ -160,15 +172,13 @@ func loadIdentity(keys string, id identity.ID, passFile string, stderr io.Writer
 	if err != nil {
 		return nil, err
 	}
-	pass, err := readPassphrase(passFile, false)
+	pass, err := readPassphrase(passFile, false, mode)
 	if err != nil {
 		return nil, err
 	}
-	key, err := identity.LoadPrivateKey(identity.PrivateKeyPath(keys, id), pass, func(w string) {
-		fmt.Fprintf(stderr, "tsnode: warning: %s\n", w)
-	})
+	key, err := identity.LoadPrivateKey(identity.PrivateKeyPath(keys, id), pass, mode.allowInsecure())
 	if err != nil {
-		return nil, err
+		return nil, mode.explain(err)
 	}
 	nid, err := node.NewIdentity(id, key, dir)
 	if err != nil {

@@ -13,20 +13,18 @@ import (
 // rotateKey is keygen --rotate (PROTOCOL.md §1.6): the current key of id
 // signs a rotation statement naming a new key, then the files are
 // replaced in an order a crash cannot make unsafe (identity.RotateKeyPair).
-func rotateKey(keys string, id identity.ID, passFile string, stdout, stderr io.Writer) error {
+func rotateKey(keys string, id identity.ID, passFile string, mode *keyMode, stdout io.Writer) error {
 	// Refuse before asking for a passphrase and generating a key.
 	if err := identity.CheckKeyPair(keys, id); err != nil {
 		return err
 	}
-	pass, err := readPassphrase(passFile, false)
+	pass, err := readPassphrase(passFile, false, mode)
 	if err != nil {
 		return err
 	}
-	old, err := identity.LoadPrivateKey(identity.PrivateKeyPath(keys, id), pass, func(w string) {
-		fmt.Fprintf(stderr, "tsnode: warning: %s\n", w)
-	})
+	old, err := identity.LoadPrivateKey(identity.PrivateKeyPath(keys, id), pass, mode.allowInsecure())
 	if err != nil {
-		return err
+		return mode.explain(err)
 	}
 	pub, err := identity.LoadPublicKey(identity.PublicKeyPath(keys, id))
 	if err != nil {
