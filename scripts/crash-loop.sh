@@ -26,19 +26,24 @@
 #   scripts/crash-loop.sh --kills 5 --work /tmp/cl   # keep everything in /tmp/cl
 #
 # Options: --kills N (default 20), --work DIR (an absent or empty folder;
-# kept afterwards; default a temporary folder, removed unless KEEP=1).
+# kept afterwards; default a temporary folder, removed unless KEEP=1),
+# --damage-log (a self-test of the checks: log.db is deleted before the
+# last restart, as a clumsy operator might; the run must then fail,
+# either because the server refuses to start or because the checks see
+# reused serials and inconsistent heads).
 # Exit status: 0 when every check passed, 1 on any violation or failure,
 # 2 bad usage.
 set -euo pipefail
 
-kills=20 workdir=""
+kills=20 workdir="" damage=""
 while (($#)); do
 	case $1 in
 	--kills) kills=${2:-} && shift ;;
 	--work) workdir=${2:-} && shift ;;
+	--damage-log) damage=1 ;;
 	--kills=* | --work=*) v=${1#*=} k=${1%%=*} && set -- "$k" "$v" "${@:2}" && continue ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' && exit 0 ;;
-	*) echo "crash-loop.sh: unknown argument $1 (want --kills N, --work DIR)" >&2 && exit 2 ;;
+	*) echo "crash-loop.sh: unknown argument $1 (want --kills N, --work DIR, --damage-log)" >&2 && exit 2 ;;
 	esac
 	shift
 done
@@ -124,7 +129,7 @@ start_server() {
 		fi
 		echo "$a" >"$work/addr.$t.tmp" && mv "$work/addr.$t.tmp" "$work/addr.$t"
 	done
-	sed -n 's/.* holds \([0-9]*\) stamps.*/\1/p' "$log" | head -n1 >"$work/size.$1"
+	sed -n 's/.* holds \([0-9]*\) stamps.*/\1/p' "$log" | sed -n 1p >"$work/size.$1"
 }
 
 # client K ID TRANSPORT [--oneshot]: a bounded loop of requester runs,
@@ -194,6 +199,10 @@ for ((n = 1; n <= kills; n++)); do
 	wait "$server_pid" 2>/dev/null || true
 	forget "$server_pid"
 	done_kills=$n
+	if [[ -n $damage ]] && ((n == kills)); then
+		echo "  --damage-log: deleting $data/log.db before the last restart" >&2
+		rm -f "$data/log.db"
+	fi
 	if ! start_server "$n"; then
 		violation "the server did not restart on $data after kill $n: $(tail -n 3 "$work/server.$n.log" | tr '\n' ' ')"
 		break
@@ -238,28 +247,28 @@ export -f receipt_doc verify_one
 export tsnode keys
 bad=$(cut -f6 "$list" | xargs -r -P "$(nproc)" -I{} bash -c 'verify_one "$1"' _ {})
 for rc in $bad; do
-	violation "receipt $rc does not verify: $("$tsnode" verify --keys "$keys" --receipt "$rc" "$(receipt_doc "$rc")" 2>&1 | head -n1)"
+	violation "receipt $rc does not verify: $("$tsnode" verify --keys "$keys" --receipt "$rc" "$(receipt_doc "$rc")" 2>&1 | sed -n 1p)"
 done
 verified=$((receipts - $(printf '%s' "$bad" | grep -c . || true)))
 
 dups=$(cut -f1 "$list" | uniq -d | wc -l)
 if ((dups > 0)); then
-	for s in $(cut -f1 "$list" | uniq -d | head -n 5); do
+	for s in $(cut -f1 "$list" | uniq -d | sed -n 1,5p); do
 		violation "serial $s is in more than one receipt: $(awk -F'\t' -v s="$s" '$1 == s { print $6 " (" $2 ")" }' "$list" | tr '\n' ' ')"
 	done
 fi
 
 # Times in serial order: RFC 3339 UTC with 9 digits compares as text.
 cut -f2,6 "$list" | grep -Ev '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z'$'\t' |
-	head -n 5 | while IFS=$'\t' read -r t f; do violation "time $t of $f is not RFC 3339 UTC with nanoseconds"; done || true
+	sed -n 1,5p | while IFS=$'\t' read -r t f; do violation "time $t of $f is not RFC 3339 UTC with nanoseconds"; done || true
 awk -F'\t' 'NR > 1 && $2 < prev { print "serial " $1 " (" $6 ") is dated " $2 ", before serial " ps " at " prev }
-	{ prev = $2; ps = $1 }' "$list" | head -n 5 | while read -r l; do violation "$l"; done
+	{ prev = $2; ps = $1 }' "$list" | sed -n 1,5p | while read -r l; do violation "$l"; done
 now=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%S.%NZ)
 awk -F'\t' -v now="$now" '$2 > now { print "serial " $1 " (" $6 ") is dated " $2 ", ahead of the clock (" now " incl. 2 s)" }' "$list" |
-	head -n 5 | while read -r l; do violation "$l"; done
+	sed -n 1,5p | while read -r l; do violation "$l"; done
 
 # One root per tree size; then each distinct head against the final one.
-awk -F'\t' '$4 != "-" { print $4 "\t" $5 "\t" $6 }' "$list" | sort -n -k1,1 -u -k1,2 >"$work/heads.tsv"
+awk -F'\t' '$4 != "-" { print $4 "\t" $5 "\t" $6 }' "$list" | sort -t $'\t' -k1,1n -k2,2 -u >"$work/heads.tsv"
 cut -f1 "$work/heads.tsv" | uniq -d | while read -r s; do
 	violation "two roots for tree size $s: $(awk -F'\t' -v s="$s" '$1 == s { print $2 " in " $3 }' "$work/heads.tsv" | tr '\n' ' ')"
 done
