@@ -15,15 +15,18 @@
 #   linkcut     a 64 MiB document; once its receipt is written (the relay
 #               starts, held to 8 MB/s by nft), the requester's cable (its
 #               veth on the bridge) goes down for 5 s
-#   verifier-kill (TCP only) the verifier is killed (-9) during a 30-file
-#               run and restarted on the same address and store
+#   linkcut-long (TCP only) the same cut for 15 s, longer than the
+#               requester waits (--timeout 12s): a clear failure expected
+#   verifier-kill (TCP only) the verifier is killed (-9) as soon as it
+#               stored a document of a 30-file run, and restarted on the
+#               same address and store
 #
 # After each scenario a short fault-free run must succeed (recovery).
 # Truthful means: every document the requester calls OK has a receipt
 # that `tsnode verify` finds VALID and a valid verdict; every failure
 # names its cause; every receipt saved verifies; the exit status matches;
 # no run hangs past its bound. Everything the verifier stored verifies
-# too. It prints a table, scenario -> outcome, and takes 3 to 5 minutes.
+# too. It prints a table, scenario -> outcome, and takes 3 to 6 minutes.
 #
 #   sudo scripts/netns-faults.sh
 #   KEEP=1 sudo scripts/netns-faults.sh      # keep the work folder (logs)
@@ -305,11 +308,18 @@ judge linkcut-long-tcp "$work/docs/large" "${note:-no stamp before the cut}, $((
 recover tcp linkcut-long-tcp-after
 
 # The verifier killed during a run, and restarted on the same address.
+# It is killed as soon as it has stored one document of this run, so
+# that others are in flight.
 s0=$SECONDS
-requester verifier-kill-tcp tcp 4 "$work/docs/verif"
+stored_before=$(find "$work/store" -mindepth 1 -maxdepth 1 -type d | wc -l)
+requester verifier-kill-tcp tcp 8 "$work/docs/verif"
 note=""
-if wait_receipt verifier-kill-tcp; then
-	sleep 0.5
+for _ in $(seq 600); do
+	(($(find "$work/store" -mindepth 1 -maxdepth 1 -type d | wc -l) > stored_before)) && break
+	kill -0 "$rpid" 2>/dev/null || break
+	sleep 0.05
+done
+if kill -0 "$rpid" 2>/dev/null; then
 	kill -KILL "$verifier_pid"
 	wait "$verifier_pid" 2>/dev/null || true
 	forget "$verifier_pid"
@@ -319,7 +329,7 @@ if wait_receipt verifier-kill-tcp; then
 	verifier_pid=$started
 fi
 finish verifier-kill-tcp
-judge verifier-kill-tcp "$work/docs/verif" "${note:-no stamp before the kill}, $((SECONDS - s0)) s"
+judge verifier-kill-tcp "$work/docs/verif" "${note:-the run ended before the kill: not exercised}, $((SECONDS - s0)) s"
 recover tcp verifier-kill-tcp-after
 
 # What the verifier kept: each folder's document and receipt verify. A
@@ -342,6 +352,24 @@ for d in "$work/store"/*/; do
 	fi
 done
 printf '%-26s %s\n' verifier-store "$stored stored documents verify; left by the kill: $incomplete folders without a document, $leftovers .incoming-* files" | tee -a "$results"
+
+# The judge can fail: a copy of baseline-tcp with one receipt altered
+# (its serial) must be called untruthful.
+cp -r "$work/baseline-tcp" "$work/judge-selftest"
+sed -i "s#$work/baseline-tcp/#$work/judge-selftest/#" "$work/judge-selftest/run.log"
+one=$(ls "$work/judge-selftest/out/"*.receipt | sed -n 1p)
+sed -i 's/"serial": [0-9]*/"serial": 999999/' "$one"
+saved_results=$results saved_untruthful=$untruthful
+results="$work/judge-selftest/results"
+judge judge-selftest "$work/docs/small5" >/dev/null
+caught=$((untruthful - saved_untruthful))
+results=$saved_results untruthful=$saved_untruthful
+if ((caught == 1)); then
+	printf '%-26s %s\n' judge-selftest "ok: an altered receipt is called untruthful ($(sed -n 1p "$work/judge-selftest/untruthful" | sed "s#$work/##g"))" | tee -a "$results"
+else
+	untruthful=$((untruthful + 1))
+	printf '%-26s %s\n' judge-selftest "UNTRUTHFUL: the judge accepted an altered receipt" | tee -a "$results"
+fi
 
 # The offline check can fail: one saved receipt against an altered document.
 one=$(ls "$work/baseline-tcp/out/"*.receipt | sed -n 1p)
