@@ -22,7 +22,7 @@
 # Client errors around a kill (sessions ending, timeouts, refused dials)
 # are expected and counted; they are not violations.
 #
-#   scripts/crash-loop.sh                    # 20 kills, 1 to 3 minutes
+#   scripts/crash-loop.sh                    # 20 kills, 3 to 7 minutes
 #   scripts/crash-loop.sh --kills 5 --work /tmp/cl   # keep everything in /tmp/cl
 #
 # Options: --kills N (default 20), --work DIR (an absent or empty folder;
