@@ -2,7 +2,9 @@
 # Source it after `set -euo pipefail`; it sets $root and $work, and on
 # exit stops every process whose pid is in $pids (TERM, then KILL after
 # 10 s), removes $work unless KEEP=1, and on failure prints
-# $failure_message if the script set one.
+# $failure_message if the script set one. A script that must undo more
+# (namespaces, say) sets $on_cleanup to a command run after the processes
+# stopped.
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/tsnode-$(basename "$0" .sh).XXXXXX")"
@@ -21,6 +23,7 @@ cleanup() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+	[[ -z ${on_cleanup:-} ]] || $on_cleanup || true
 	if [[ "${KEEP:-}" == 1 ]]; then
 		echo "kept $work"
 	else
