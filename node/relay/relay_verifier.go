@@ -8,10 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -80,6 +77,11 @@ func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Di
 	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), drain: drain.New(), maxSize: protocol.DefaultMaxDocumentSize}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.storeDir != "" {
+		if err := removeIncoming(s.storeDir); err != nil {
+			return nil, fmt.Errorf("relay: cleaning the store %s: %w", s.storeDir, err)
+		}
 	}
 	h.SetStreamHandler(ID, s.handle)
 	return s, nil
@@ -233,59 +235,4 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 		}
 	}
 	return &protocol.Verdict{Code: protocol.VerdictValid, Message: msg}, nil
-}
-
-// documentSink hashes a relayed document and, when storing, spools it to
-// a temporary file so memory stays bounded.
-type documentSink struct {
-	hash hash.Hash
-	file *os.File
-}
-
-func (d *documentSink) spool(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".incoming-*")
-	d.file = f
-	return err
-}
-
-func (d *documentSink) write(p []byte) error {
-	d.hash.Write(p)
-	if d.file != nil {
-		_, err := d.file.Write(p)
-		return err
-	}
-	return nil
-}
-
-func (d *documentSink) discard() {
-	if d.file != nil {
-		d.file.Close()
-		os.Remove(d.file.Name())
-	}
-}
-
-// keep moves the spooled document and its receipt into their own folder,
-// named only from verified fields. An existing folder (the same receipt
-// relayed again) is left as it is.
-func (d *documentSink) keep(dir string, st *protocol.Statement, receipt []byte) (string, error) {
-	where := filepath.Join(dir, fmt.Sprintf("%s-%d", st.ServerID, st.Serial))
-	if err := os.Mkdir(where, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return where, nil
-		}
-		return "", err
-	}
-	if err := d.file.Sync(); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(where, "receipt.json"), receipt, 0o600); err != nil {
-		return "", err
-	}
-	if err := os.Rename(d.file.Name(), filepath.Join(where, "document")); err != nil {
-		return "", err
-	}
-	return where, nil
 }
