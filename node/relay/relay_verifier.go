@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -141,7 +142,11 @@ func (v *Service) handle(s network.Stream) {
 	}
 	verdict, violation := v.receive(s, r, remote, hdr)
 	if violation != nil {
-		log.Warnw("relay: protocol violation; resetting stream", "peer", remote, "err", violation)
+		if peerGone(violation) {
+			log.Infow("relay abandoned: the sender reset the stream, went away or timed out", "peer", remote, "err", violation)
+		} else {
+			log.Warnw("relay: protocol violation; resetting stream", "peer", remote, "err", violation)
+		}
 		s.Reset()
 		return
 	}
@@ -235,4 +240,12 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 		}
 	}
 	return &protocol.Verdict{Code: protocol.VerdictValid, Message: msg}, nil
+}
+
+// peerGone tells a relay that ended because the sender stopped (its reset,
+// a closed connection, the idle timeout) from one that broke the protocol.
+func peerGone(err error) bool {
+	var timeout interface{ Timeout() bool }
+	return errors.Is(err, network.ErrReset) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		(errors.As(err, &timeout) && timeout.Timeout())
 }
