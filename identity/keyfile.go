@@ -136,6 +136,9 @@ func parsePBES2(der, passphrase []byte) (key any, err error) {
 			key, err = nil, fmt.Errorf("corrupt encrypted key: %v", r)
 		}
 	}()
+	if err := checkPBES2KDF(der); err != nil {
+		return nil, err
+	}
 	key, _, err = pkcs8.ParsePrivateKey(der, passphrase)
 	return key, err
 }
