@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdsa"
@@ -16,6 +17,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/youmark/pkcs8"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/testkeys"
@@ -51,6 +54,13 @@ var (
 // encrypt arbitrary bytes, deterministically.
 func encryptPBES2(tb testing.TB, body, passphrase []byte, iter int) []byte {
 	tb.Helper()
+	pad := aes.BlockSize - len(body)%aes.BlockSize
+	return encryptPBES2Raw(tb, append(bytes.Clone(body), bytes.Repeat([]byte{byte(pad)}, pad)...), passphrase, iter)
+}
+
+// encryptPBES2Raw encrypts whole AES blocks as they are, unpadded.
+func encryptPBES2Raw(tb testing.TB, pt, passphrase []byte, iter int) []byte {
+	tb.Helper()
 	salt, iv := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, aes.BlockSize)
 	key, err := pbkdf2.Key(sha256.New, string(passphrase), salt, iter, 32)
 	if err != nil {
@@ -60,8 +70,7 @@ func encryptPBES2(tb testing.TB, body, passphrase []byte, iter int) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	pad := aes.BlockSize - len(body)%aes.BlockSize
-	ct := append(bytes.Clone(body), bytes.Repeat([]byte{byte(pad)}, pad)...)
+	ct := bytes.Clone(pt)
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
 	must := func(b []byte, err error) asn1.RawValue {
 		if err != nil {
@@ -319,5 +328,56 @@ func setIterations(t *testing.T, n int64) func(kdf *pkix.AlgorithmIdentifier) {
 			t.Fatal(err)
 		}
 		kdf.Parameters = asn1.RawValue{FullBytes: raw}
+	}
+}
+
+// TestPBES2Plaintext: the decrypted plaintext is exactly one PKCS#8 key
+// and its PKCS#7 padding. The pkcs8 package checked neither, so a key
+// cut short was completed by its padding bytes (found by
+// FuzzParsePrivateKey, testdata/fuzz/FuzzParsePrivateKey/673b374b100eeeba)
+// and trailing bytes were ignored.
+func TestPBES2Plaintext(t *testing.T) {
+	pass := []byte(testkeys.Passphrase)
+	key := testkeys.Private(t, "1000")
+	der := pkcs8Of(t, key)
+	padded := func(b []byte, pad byte, n int) []byte {
+		return append(bytes.Clone(b), bytes.Repeat([]byte{pad}, n)...)
+	}
+	whole := func(b []byte) []byte { return b[:len(b)-len(b)%aes.BlockSize] }
+	for _, tc := range []struct {
+		name string
+		pt   []byte
+	}{
+		{"no padding", whole(der)},
+		{"zero padding", padded(der, 0, aes.BlockSize-len(der)%aes.BlockSize)},
+		{"padding over a block", padded(whole(der), 17, aes.BlockSize)},
+		{"inconsistent padding", append(padded(der, 9, aes.BlockSize-len(der)%aes.BlockSize-1), 1)},
+		{"trailing bytes", padded(padded(der, 0, aes.BlockSize-len(der)%aes.BlockSize), aes.BlockSize, aes.BlockSize)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.pt)%aes.BlockSize != 0 {
+				t.Fatalf("test plaintext of %d bytes", len(tc.pt))
+			}
+			data := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: encryptPBES2Raw(t, tc.pt, pass, 1)})
+			k, err := identity.ParsePrivateKey("keys/k.pem", data, pass)
+			if k != nil {
+				t.Fatal("got a key")
+			}
+			checkErr(t, err, identity.ErrWrongPassphrase, "keys/k.pem")
+		})
+	}
+	// What openssl and the pkcs8 package also write still reads:
+	// AES-128/192-CBC, DES-EDE3-CBC, PBKDF2 with HMAC-SHA-1.
+	for _, c := range []pkcs8.Cipher{pkcs8.AES128CBC, pkcs8.AES192CBC, pkcs8.AES256CBC, pkcs8.TripleDESCBC} {
+		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256} {
+			enc, err := pkcs8.MarshalPrivateKey(key, pass, &pkcs8.Opts{Cipher: c, KDFOpts: pkcs8.PBKDF2Opts{SaltSize: 8, IterationCount: 2, HMACHash: h}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: enc})
+			if k, err := identity.ParsePrivateKey("k.pem", data, pass); err != nil || !k.Equal(key) {
+				t.Errorf("cipher %v, %v: %v", c.OID(), h, err)
+			}
+		}
 	}
 }
