@@ -203,7 +203,10 @@ func FuzzParsePublicKey(f *testing.F) {
 	for _, name := range []string{"public/server.pem", "public/1000.pem", "small-2048.pub.pem", "pycryptodome-legacy.pub.pem", "private/1000.pem"} {
 		f.Add(testkeys.File(f, name), uint8(pubFile))
 	}
-	pub := &testkeys.Private(f, "2000").PublicKey
+	pub, err := identity.ParsePublicKey("2000.pem", testkeys.File(f, "public/2000.pem"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		f.Fatal(err)
