@@ -21,7 +21,7 @@ import (
 func FuzzLoadRetiredKeys(f *testing.F) {
 	srv, out, cur := entry(f, "server"), entry(f, "outsider"), entry(f, "1000")
 	pemOf := func(id identity.ID) []byte {
-		b, err := identity.EncodePublicKey(&testkeys.Private(f, id).PublicKey)
+		b, err := identity.EncodePublicKey(testkeys.Public(f, id))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func FuzzLoadRetiredKeys(f *testing.F) {
 	f.Add("2000-"+srv.PeerID.String()+".rotation", rot1)
 	f.Add("README", []byte("not a key"))
 	f.Add(".tmp-x.pem-1", []byte("partial"))
-	pub := &testkeys.Private(f, "1000").PublicKey
+	pub := testkeys.Public(f, "1000")
 	dir, err := identity.NewDirectory(map[identity.ID]*rsa.PublicKey{"server": pub})
 	if err != nil {
 		f.Fatal(err)
