@@ -53,6 +53,19 @@ fi
 cd "$root"
 ((${#pkgs[@]})) || pkgs=(./...)
 
+# deadline_race OUT DIR NAME: true when the run in OUT failed only with
+# a bare "context deadline exceeded" at the end of -fuzztime, no input
+# written, and the target's seeds and corpus still pass: a race in Go's
+# fuzz coordinator under CPU load (go.dev/issue/75804, fixed in Go 1.27),
+# not a finding. A failing input or a hang reads otherwise.
+deadline_race() {
+	local out=$1 dir=$2 name=$3
+	[[ $(grep -v '^fuzz: ' "$out" | grep -cv '^\(--- FAIL: \|FAIL$\|    context deadline exceeded$\)') == 0 ]] &&
+		grep -q '^    context deadline exceeded$' "$out" &&
+		(cd "$dir" && "$bin" -test.run "^$name\$" -test.paniconexit0 -test.timeout 10m) >>"$out" 2>&1 &&
+		echo "note $name: Go's fuzztime deadline race (go.dev/issue/75804); its corpus passes" >&2
+}
+
 start=$SECONDS
 total=0 npkg=0
 # Packages whose test files declare a Fuzz target, as "dir importpath".
@@ -70,7 +83,8 @@ for line in "${list[@]}"; do
 		t0=$SECONDS
 		out="$work/out"
 		if ! (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$name\$" -test.fuzztime "$fuzztime" \
-			-test.fuzzcachedir "$(go env GOCACHE)/fuzz/$importpath" -test.paniconexit0 -test.timeout 10m) >"$out" 2>&1; then
+			-test.fuzzcachedir "$(go env GOCACHE)/fuzz/$importpath" -test.paniconexit0 -test.timeout 10m) >"$out" 2>&1 &&
+			! deadline_race "$out" "$dir" "$name"; then
 			tail -n 30 "$out" >&2
 			input=$(sed -n 's/.*Failing input written to \(testdata\/fuzz\/[^ ]*\).*/\1/p' "$out" | tail -n 1)
 			if [[ -n $input ]]; then
