@@ -91,7 +91,7 @@ func ParsePrivateKey(name string, data, passphrase []byte) (*rsa.PrivateKey, err
 		}
 		parsed, err = parsePBES2(block.Bytes, passphrase)
 		if err != nil {
-			if err.Error() == "pkcs8: incorrect password" {
+			if errors.Is(err, errIncorrectPassword) {
 				return nil, fmt.Errorf("%s: %w", name, ErrWrongPassphrase)
 			}
 			return nil, fmt.Errorf("%s: %w: %v", name, ErrMalformedKey, err)
@@ -129,17 +129,16 @@ func ParsePrivateKey(name string, data, passphrase []byte) (*rsa.PrivateKey, err
 	return key, nil
 }
 
-// parsePBES2 decrypts PBES2 PKCS#8 DER. pkcs8.ParsePrivateKey panics when
-// the ciphertext is not whole cipher blocks or the IV has the wrong size,
-// which a corrupt file can hold; that panic is returned as an error.
+// parsePBES2 decrypts PBES2 PKCS#8 DER (decryptPBES2, which checks what
+// made pkcs8.ParsePrivateKey panic: IV size, whole cipher blocks); a
+// panic is still returned as an error.
 func parsePBES2(der, passphrase []byte) (key any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			key, err = nil, fmt.Errorf("corrupt encrypted key: %v", r)
 		}
 	}()
-	key, _, err = pkcs8.ParsePrivateKey(der, passphrase)
-	return key, err
+	return decryptPBES2(der, passphrase)
 }
 
 // ParsePublicKey decodes a SubjectPublicKeyInfo PEM (also the PKCS#1

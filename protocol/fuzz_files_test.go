@@ -137,7 +137,7 @@ func FuzzParseConsistency(f *testing.F) {
 
 func FuzzParseRotationFile(f *testing.F) {
 	addVectorSeeds(f, "ParseRotationFile")
-	pub := &testkeys.Private(f, "server").PublicKey
+	pub := testkeys.Public(f, "server")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseRotationFile(b)
 		if err != nil {

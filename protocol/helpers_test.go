@@ -14,7 +14,7 @@ import (
 // "2000", "outsider"), whether or not a directory holds it.
 func entry(t testing.TB, id identity.ID) identity.Entry {
 	t.Helper()
-	pub := &testkeys.Private(t, id).PublicKey
+	pub := testkeys.Public(t, id)
 	pid, err := identity.PeerIDFromPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)

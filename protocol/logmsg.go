@@ -73,7 +73,11 @@ func ParseLogResponse(b []byte) (*LogResponse, error) {
 		return nil, err
 	}
 	if string(f[0]) != StatusOK {
-		return &LogResponse{Status: truncate(f[0]), Message: string(f[1])}, nil
+		// A refusal has one encoding: signature and proof empty (§8.3).
+		if len(f[2])+len(f[3]) != 0 {
+			return nil, fmt.Errorf("%w: a refusal with a signature or proof", ErrMalformed)
+		}
+		return &LogResponse{Status: string(f[0]), Message: string(f[1])}, nil
 	}
 	if len(f[3])%tlog.HashSize != 0 {
 		return nil, fmt.Errorf("%w: consistency proof of %d bytes", ErrMalformed, len(f[3]))

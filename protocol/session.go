@@ -204,3 +204,44 @@ func OpenSessionHello(key *rsa.PrivateKey, b []byte) (identity.ID, []byte, error
 	}
 	return id, bytes.Clone(f[1]), nil
 }
+
+// SealSessionAccept encodes an ok accept (§7.3): the reply key, sealed
+// to the requester's key.
+func SealSessionAccept(requester *rsa.PublicKey, replyKey []byte) ([]byte, error) {
+	sealed, err := Seal(requester, SessionKeyTag, EncodeRecord(SessionKeyTag, replyKey))
+	if err != nil {
+		return nil, err
+	}
+	return EncodeRecord(SessionAcceptTag, []byte(StatusOK), sealed), nil
+}
+
+// EncodeSessionRefusal encodes an accept that refuses the session.
+func EncodeSessionRefusal(status, message string) []byte {
+	return EncodeRecord(SessionAcceptTag, []byte(status), []byte(message))
+}
+
+// OpenSessionAccept decodes server's accept with the requester's key and
+// returns the reply key. Another status than ok is an error wrapping
+// ErrRefused that quotes the server; anything else wraps ErrMalformed or
+// ErrOpen.
+func OpenSessionAccept(key *rsa.PrivateKey, b []byte, server identity.ID) ([]byte, error) {
+	f, err := DecodeRecord(b, SessionAcceptTag, 2)
+	if err != nil {
+		return nil, err
+	}
+	if string(f[0]) != StatusOK {
+		return nil, Refusal(string(server), f[0], f[1])
+	}
+	pt, err := Open(key, SessionKeyTag, f[1])
+	if err != nil {
+		return nil, err
+	}
+	kf, err := DecodeRecord(pt, SessionKeyTag, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(kf[0]) != SessionKeySize {
+		return nil, fmt.Errorf("%w: session reply key is %d bytes, want %d", ErrMalformed, len(kf[0]), SessionKeySize)
+	}
+	return bytes.Clone(kf[0]), nil
+}

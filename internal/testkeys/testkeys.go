@@ -55,12 +55,33 @@ func Private(t testing.TB, id identity.ID) *rsa.PrivateKey {
 	return k
 }
 
+var pubCache = map[identity.ID]*rsa.PublicKey{}
+
+// Public returns the public test key of id from testdata/public/, without
+// decrypting the private key (600,000 PBKDF2 iterations: a fuzz worker
+// would spend its first seconds there).
+func Public(t testing.TB, id identity.ID) *rsa.PublicKey {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if k, ok := pubCache[id]; ok {
+		return k
+	}
+	name := "public/" + string(id) + ".pem"
+	k, err := identity.ParsePublicKey(name, File(t, name))
+	if err != nil {
+		t.Fatalf("test key %s: %v", id, err)
+	}
+	pubCache[id] = k
+	return k
+}
+
 // Directory returns an identity directory holding the public keys of ids.
 func Directory(t testing.TB, ids ...identity.ID) *identity.Directory {
 	t.Helper()
 	keys := map[identity.ID]*rsa.PublicKey{}
 	for _, id := range ids {
-		keys[id] = &Private(t, id).PublicKey
+		keys[id] = Public(t, id)
 	}
 	d, err := identity.NewDirectory(keys)
 	if err != nil {

@@ -92,24 +92,13 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	if err != nil {
 		return fail(fmt.Errorf("no session answer from %s: %w", server.ID, err))
 	}
-	f, err := protocol.DecodeRecord(frame, protocol.SessionAcceptTag, 2)
+	replyKey, err := protocol.OpenSessionAccept(key, frame, server.ID)
 	if err != nil {
 		return fail(err)
-	}
-	if status := string(f[0]); status != protocol.StatusOK {
-		return fail(protocol.Refusal(string(server.ID), f[0], f[1]))
-	}
-	pt, err := protocol.Open(key, protocol.SessionKeyTag, f[1])
-	if err != nil {
-		return fail(err)
-	}
-	kf, err := protocol.DecodeRecord(pt, protocol.SessionKeyTag, 1)
-	if err != nil || len(kf[0]) != protocol.SessionKeySize {
-		return fail(fmt.Errorf("%w: bad session reply key", protocol.ErrMalformed))
 	}
 	_ = s.SetDeadline(time.Time{})
 	out, _ := protocol.NewSessionCipher(requestKey, protocol.SessionRequestTag)
-	in, _ := protocol.NewSessionCipher(kf[0], protocol.SessionReplyTag)
+	in, _ := protocol.NewSessionCipher(replyKey, protocol.SessionReplyTag)
 	if cache == nil {
 		cache = protocol.NewHeadCache(1024)
 	}
@@ -330,12 +319,4 @@ func (s *Session) fail(err error) {
 	for _, c := range pending {
 		c.result <- sessionResult{err: err}
 	}
-}
-
-// truncate cuts a peer's status string for an error message.
-func truncate(b []byte) string {
-	if len(b) > 40 {
-		b = b[:40]
-	}
-	return string(b)
 }

@@ -107,7 +107,7 @@ func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer
 		return identity.Entry{}, nil, nil, err
 	}
 	refuse := func(status, msg string) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
-		_ = protocol.WriteFrame(s, protocol.EncodeRecord(protocol.SessionAcceptTag, []byte(status), []byte(msg)))
+		_ = protocol.WriteFrame(s, protocol.EncodeSessionRefusal(status, msg))
 		s.Close()
 		return identity.Entry{}, nil, nil, fmt.Errorf("%s: %s", status, msg)
 	}
@@ -129,11 +129,11 @@ func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer
 	if err != nil {
 		return refuse(protocol.StatusInternal, "no randomness")
 	}
-	sealed, err := protocol.Seal(requester.PublicKey, protocol.SessionKeyTag, protocol.EncodeRecord(protocol.SessionKeyTag, replyKey))
+	accept, err := protocol.SealSessionAccept(requester.PublicKey, replyKey)
 	if err != nil {
 		return refuse(protocol.StatusInternal, "sealing the session key failed")
 	}
-	if err := protocol.WriteFrame(s, protocol.EncodeRecord(protocol.SessionAcceptTag, []byte(protocol.StatusOK), sealed)); err != nil {
+	if err := protocol.WriteFrame(s, accept); err != nil {
 		s.Reset()
 		return identity.Entry{}, nil, nil, err
 	}
