@@ -317,6 +317,9 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	if g.err != nil {
 		g.err = fmt.Errorf("authority: signing the tree head of size %d: %w", g.size, g.err)
 		log.Errorw("tree head signature failed", "size", g.size, "stamps", stamps, "err", g.err)
+	} else if g.err = a.save(g.sth); g.err != nil {
+		// No reply may carry a head the server could forget.
+		log.Errorw("tree head not saved", "size", g.size, "stamps", stamps, "err", g.err)
 	} else {
 		a.head.Store(g.sth)
 	}
