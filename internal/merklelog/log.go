@@ -77,7 +77,7 @@ var (
 	// ErrClosed is returned by operations on a closed Log.
 	ErrClosed = errors.New("merklelog: log is closed")
 	// ErrCorrupt reports stored data that is inconsistent with itself.
-	ErrCorrupt = errors.New("merklelog: corrupt log store")
+	ErrCorrupt = errors.New("corrupt log store")
 	// ErrEmptyBatch is returned by Append when build returns no leaves.
 	ErrEmptyBatch = errors.New("merklelog: empty batch")
 )
