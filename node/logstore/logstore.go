@@ -127,12 +127,12 @@ func create(dir string, sth *protocol.SignedTreeHead) (*merklelog.Log, error) {
 // Init creates a new, empty log in dir, which may hold other files, but
 // neither a log nor a head file.
 func Init(dir string) error {
-	headPath := filepath.Join(dir, HeadFileName)
-	if _, err := os.Stat(headPath); !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("--init: %s exists: this directory held a log that published stamps; %s, or move the head file away if that log is to be abandoned", headPath, restore)
-	}
 	if _, err := os.Stat(filepath.Join(dir, merklelog.FileName)); !errors.Is(err, fs.ErrNotExist) {
 		return nil // a log is there: Open checks it
+	}
+	headPath := filepath.Join(dir, HeadFileName)
+	if _, err := os.Stat(headPath); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--init: %s exists: this directory held a log that published stamps; %s (to abandon that log deliberately, move the head file away first)", headPath, restore)
 	}
 	lg, err := merklelog.Create(dir)
 	if err != nil {
