@@ -102,7 +102,7 @@ func existingFile(dir string) (string, error) {
 }
 
 func inUse(path string) error {
-	return fmt.Errorf("merklelog: %s is in use: another process (a running server?) or another Open in this one holds its lock", path)
+	return fmt.Errorf("merklelog: %s is in use: another process (a running server? stop it first) or another Open in this one holds its lock", path)
 }
 
 func openDB(path string, readOnly bool) (*bolt.DB, error) {

@@ -26,7 +26,7 @@ import (
 const HeadFileName = "head.json"
 
 // restore is what to do about a log that lost what a head covers.
-const restore = "restore log.db from a backup that holds at least that head (keep the damaged file for inspection); never start a new log in its place, it would issue the same serials again"
+const restore = "restore log.db from a backup (keep the damaged file for inspection); a new log in its place would issue the same serials again"
 
 // Open opens the log in dir for the server self, whose heads trust must
 // accept (its current key and retired ones), and returns it with the
@@ -118,8 +118,8 @@ func create(dir string, sth *protocol.SignedTreeHead) (*merklelog.Log, error) {
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		return nil, fmt.Errorf("%s is missing and %s is not empty (it holds %s): if this is the server's data directory, its log is gone (%s); to start a new log in it deliberately, pass --init",
-			logPath, dir, strings.Join(names, ", "), restore)
+		return nil, fmt.Errorf("%s is missing and %s is not empty (it holds %s): if this is the server's data directory, restore its log.db from a backup; to start a new log in it deliberately, pass --init",
+			logPath, dir, strings.Join(names, ", "))
 	}
 	return merklelog.Create(dir)
 }
