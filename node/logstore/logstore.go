@@ -32,8 +32,9 @@ const restore = "restore log.db from a backup (keep the damaged file for inspect
 // accept (its current key and retired ones), and returns it with the
 // function that saves each new head (authority.WithHeadStore). A log is
 // created only in an empty or absent dir (Init creates one elsewhere).
-// It checks the file's structure, every stored hash against the leaves,
-// and that the log holds the saved head: its size at least the head's,
+// It checks the file's structure (every page), the stored hashes of the
+// newest merklelog.StartCheckLeaves leaves (Check checks all), and that
+// the log holds the saved head: its size at least the head's,
 // its tree hash at the head's size the head's root.
 func Open(dir string, self identity.ID, trust *protocol.Trust) (*merklelog.Log, func(*protocol.SignedTreeHead) error, error) {
 	sth, err := readHead(dir, self, trust)
@@ -49,7 +50,7 @@ func Open(dir string, self identity.ID, trust *protocol.Trust) (*merklelog.Log, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkLog(lg, sth, dir); err != nil {
+	if err := checkLog(lg, sth, dir, false); err != nil {
 		lg.Close()
 		return nil, nil, err
 	}
@@ -81,7 +82,7 @@ func Check(dir string, self identity.ID, trust *protocol.Trust) (*Report, error)
 		return nil, err
 	}
 	defer lg.Close()
-	if err := checkLog(lg, sth, dir); err != nil {
+	if err := checkLog(lg, sth, dir, true); err != nil {
 		return nil, err
 	}
 	size, root, t, err := lg.Root()
@@ -91,9 +92,15 @@ func Check(dir string, self identity.ID, trust *protocol.Trust) (*Report, error)
 	return &Report{Size: size, Root: root, Time: t, Head: sth}, nil
 }
 
-// checkLog checks every hash of lg, and that it reproduces sth.
-func checkLog(lg *merklelog.Log, sth *protocol.SignedTreeHead, dir string) error {
-	if err := lg.Verify(); err != nil {
+// checkLog checks the hashes of lg (every one if full, else those of
+// the newest merklelog.StartCheckLeaves leaves), and that lg reproduces
+// sth.
+func checkLog(lg *merklelog.Log, sth *protocol.SignedTreeHead, dir string, full bool) error {
+	var first uint64
+	if size := lg.Size(); !full && size > merklelog.StartCheckLeaves {
+		first = size - merklelog.StartCheckLeaves
+	}
+	if err := lg.VerifyFrom(first); err != nil {
 		return fmt.Errorf("%w; %s", err, restore)
 	}
 	if sth == nil {
