@@ -12,6 +12,7 @@ import (
 
 	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/node/logstore"
 	"github.com/tsnode/tsnode/node/logsync"
 	"github.com/tsnode/tsnode/node/relay"
 	"github.com/tsnode/tsnode/node/stamp"
@@ -30,12 +31,19 @@ type Service struct {
 // dataDir: stamp sessions (/tsnode/stamp/2.0.0), one-shot stamps
 // (/tsnode/stamp/1.0.0) and the log protocol on a host listening on
 // listen. opts tune the authority's batching (authority.WithMaxWait,
-// WithMaxBatch).
+// WithMaxBatch). The log is created only in an empty or absent dataDir
+// (logstore.Init makes one elsewhere); an existing one must pass
+// logstore.Open's checks, and every head signed is saved next to it.
 func StartServer(id *Identity, listen []string, dataDir string, opts ...authority.Option) (*Service, error) {
-	lg, err := merklelog.Open(dataDir)
+	self, err := protocol.NewTrust(id.Dir, id.Retired, id.Self.ID)
 	if err != nil {
 		return nil, err
 	}
+	lg, saveHead, err := logstore.Open(dataDir, id.Self.ID, self)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts[:len(opts):len(opts)], authority.WithHeadStore(saveHead))
 	signer, err := authority.New(lg, authority.SignerFor(id.Key), id.Self, opts...)
 	if err != nil {
 		lg.Close()

@@ -1,7 +1,11 @@
 package protocol
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,10 +22,14 @@ var logTime = time.Date(2026, 3, 4, 5, 6, 7, 890123456, time.UTC)
 
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
-// openLog opens (or reopens) the log in dir; it is closed at cleanup.
+// openLog opens the log in dir, or creates it if there is none; it is closed at cleanup.
 func openLog(t testing.TB, dir string) *merklelog.Log {
 	t.Helper()
-	lg, err := merklelog.Open(dir)
+	open := merklelog.Open
+	if _, err := os.Stat(filepath.Join(dir, merklelog.FileName)); errors.Is(err, fs.ErrNotExist) {
+		open = merklelog.Create
+	}
+	lg, err := open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,9 @@ import (
 )
 
 func cmdLog(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "check" {
+		return cmdLogCheck(args[1:], stdout, stderr)
+	}
 	fs := newFlags("tsnode log", stderr)
 	server := fs.String("server", "", "the server's `multiaddr` (/p2p/ optional; required)")
 	serverID := fs.String("server-id", string(identity.ServerID), "the server's id in the identity directory")

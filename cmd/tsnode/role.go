@@ -15,6 +15,7 @@ import (
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node"
 	"github.com/tsnode/tsnode/node/authority"
+	"github.com/tsnode/tsnode/node/logstore"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -31,7 +32,7 @@ type roleFlags struct {
 	server, verifier                   string
 	serverID, verifierID               string
 	out, store, data                   string
-	oneShot                            bool
+	oneShot, init                      bool
 	parallel                           int
 	maxDocument                        byteSize
 	timeout, maxWait                   time.Duration
@@ -58,6 +59,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&f.files, "file", "requester: document to stamp and relay (repeatable)")
 	fs.StringVar(&f.out, "out", "", "requester: write receipts into this `DIR` (default: <file>.receipt next to each file)")
 	fs.StringVar(&f.data, "data", node.DefaultDataDir, "server: directory `DIR` of the durable Merkle log of issued stamps")
+	fs.BoolVar(&f.init, "init", false, "server: create a new, empty log in --data even if the directory is not empty (without it, only into an empty or absent one); never next to a head file")
 	fs.BoolVar(&f.oneShot, "oneshot", false, "requester: prototype-style flow, one sealed exchange and one server signature per document (v1 receipts) instead of a stamp session")
 	f.maxDocument = protocol.DefaultMaxDocumentSize
 	fs.Var(&f.maxDocument, "max-document", "verifier: refuse relayed documents larger than this `size` (bytes, or with KiB, MiB, GiB)")
@@ -129,6 +131,9 @@ func (f *roleFlags) check() (err error) {
 	if f.trust.set && f.role == "server" {
 		return usageErr("--trust is for --role verifier and requester")
 	}
+	if f.init && f.role != "server" {
+		return usageErr("--init is for --role server")
+	}
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
 	}
@@ -196,6 +201,11 @@ func listenOr(listen []string, port int) []string {
 }
 
 func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags, stdout io.Writer) error {
+	if f.init {
+		if err := logstore.Init(f.data); err != nil {
+			return err
+		}
+	}
 	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data,
 		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance))
 	if err != nil {

@@ -70,7 +70,7 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	lg, err := merklelog.Open(tmp)
+	lg, err := merklelog.Create(tmp)
 	if err != nil {
 		return nil, err
 	}

@@ -218,7 +218,7 @@ func generate(root string) ([]file, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(logDir)
-	lg, err := merklelog.Open(logDir)
+	lg, err := merklelog.Create(logDir)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,11 @@
 package merklelog
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,9 +16,13 @@ var t0 = time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 
 func openT(tb testing.TB, dir string) *Log {
 	tb.Helper()
-	l, err := Open(dir)
+	open := Open
+	if _, err := os.Stat(filepath.Join(dir, FileName)); errors.Is(err, fs.ErrNotExist) {
+		open = Create
+	}
+	l, err := open(dir)
 	if err != nil {
-		tb.Fatalf("Open(%s): %v", dir, err)
+		tb.Fatalf("opening the log in %s: %v", dir, err)
 	}
 	return l
 }

@@ -42,8 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +77,7 @@ var (
 	// ErrClosed is returned by operations on a closed Log.
 	ErrClosed = errors.New("merklelog: log is closed")
 	// ErrCorrupt reports stored data that is inconsistent with itself.
-	ErrCorrupt = errors.New("merklelog: corrupt log store")
+	ErrCorrupt = errors.New("corrupt log store")
 	// ErrEmptyBatch is returned by Append when build returns no leaves.
 	ErrEmptyBatch = errors.New("merklelog: empty batch")
 )
@@ -120,135 +118,13 @@ type Log struct {
 	head        atomic.Pointer[head]
 	sinceReopen uint64 // leaves appended since db was opened; guarded by mu
 	reopenEvery uint64 // reopenEvery, or less in tests
+	readOnly    bool
 
 	// dbMu guards db (and dbErr) against a reopen: readers hold it
 	// shared for their whole transaction, reopen exclusively.
 	dbMu  sync.RWMutex
 	db    *bolt.DB
 	dbErr error // why db could not be reopened; the log is unusable
-}
-
-// Open opens the log in dir, creating dir (0700) and dir/log.db (0600) if
-// needed. It reads only the metadata and checks it against the stored
-// hashes; it fails fast if another process holds the log open.
-func Open(dir string) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("merklelog: create log directory: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	db, err := openDB(path)
-	if err != nil {
-		return nil, err
-	}
-	l := &Log{path: path, db: db, reopenEvery: reopenEvery}
-	var h head
-	err = db.Update(func(tx *bolt.Tx) error {
-		var err error
-		h, err = initAndCheck(tx)
-		return err
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("merklelog: %s: %w", path, err)
-	}
-	l.head.Store(&h)
-	return l, nil
-}
-
-func openDB(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("merklelog: %s is in use: another process (or another Open in this one) holds its lock; gave up after %v", path, lockTimeout)
-		}
-		return nil, fmt.Errorf("merklelog: open %s (not a valid log database?): %w", path, err)
-	}
-	return db, nil
-}
-
-// reopen closes and reopens the bbolt file (see reopenEvery) and checks
-// that it still holds the head the log last committed. The caller holds
-// mu. If it fails, every later call fails with the reason.
-func (l *Log) reopen() error {
-	l.dbMu.Lock()
-	defer l.dbMu.Unlock()
-	l.sinceReopen = 0
-	err := l.db.Close()
-	if err == nil {
-		l.db, err = openDB(l.path)
-	}
-	if err == nil {
-		var h head
-		if err = l.db.View(func(tx *bolt.Tx) (err error) { h, err = readHead(tx); return err }); err == nil {
-			if want := l.head.Load(); h.size != want.size || h.root != want.root {
-				err = fmt.Errorf("%w: size %d after reopening, want %d", ErrCorrupt, h.size, want.size)
-			}
-		}
-		if err != nil {
-			l.db.Close()
-		}
-	}
-	if err != nil {
-		l.dbErr = fmt.Errorf("merklelog: reopen %s: %w", l.path, err)
-		return l.dbErr
-	}
-	return nil
-}
-
-// initAndCheck creates the buckets of a new log, or checks the metadata of
-// an existing one against the stored hashes and leaves. The work is
-// O(log size).
-func initAndCheck(tx *bolt.Tx) (head, error) {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		if tx.Bucket(bucketHashes) != nil || tx.Bucket(bucketLeaves) != nil {
-			return head{}, fmt.Errorf("%w: missing meta bucket", ErrCorrupt)
-		}
-		for _, name := range [][]byte{bucketMeta, bucketHashes, bucketLeaves} {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return head{}, err
-			}
-		}
-		meta = tx.Bucket(bucketMeta)
-		emptyRoot, _ := tlog.TreeHash(0, nil)
-		if err := meta.Put(keyVersion, []byte{formatVersion}); err != nil {
-			return head{}, err
-		}
-		if err := meta.Put(keySize, u64(0)); err != nil {
-			return head{}, err
-		}
-		if err := meta.Put(keyRoot, emptyRoot[:]); err != nil {
-			return head{}, err
-		}
-		return head{root: emptyRoot}, nil
-	}
-
-	if v := meta.Get(keyVersion); len(v) != 1 || v[0] != formatVersion {
-		return head{}, fmt.Errorf("%w: unsupported format version %x", ErrCorrupt, v)
-	}
-	h, err := readHead(tx)
-	if err != nil {
-		return head{}, err
-	}
-	hb, lb := tx.Bucket(bucketHashes), tx.Bucket(bucketLeaves)
-	if hb == nil || lb == nil {
-		return head{}, fmt.Errorf("%w: missing hashes or leaves bucket", ErrCorrupt)
-	}
-	want := tlog.StoredHashCount(int64(h.size))
-	if got := count(hb); got != want {
-		return head{}, fmt.Errorf("%w: size %d needs %d stored hashes, found %d", ErrCorrupt, h.size, want, got)
-	}
-	if got := count(lb); got != int64(h.size) {
-		return head{}, fmt.Errorf("%w: size %d but %d leaves stored", ErrCorrupt, h.size, got)
-	}
-	root, err := tlog.TreeHash(int64(h.size), hashReader{hb})
-	if err != nil {
-		return head{}, err
-	}
-	if root != h.root {
-		return head{}, fmt.Errorf("%w: stored root %v does not match root %v computed from stored hashes at size %d", ErrCorrupt, h.root, root, h.size)
-	}
-	return h, nil
 }
 
 // count returns the number of entries in a bucket of dense uint64 keys
@@ -302,10 +178,21 @@ func (l *Log) Close() error {
 	if l.dbErr != nil {
 		return nil // already closed by the failed reopen
 	}
-	if err := l.db.Close(); err != nil {
+	if err := guard(l.path, l.db.Close); err != nil {
 		return fmt.Errorf("merklelog: close %s: %w", l.path, err)
 	}
 	return nil
+}
+
+// fail makes the log unusable after bbolt panicked in a write: what it
+// holds in memory can no longer be trusted. The caller holds mu.
+func (l *Log) fail(err error) {
+	l.dbMu.Lock()
+	defer l.dbMu.Unlock()
+	if l.dbErr == nil {
+		_ = guard(l.path, l.db.Close)
+		l.dbErr = fmt.Errorf("merklelog: %s: %w", l.path, err)
+	}
 }
 
 // Append adds one batch of leaves in a single durable transaction.
@@ -329,29 +216,37 @@ func (l *Log) Append(build func(firstIndex uint64, t time.Time) ([][]byte, error
 	if l.dbErr != nil {
 		return Batch{}, l.dbErr
 	}
+	if l.readOnly {
+		return Batch{}, fmt.Errorf("merklelog: append: %s is open read-only", l.path)
+	}
 	var b Batch
-	err := l.db.Update(func(tx *bolt.Tx) error {
-		h, err := readHead(tx)
-		if err != nil {
+	err := guard(l.path, func() error {
+		return l.db.Update(func(tx *bolt.Tx) error {
+			h, err := readHead(tx)
+			if err != nil {
+				return err
+			}
+			t := now.UTC()
+			if h.size > 0 && !t.After(h.time) {
+				t = h.time.Add(time.Nanosecond)
+			}
+			leaves, err := build(h.size, t)
+			if err != nil {
+				return err
+			}
+			if len(leaves) == 0 {
+				return ErrEmptyBatch
+			}
+			if uint64(len(leaves)) > math.MaxInt64-h.size {
+				return fmt.Errorf("%w: batch would overflow the log", ErrOutOfRange)
+			}
+			b, err = appendLeaves(tx, h.size, leaves, t)
 			return err
-		}
-		t := now.UTC()
-		if h.size > 0 && !t.After(h.time) {
-			t = h.time.Add(time.Nanosecond)
-		}
-		leaves, err := build(h.size, t)
-		if err != nil {
-			return err
-		}
-		if len(leaves) == 0 {
-			return ErrEmptyBatch
-		}
-		if uint64(len(leaves)) > math.MaxInt64-h.size {
-			return fmt.Errorf("%w: batch would overflow the log", ErrOutOfRange)
-		}
-		b, err = appendLeaves(tx, h.size, leaves, t)
-		return err
+		})
 	})
+	if errors.Is(err, ErrCorrupt) {
+		l.fail(err)
+	}
 	if err != nil {
 		return Batch{}, fmt.Errorf("merklelog: append: %w", err)
 	}
@@ -426,12 +321,14 @@ func (l *Log) view(fn func(size uint64, r tlog.HashReader, tx *bolt.Tx) error) e
 	if l.dbErr != nil {
 		return l.dbErr
 	}
-	err := l.db.View(func(tx *bolt.Tx) error {
-		h, err := readHead(tx)
-		if err != nil {
-			return err
-		}
-		return fn(h.size, hashReader{tx.Bucket(bucketHashes)}, tx)
+	err := guard(l.path, func() error {
+		return l.db.View(func(tx *bolt.Tx) error {
+			h, err := readHead(tx)
+			if err != nil {
+				return err
+			}
+			return fn(h.size, hashReader{tx.Bucket(bucketHashes)}, tx)
+		})
 	})
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed

@@ -433,7 +433,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestInclusionProofsMatchSingleProofs(t *testing.T) {
-	l, err := Open(t.TempDir())
+	l, err := Create(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

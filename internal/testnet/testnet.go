@@ -10,6 +10,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -165,11 +168,15 @@ func Trust(t testing.TB, dir *identity.Directory, ids ...identity.ID) *protocol.
 	return trust
 }
 
-// OpenLog opens (or reopens) the Merkle log in dir; it is closed at
-// cleanup.
+// OpenLog opens the Merkle log in dir, or creates it if dir holds none;
+// it is closed at cleanup.
 func OpenLog(t testing.TB, dir string) *merklelog.Log {
 	t.Helper()
-	lg, err := merklelog.Open(dir)
+	open := merklelog.Open
+	if _, err := os.Stat(filepath.Join(dir, merklelog.FileName)); errors.Is(err, fs.ErrNotExist) {
+		open = merklelog.Create
+	}
+	lg, err := open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

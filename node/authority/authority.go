@@ -134,6 +134,16 @@ func WithClockTolerance(d time.Duration) Option {
 	return func(a *Authority) { a.tolerance = max(d, 0) }
 }
 
+// WithHeadStore makes the authority hand every head it signs to save,
+// and answer no stamp with a head before save returned nil: a server
+// keeps its latest head on disk so that at start it can tell a log that
+// lost published stamps (node/logstore). If save fails, the stamps of
+// that head fail as if the signature had. The head of the stored log
+// that New signs is saved too, before New returns.
+func WithHeadStore(save func(*protocol.SignedTreeHead) error) Option {
+	return func(a *Authority) { a.saveHead = save }
+}
+
 // request is one added stamp on its way through the pipeline.
 type request struct {
 	ctx     context.Context
@@ -168,6 +178,7 @@ type Authority struct {
 	tolerance time.Duration
 	maxBatch  int
 	maxWait   time.Duration
+	saveHead  func(*protocol.SignedTreeHead) error // nil: heads are not saved
 
 	queue    chan *request
 	appended chan *batch // appender → pacer
@@ -231,6 +242,9 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 			return nil, fmt.Errorf("authority: signing the head of the stored log: %w", err)
 		}
 		signTime = time.Since(t0)
+		if err := a.save(sth); err != nil {
+			return nil, err
+		}
 		a.head.Store(sth)
 	}
 	p := newPacer(a.maxWait, a.maxBatch, signTime)
@@ -305,6 +319,17 @@ func (a *Authority) Close() error {
 func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.SignedTreeHead, error) {
 	h := &protocol.TreeHead{ServerID: a.self.ID, ServerPeer: a.self.PeerID, Size: size, Root: root, Time: t}
 	return signHead(a.signer, h)
+}
+
+// save hands sth to the head store, if there is one.
+func (a *Authority) save(sth *protocol.SignedTreeHead) error {
+	if a.saveHead == nil {
+		return nil
+	}
+	if err := a.saveHead(sth); err != nil {
+		return fmt.Errorf("authority: saving the tree head of size %d: %w", sth.Head.Size, err)
+	}
+	return nil
 }
 
 // SignerFor is the crypto.Signer an authority with the private key key

@@ -124,7 +124,11 @@ func TestRestart(t *testing.T) {
 	i := 0
 	var prev *protocol.TreeHead
 	for _, now := range []time.Time{logTime, logTime.Add(-time.Second), logTime, logTime.Add(time.Hour), logTime.Add(time.Hour - 1500*time.Millisecond)} {
-		lg, err := merklelog.Open(dataDir)
+		open := merklelog.Open
+		if i == 0 {
+			open = merklelog.Create
+		}
+		lg, err := open(dataDir)
 		if err != nil {
 			t.Fatal(err)
 		}

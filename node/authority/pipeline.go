@@ -324,8 +324,6 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	if g.err != nil {
 		g.err = fmt.Errorf("authority: signing the tree head of size %d: %w", g.size, g.err)
 		log.Errorw("tree head signature failed", "size", g.size, "stamps", stamps, "err", g.err)
-	} else {
-		a.head.Store(g.sth)
 	}
 	close(g.signed)
 	return pending[n:]
@@ -349,6 +347,17 @@ func (a *Authority) deliver(g *group) {
 		}
 	}
 	<-g.signed
+	// The head is saved here rather than by the pacer, so that the next
+	// signature overlaps the save's fsyncs; groups come in order, so
+	// saved heads only grow. No reply carries, and Head never returns,
+	// a head the server could forget.
+	if g.err == nil && g.sth != nil {
+		if g.err = a.save(g.sth); g.err != nil {
+			log.Errorw("tree head not saved", "size", g.size, "err", g.err)
+		} else {
+			a.head.Store(g.sth)
+		}
+	}
 	if perr != nil && g.err == nil {
 		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
 	}
