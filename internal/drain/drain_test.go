@@ -9,8 +9,10 @@ import (
 
 func TestDrainWaitsForHandlers(t *testing.T) {
 	tr := New()
-	if !tr.Enter() || !tr.Enter() {
-		t.Fatal("Enter refused before draining")
+	for range 2 {
+		if !tr.Enter() {
+			t.Fatal("Enter refused before draining")
+		}
 	}
 	if n := tr.Active(); n != 2 {
 		t.Fatalf("Active = %d, want 2", n)
