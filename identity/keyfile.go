@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -76,12 +77,11 @@ func EncodePublicKey(pub *rsa.PublicKey) ([]byte, error) {
 // Proc-Type/DEK-Info headers (DES-EDE3-CBC) around PKCS#8. name is used in
 // errors only.
 func ParsePrivateKey(name string, data, passphrase []byte) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: %w: no PEM block", name, ErrMalformedKey)
+	block, err := decodeOnePEM(name, data)
+	if err != nil {
+		return nil, err
 	}
 	var parsed any
-	var err error
 	switch {
 	case block.Type == pemEncryptedPrivateKey:
 		if len(passphrase) == 0 {
@@ -144,12 +144,11 @@ func parsePBES2(der, passphrase []byte) (key any, err error) {
 // ParsePublicKey decodes a SubjectPublicKeyInfo PEM (also the PKCS#1
 // "RSA PUBLIC KEY" form) holding an RSA-4096 key.
 func ParsePublicKey(name string, data []byte) (*rsa.PublicKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s: %w: no PEM block", name, ErrMalformedKey)
+	block, err := decodeOnePEM(name, data)
+	if err != nil {
+		return nil, err
 	}
 	var parsed any
-	var err error
 	switch block.Type {
 	case pemPublicKey:
 		parsed, err = x509.ParsePKIXPublicKey(block.Bytes)
@@ -309,4 +308,19 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("failed to write %s: %w", path, err)
 	}
 	return nil
+}
+
+// decodeOnePEM returns the one PEM block of a key file. Text before it is
+// allowed (openssl writes "Bag Attributes" there); anything but white
+// space after it, a second key above all, is refused: a file must not
+// say two things about whose key it is.
+func decodeOnePEM(name string, data []byte) (*pem.Block, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: %w: no PEM block", name, ErrMalformedKey)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%s: %w: data after the PEM block (a key file holds one key)", name, ErrMalformedKey)
+	}
+	return block, nil
 }

@@ -637,6 +637,13 @@ func TestParsePublicKeyMalformed(t *testing.T) {
 		{"garbage PKCS#1", pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: []byte("garbage")}), identity.ErrMalformedKey},
 		{"private key", testkeys.File(t, "private/1000.pem"), identity.ErrMalformedKey},
 		{"certificate label", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes}), identity.ErrMalformedKey},
+		{"two keys", append(bytes.Clone(pub), testkeys.File(t, "public/2000.pem")...), identity.ErrMalformedKey},
+		{"text after the key", append(bytes.Clone(pub), "trailing\n"...), identity.ErrMalformedKey},
+	}
+	// Text before the block (openssl's "Bag Attributes") and white space
+	// after it are fine.
+	if _, err := identity.ParsePublicKey("pub/bag.pem", append([]byte("Bag Attributes\n"), append(bytes.Clone(pub), "\n\n"...)...)); err != nil {
+		t.Errorf("key with text before and blank lines after: %v", err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
