@@ -4,6 +4,7 @@
 //	tsnode id [--keys DIR]
 //	tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
 //	tsnode --role server|verifier|requester [flags]
+//	tsnode version
 //
 // Run `tsnode help` for every flag.
 package main
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		usage(stdout)
 		return 0
+	case args[0] == "version" || args[0] == "--version" || args[0] == "-version":
+		err = cmdVersion(args[1:], stdout, stderr)
 	case args[0] == "keygen":
 		err = cmdKeygen(args[1:], stdout, stderr)
 	case args[0] == "id":
@@ -138,6 +141,7 @@ Usage:
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
                           --file PATH [--file PATH ...] [--out DIR] [--trust ID ...]
+  tsnode version          (or --version: module version, VCS revision, Go version)
 
 The passphrase of a private key comes from --passphrase-file, else from
 $TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.
