@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/metrics"
 	"github.com/tsnode/tsnode/node"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/node/logstore"
@@ -27,7 +28,9 @@ var defaultIDs = map[string]identity.ID{
 }
 
 type roleFlags struct {
-	role, id, keys, passFile, logLevel string
+	role, id, keys, passFile           string
+	logs                               *logFlags
+	metrics                            string
 	listen, files                      stringList
 	server, verifier                   string
 	serverID, verifierID               string
@@ -70,7 +73,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
 	fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "server: how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "server, verifier: on SIGTERM or SIGINT, how long to finish the stamps and relays in progress before stopping (a second signal stops at once)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
+	f.logs = addLogFlags(fs, "info", true)
+	fs.StringVar(&f.metrics, "metrics", "", "server, verifier: serve Prometheus metrics on http://`ADDR`/metrics, and /healthz and /readyz (e.g. 127.0.0.1:9400; off by default)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
 	f.keyMode = addKeyModeFlag(fs, stderr)
@@ -84,7 +88,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	if err := setupLogging(f.logLevel); err != nil {
+	if err := f.logs.setup(); err != nil {
 		return err
 	}
 	id, err := loadIdentity(f.keys, identity.ID(f.id), f.passFile, f.keyMode)
@@ -130,6 +134,9 @@ func (f *roleFlags) check() (err error) {
 	}
 	if f.trust.set && f.role == "server" {
 		return usageErr("--trust is for --role verifier and requester")
+	}
+	if f.metrics != "" && isRequester {
+		return usageErr("--metrics is for --role server and verifier")
 	}
 	if f.init && f.role != "server" {
 		return usageErr("--init is for --role server")
@@ -206,12 +213,24 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 			return err
 		}
 	}
-	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data,
-		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance))
+	m, err := listenMetrics(f.metrics)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	o := node.ServerOptions{Authority: []authority.Option{
+		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance)}}
+	if f.metrics != "" {
+		o.Metrics = metrics.NewServer(metrics.New())
+	}
+	svc, err := node.StartServerWith(id, listenOr(f.listen, node.DefaultServerPort), f.data, o)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
+	if o.Metrics != nil {
+		m.serve(o.Metrics.Registry, svc, "server", stdout)
+	}
 	svc.PrintAddrs(stdout, "server")
 	return serveUntilSignal(ctx, stop, svc, "server", f.drainTimeout, stdout)
 }
@@ -237,11 +256,23 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 	if err != nil {
 		return err
 	}
-	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)})
+	m, err := listenMetrics(f.metrics)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	vo := node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)}
+	if f.metrics != "" {
+		vo.Metrics = metrics.NewVerifier(metrics.New())
+	}
+	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), vo)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
+	if vo.Metrics != nil {
+		m.serve(vo.Metrics.Registry, svc, "verifier", stdout)
+	}
 	svc.PrintAddrs(stdout, "verifier")
 	return serveUntilSignal(ctx, stop, svc, "verifier", f.drainTimeout, stdout)
 }
