@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -60,9 +61,14 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 func Listen(addr string) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		// The address once, and why: not "listen tcp ADDR: bind: ...".
 		var op *net.OpError
 		if errors.As(err, &op) && op.Err != nil {
 			err = op.Err
+		}
+		var sys *os.SyscallError
+		if errors.As(err, &sys) {
+			err = sys.Err
 		}
 		return nil, fmt.Errorf("metrics address %s: cannot listen: %v", addr, err)
 	}
