@@ -28,7 +28,7 @@ type Service struct {
 	Authority *authority.Authority // server only
 	log       *merklelog.Log
 	drainers  []interface{ Drain(context.Context) error }
-	stopping  atomic.Bool // Shutdown or Close called
+	stopping  atomic.Bool     // Shutdown or Close called
 	key       *rsa.PrivateKey // the server's signing key, for Ready
 }
 

@@ -205,7 +205,7 @@ func TestLogsHoldNoSecretsAndJSONIsJSON(t *testing.T) {
 		}
 	}
 	for who, want := range map[string][]string{
-		server.stderrText(): {`"msg":"session opened"`, `"msg":"session closed"`, `"stamps":2`, `"requester":"1000"`, `"msg":"stamped"`, `"flow":"session"`},
+		server.stderrText():   {`"msg":"session opened"`, `"msg":"session closed"`, `"stamps":2`, `"requester":"1000"`, `"msg":"stamped"`, `"flow":"session"`},
 		verifier.stderrText(): {`"msg":"verdict"`, `"verdict":"valid"`, `"bytes":1`},
 	} {
 		for _, w := range want {

@@ -28,23 +28,23 @@ var defaultIDs = map[string]identity.ID{
 }
 
 type roleFlags struct {
-	role, id, keys, passFile           string
-	logs                               *logFlags
-	metrics                            string
-	listen, files                      stringList
-	server, verifier                   string
-	serverID, verifierID               string
-	out, store, data                   string
-	oneShot, init                      bool
-	parallel                           int
-	maxDocument                        byteSize
-	timeout, maxWait                   time.Duration
-	drainTimeout, clockTolerance       time.Duration
-	maxBatch                           int
-	trust                              *trustFlag
-	security                           string // parsed into listenSecurity
-	listenSecurity                     []string
-	keyMode                            *keyMode
+	role, id, keys, passFile     string
+	logs                         *logFlags
+	metrics                      string
+	listen, files                stringList
+	server, verifier             string
+	serverID, verifierID         string
+	out, store, data             string
+	oneShot, init                bool
+	parallel                     int
+	maxDocument                  byteSize
+	timeout, maxWait             time.Duration
+	drainTimeout, clockTolerance time.Duration
+	maxBatch                     int
+	trust                        *trustFlag
+	security                     string // parsed into listenSecurity
+	listenSecurity               []string
+	keyMode                      *keyMode
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
