@@ -44,7 +44,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.StampTimeout, "timeout", 30*time.Second, "give up on one stamp after this long")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	logs := addLogFlags(fs, "error", false)
+	logs := addLogFlags(fs, ptr("error"), false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

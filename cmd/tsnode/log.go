@@ -28,7 +28,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "write the consistency proof to this `file` (check it with tsnode verify --consistency)")
 	trust := addTrustFlag(fs, "accept only tree heads of this authority `ID` (repeatable; default server)")
 	mode := addKeyModeFlag(fs, stderr)
-	logs := addLogFlags(fs, "warn", false)
+	logs := addLogFlags(fs, ptr("warn"), false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err

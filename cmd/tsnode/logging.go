@@ -27,16 +27,17 @@ var logJSON bool
 
 // logFlags are --log-level (where a command has it) and --log-format.
 type logFlags struct {
-	fs            *flag.FlagSet
-	level, format string
+	fs     *flag.FlagSet
+	level  *string
+	format string
 }
 
-// addLogFlags adds --log-format, and --log-level if withLevel; level is
-// the default level of tsnode's own loggers.
-func addLogFlags(fs *flag.FlagSet, level string, withLevel bool) *logFlags {
+// addLogFlags adds --log-format, and --log-level into level if withLevel;
+// *level is the default level of tsnode's own loggers.
+func addLogFlags(fs *flag.FlagSet, level *string, withLevel bool) *logFlags {
 	l := &logFlags{fs: fs, level: level}
 	if withLevel {
-		fs.StringVar(&l.level, "log-level", level, "log level of tsnode's own logs (debug, info, warn, error); wins over $GOLOG_LOG_LEVEL")
+		fs.StringVar(level, "log-level", *level, "log level of tsnode's own logs (debug, info, warn, error); wins over $GOLOG_LOG_LEVEL")
 	}
 	fs.StringVar(&l.format, "log-format", "text", "log lines on stderr as text or json; wins over $GOLOG_LOG_FMT")
 	return l
@@ -47,7 +48,7 @@ func addLogFlags(fs *flag.FlagSet, level string, withLevel bool) *logFlags {
 func (l *logFlags) setup() error {
 	given := map[string]bool{}
 	l.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	return setupLogging(l.level, given["log-level"], l.format, given["log-format"], os.Getenv)
+	return setupLogging(*l.level, given["log-level"], l.format, given["log-format"], os.Getenv)
 }
 
 // setupLogging sends every log line to go-log's outputs (stderr unless
@@ -146,3 +147,5 @@ func printError(stderr io.Writer, err error) {
 	}
 	fmt.Fprintf(stderr, "tsnode: %v\n", err)
 }
+
+func ptr(s string) *string { return &s }

@@ -28,23 +28,24 @@ var defaultIDs = map[string]identity.ID{
 }
 
 type roleFlags struct {
-	role, id, keys, passFile     string
-	logs                         *logFlags
-	metrics                      string
-	listen, files                stringList
-	server, verifier             string
-	serverID, verifierID         string
-	out, store, data             string
-	oneShot, init                bool
-	parallel                     int
-	maxDocument                  byteSize
-	timeout, maxWait             time.Duration
-	drainTimeout, clockTolerance time.Duration
-	maxBatch                     int
-	trust                        *trustFlag
-	security                     string // parsed into listenSecurity
-	listenSecurity               []string
-	keyMode                      *keyMode
+	role, id, keys, passFile, logLevel string
+	listen, files                      stringList
+	server, verifier                   string
+	serverID, verifierID               string
+	out, store, data                   string
+	oneShot, init                      bool
+	parallel                           int
+	maxDocument                        byteSize
+	timeout, maxWait                   time.Duration
+	drainTimeout, clockTolerance       time.Duration
+	maxBatch                           int
+	trust                              *trustFlag
+	security                           string // parsed into listenSecurity
+	listenSecurity                     []string
+	keyMode                            *keyMode
+
+	logs    *logFlags // --log-level (into logLevel) and --log-format
+	metrics string    // --metrics ADDR
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
@@ -73,7 +74,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
 	fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "server: how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "server, verifier: on SIGTERM or SIGINT, how long to finish the stamps and relays in progress before stopping (a second signal stops at once)")
-	f.logs = addLogFlags(fs, "info", true)
+	f.logLevel = "info"
+	f.logs = addLogFlags(fs, &f.logLevel, true)
 	fs.StringVar(&f.metrics, "metrics", "", "server, verifier: serve Prometheus metrics on http://`ADDR`/metrics, and /healthz and /readyz (e.g. 127.0.0.1:9400; off by default)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
@@ -208,16 +210,16 @@ func listenOr(listen []string, port int) []string {
 }
 
 func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags, stdout io.Writer) error {
-	if f.init {
-		if err := logstore.Init(f.data); err != nil {
-			return err
-		}
-	}
 	m, err := listenMetrics(f.metrics)
 	if err != nil {
 		return err
 	}
 	defer m.close()
+	if f.init {
+		if err := logstore.Init(f.data); err != nil {
+			return err
+		}
+	}
 	o := node.ServerOptions{Authority: []authority.Option{
 		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance)}}
 	if f.metrics != "" {
