@@ -13,7 +13,8 @@ import (
 // the identity directory: strangers are refused right after the security
 // handshake, before any protocol runs.
 type directoryGater struct {
-	dir *identity.Directory
+	dir     *identity.Directory
+	refused func() // counts a refused stranger; may be nil
 }
 
 func (g directoryGater) InterceptPeerDial(p peer.ID) bool                 { return g.dir.Has(p) }
@@ -23,6 +24,9 @@ func (g directoryGater) InterceptAccept(network.ConnMultiaddrs) bool      { retu
 func (g directoryGater) InterceptSecured(_ network.Direction, p peer.ID, addrs network.ConnMultiaddrs) bool {
 	if !g.dir.Has(p) {
 		log.Warnw("refused connection from a peer not in the identity directory", "peer", p, "addr", addrs.RemoteMultiaddr())
+		if g.refused != nil {
+			g.refused()
+		}
 		return false
 	}
 	return true

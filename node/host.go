@@ -12,11 +12,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/metrics"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -81,6 +83,12 @@ func NewIdentity(id identity.ID, key *rsa.PrivateKey, dir *identity.Directory) (
 // so that it reaches servers configured either way. Every listen address
 // must be free: a taken one is an error naming it.
 func NewHost(id *Identity, listen []string, security ...string) (host.Host, error) {
+	return newHost(id, listen, nil, security...)
+}
+
+// newHost is NewHost, reporting libp2p's metrics and the refusals of the
+// gater and the resource manager to reg (nil: no metrics are collected).
+func newHost(id *Identity, listen []string, reg *metrics.Registry, security ...string) (host.Host, error) {
 	priv, err := identity.LibP2PPrivateKey(id.Key)
 	if err != nil {
 		return nil, err
@@ -97,14 +105,23 @@ func NewHost(id *Identity, listen []string, security ...string) (host.Host, erro
 	if err != nil {
 		return nil, err
 	}
-	rm, err := newResourceManager()
+	gater := directoryGater{dir: id.Dir}
+	rmOpts := []rcmgr.Option{rcmgr.WithMetricsDisabled()}
+	metricsOpt := libp2p.DisableMetrics()
+	if reg != nil {
+		gater.refused = func() { reg.Refused(metrics.RefusedUnknownPeer) }
+		rmOpts = []rcmgr.Option{rcmgr.WithMetrics(reg.LimitsReporter())}
+		metricsOpt = libp2p.PrometheusRegisterer(reg.Registerer())
+	}
+	rm, err := newResourceManager(rmOpts...)
 	if err != nil {
 		return nil, err
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.ResourceManager(rm),
-		libp2p.ConnectionGater(directoryGater{dir: id.Dir}),
+		libp2p.ConnectionGater(gater),
+		metricsOpt,
 		// Without SO_REUSEPORT, a second server on a taken TCP port fails
 		// instead of splitting clients between two logs. QUIC's UDP
 		// sockets never set it. Dialing from the listen port (hole

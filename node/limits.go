@@ -43,7 +43,7 @@ var tsnodeProtocols = []struct {
 
 // newResourceManager returns go-libp2p's default resource manager, scaled
 // to the machine, with room for tsnode's protocols.
-func newResourceManager() (network.ResourceManager, error) {
+func newResourceManager(opts ...rcmgr.Option) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	perPeer := rcmgr.BaseLimit{StreamsInbound: MaxStreamsPerPeer, StreamsOutbound: MaxStreamsPerPeer, Streams: 2 * MaxStreamsPerPeer, Memory: maxMemoryPerPeer}
@@ -59,7 +59,7 @@ func newResourceManager() (network.ResourceManager, error) {
 	limits.PeerBaseLimit.StreamsInbound = 2 * MaxStreamsPerPeer
 	limits.PeerBaseLimit.Streams = 4 * MaxStreamsPerPeer
 	limits.PeerBaseLimit.Memory = 2 * maxMemoryPerPeer
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("failed to set up libp2p resource limits: %w", err)
 	}

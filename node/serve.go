@@ -2,15 +2,18 @@ package node
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tsnode/tsnode/internal/merklelog"
+	"github.com/tsnode/tsnode/internal/metrics"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/node/logstore"
 	"github.com/tsnode/tsnode/node/logsync"
@@ -25,6 +28,8 @@ type Service struct {
 	Authority *authority.Authority // server only
 	log       *merklelog.Log
 	drainers  []interface{ Drain(context.Context) error }
+	stopping  atomic.Bool     // Shutdown or Close called
+	key       *rsa.PrivateKey // the server's signing key, for Ready
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -35,6 +40,28 @@ type Service struct {
 // (logstore.Init makes one elsewhere); an existing one must pass
 // logstore.Open's checks, and every head signed is saved next to it.
 func StartServer(id *Identity, listen []string, dataDir string, opts ...authority.Option) (*Service, error) {
+	return StartServerWith(id, listen, dataDir, ServerOptions{Authority: opts})
+}
+
+// ServerOptions tune a server.
+type ServerOptions struct {
+	// Authority tunes the authority's batching (authority.WithMaxWait, ...).
+	Authority []authority.Option
+	// Metrics, if set, gets the server's metrics, libp2p's and the
+	// refusals of its host; Service.Ready then has the server's checks.
+	Metrics *metrics.Server
+}
+
+// StartServerWith is StartServer with o.
+func StartServerWith(id *Identity, listen []string, dataDir string, o ServerOptions) (*Service, error) {
+	opts := o.Authority
+	var reg *metrics.Registry
+	var stampOpts []stamp.Option
+	if o.Metrics != nil {
+		reg = o.Metrics.Registry
+		opts = append(opts[:len(opts):len(opts)], authority.WithMetrics(o.Metrics))
+		stampOpts = append(stampOpts, stamp.WithMetrics(o.Metrics))
+	}
 	self, err := protocol.NewTrust(id.Dir, id.Retired, id.Self.ID)
 	if err != nil {
 		return nil, err
@@ -49,7 +76,7 @@ func StartServer(id *Identity, listen []string, dataDir string, opts ...authorit
 		lg.Close()
 		return nil, err
 	}
-	h, err := NewHost(id, listen, id.listenSecurity()...)
+	h, err := newHost(id, listen, reg, id.listenSecurity()...)
 	if err != nil {
 		signer.Close()
 		lg.Close()
@@ -61,14 +88,18 @@ func StartServer(id *Identity, listen []string, dataDir string, opts ...authorit
 		lg.Close()
 		return nil, err
 	}
-	stamps, err := stamp.New(h, id.Key, id.Self, id.Dir, signer)
+	stamps, err := stamp.New(h, id.Key, id.Self, id.Dir, signer, stampOpts...)
 	if err != nil {
 		return fail(err)
 	}
 	if _, err := logsync.New(h, signer); err != nil {
 		return fail(err)
 	}
-	return &Service{Host: h, Authority: signer, log: lg, drainers: []interface{ Drain(context.Context) error }{stamps}}, nil
+	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}}
+	if reg != nil {
+		svc.registerServerGauges(reg)
+	}
+	return svc, nil
 }
 
 // VerifierOptions tune a verifier.
@@ -77,6 +108,9 @@ type VerifierOptions struct {
 	Trust     *protocol.Trust
 	StoreDir  string
 	OnVerdict func(peer.ID, *protocol.Verdict)
+	// Metrics, if set, gets the verifier's metrics, libp2p's and the
+	// refusals of its host.
+	Metrics *metrics.Verifier
 	// MaxDocumentSize refuses larger relayed documents; 0 means
 	// protocol.DefaultMaxDocumentSize.
 	MaxDocumentSize uint64
@@ -88,11 +122,16 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if opts.Trust == nil {
 		return nil, errors.New("verifier: no trust policy (VerifierOptions.Trust)")
 	}
-	h, err := NewHost(id, listen, id.listenSecurity()...)
+	var reg *metrics.Registry
+	relayOpts := []relay.Option{relay.WithStore(opts.StoreDir), relay.WithVerdictHook(opts.OnVerdict)}
+	if opts.Metrics != nil {
+		reg = opts.Metrics.Registry
+		relayOpts = append(relayOpts, relay.WithMetrics(opts.Metrics))
+	}
+	h, err := newHost(id, listen, reg, id.listenSecurity()...)
 	if err != nil {
 		return nil, err
 	}
-	relayOpts := []relay.Option{relay.WithStore(opts.StoreDir), relay.WithVerdictHook(opts.OnVerdict)}
 	if opts.MaxDocumentSize > 0 {
 		relayOpts = append(relayOpts, relay.WithMaxDocumentSize(opts.MaxDocumentSize))
 	}
@@ -130,6 +169,7 @@ func (s *Service) Run(ctx context.Context, drain time.Duration) error {
 // is answered; a session in progress gets the shutdown notice (§7.7).
 // The error says what was still in progress when ctx ended.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
 	var errs []error
 	for _, d := range s.drainers {
 		errs = append(errs, d.Drain(ctx))
@@ -141,6 +181,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 // Close stops the service at once, without draining: the host first, so no new stamps arrive, then
 // the signer (finishing queued stamps) and the log.
 func (s *Service) Close() error {
+	s.stopping.Store(true)
 	err := s.Host.Close()
 	if s.Authority != nil {
 		s.Authority.Close()

@@ -44,6 +44,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.StampTimeout, "timeout", 30*time.Second, "give up on one stamp after this long")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	logs := addLogFlags(fs, ptr("error"), false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Check(); err != nil {
 		return usageErr("%v", err)
 	}
-	if err := setupLogging("error"); err != nil {
+	if err := logs.setup(); err != nil {
 		return err
 	}
 	if cfg.Passphrase, err = readPassphrase(*passFile, false, nil); err != nil {

@@ -28,12 +28,16 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "write the consistency proof to this `file` (check it with tsnode verify --consistency)")
 	trust := addTrustFlag(fs, "accept only tree heads of this authority `ID` (repeatable; default server)")
 	mode := addKeyModeFlag(fs, stderr)
+	logs := addLogFlags(fs, ptr("warn"), false)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 || *server == "" {
 		return usageErr("log needs --server MADDR and takes no arguments")
+	}
+	if err := logs.setup(); err != nil {
+		return err
 	}
 	if *to != "" && *from == "" {
 		return usageErr("--to needs --from")

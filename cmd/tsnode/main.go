@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	logging "github.com/ipfs/go-log/v2"
 )
 
 // Exit codes: 0 success, 1 a check or step failed, 2 bad usage.
@@ -63,12 +61,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "tsnode: %v\n", err)
+		printError(stderr, err)
 		return exitUsage
 	case errors.Is(err, errReported):
 		return exitFailed
 	default:
-		fmt.Fprintf(stderr, "tsnode: %v\n", err)
+		printError(stderr, err)
 		return exitFailed
 	}
 }
@@ -108,16 +106,6 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-// setupLogging sends logs to stderr: tsnode's at level, libp2p's at
-// warnings and above.
-func setupLogging(level string) error {
-	logging.SetupLogging(logging.Config{Format: logging.PlaintextOutput, Stderr: true, Level: logging.LevelError})
-	if err := logging.SetLogLevelRegex("tsnode/.*", level); err != nil {
-		return usageErr("--log-level %q: %v", level, err)
-	}
-	return nil
 }
 
 // stringList is a repeatable flag.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/metrics"
 	"github.com/tsnode/tsnode/node"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/node/logstore"
@@ -42,6 +43,9 @@ type roleFlags struct {
 	security                           string // parsed into listenSecurity
 	listenSecurity                     []string
 	keyMode                            *keyMode
+
+	logs    *logFlags // --log-level (into logLevel) and --log-format
+	metrics string    // --metrics ADDR
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
@@ -70,7 +74,9 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
 	fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "server: how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "server, verifier: on SIGTERM or SIGINT, how long to finish the stamps and relays in progress before stopping (a second signal stops at once)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level of tsnode's own logs (debug, info, warn, error)")
+	f.logLevel = "info"
+	f.logs = addLogFlags(fs, &f.logLevel, true)
+	fs.StringVar(&f.metrics, "metrics", "", "server, verifier: serve Prometheus metrics on http://`ADDR`/metrics, and /healthz and /readyz (e.g. 127.0.0.1:9400; off by default)")
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
 	f.keyMode = addKeyModeFlag(fs, stderr)
@@ -84,7 +90,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	if err := setupLogging(f.logLevel); err != nil {
+	if err := f.logs.setup(); err != nil {
 		return err
 	}
 	id, err := loadIdentity(f.keys, identity.ID(f.id), f.passFile, f.keyMode)
@@ -130,6 +136,9 @@ func (f *roleFlags) check() (err error) {
 	}
 	if f.trust.set && f.role == "server" {
 		return usageErr("--trust is for --role verifier and requester")
+	}
+	if f.metrics != "" && isRequester {
+		return usageErr("--metrics is for --role server and verifier")
 	}
 	if f.init && f.role != "server" {
 		return usageErr("--init is for --role server")
@@ -201,17 +210,29 @@ func listenOr(listen []string, port int) []string {
 }
 
 func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags, stdout io.Writer) error {
+	m, err := listenMetrics(f.metrics)
+	if err != nil {
+		return err
+	}
+	defer m.close()
 	if f.init {
 		if err := logstore.Init(f.data); err != nil {
 			return err
 		}
 	}
-	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data,
-		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance))
+	o := node.ServerOptions{Authority: []authority.Option{
+		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance)}}
+	if f.metrics != "" {
+		o.Metrics = metrics.NewServer(metrics.New())
+	}
+	svc, err := node.StartServerWith(id, listenOr(f.listen, node.DefaultServerPort), f.data, o)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
+	if o.Metrics != nil {
+		m.serve(o.Metrics.Registry, svc, "server", stdout)
+	}
 	svc.PrintAddrs(stdout, "server")
 	return serveUntilSignal(ctx, stop, svc, "server", f.drainTimeout, stdout)
 }
@@ -237,11 +258,23 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 	if err != nil {
 		return err
 	}
-	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)})
+	m, err := listenMetrics(f.metrics)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	vo := node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)}
+	if f.metrics != "" {
+		vo.Metrics = metrics.NewVerifier(metrics.New())
+	}
+	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), vo)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
+	if vo.Metrics != nil {
+		m.serve(vo.Metrics.Registry, svc, "verifier", stdout)
+	}
 	svc.PrintAddrs(stdout, "verifier")
 	return serveUntilSignal(ctx, stop, svc, "verifier", f.drainTimeout, stdout)
 }

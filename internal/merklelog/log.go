@@ -184,6 +184,17 @@ func (l *Log) Close() error {
 	return nil
 }
 
+// Err says why the log cannot be appended to: ErrClosed, or the failure
+// that made it unusable (a damaged file, a failed reopen); nil otherwise.
+func (l *Log) Err() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.dbMu.RLock()
+	defer l.dbMu.RUnlock()
+	return l.dbErr
+}
+
 // fail makes the log unusable after bbolt panicked in a write: what it
 // holds in memory can no longer be trusted. The caller holds mu.
 func (l *Log) fail(err error) {

@@ -144,6 +144,32 @@ func WithHeadStore(save func(*protocol.SignedTreeHead) error) Option {
 	return func(a *Authority) { a.saveHead = save }
 }
 
+// Metrics is told what the pipeline does (--metrics); its methods must be
+// quick, since the pipeline's goroutines call them.
+type Metrics interface {
+	// Appended: one batch of stamps appended durably, in d (fsync included).
+	Appended(stamps int, d time.Duration)
+	// HeadSigned: a tree head over stamps new stamps, signed in d.
+	HeadSigned(stamps int, d time.Duration)
+	// HeadSaved: a signed head saved by the head store in d.
+	HeadSaved(d time.Duration)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Appended(int, time.Duration)   {}
+func (noMetrics) HeadSigned(int, time.Duration) {}
+func (noMetrics) HeadSaved(time.Duration)       {}
+
+// WithMetrics tells m what the pipeline does.
+func WithMetrics(m Metrics) Option {
+	return func(a *Authority) {
+		if m != nil {
+			a.metrics = m
+		}
+	}
+}
+
 // request is one added stamp on its way through the pipeline.
 type request struct {
 	ctx     context.Context
@@ -179,6 +205,7 @@ type Authority struct {
 	maxBatch  int
 	maxWait   time.Duration
 	saveHead  func(*protocol.SignedTreeHead) error // nil: heads are not saved
+	metrics   Metrics
 
 	queue    chan *request
 	appended chan *batch // appender → pacer
@@ -190,6 +217,7 @@ type Authority struct {
 	added   atomic.Int64
 	lastAdd atomic.Int64
 	start   time.Time
+	health  health
 
 	peerStrs  map[peer.ID]string // appender only
 	clock     clockState         // appender only
@@ -214,7 +242,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 	}
 	a := &Authority{
 		log: log, signer: signer, self: self, now: time.Now, tolerance: DefaultClockTolerance,
-		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait,
+		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait, metrics: noMetrics{},
 		start:     time.Now(),
 		stopped:   make(chan struct{}),
 		peerStrs:  map[peer.ID]string{},
@@ -285,8 +313,11 @@ func (a *Authority) add(ctx context.Context, e Entry, durable bool) *request {
 	r.added = time.Now()
 	select {
 	case a.queue <- r:
-		a.lastAdd.Store(int64(r.added.Sub(a.start)))
-		a.added.Add(1)
+		at := int64(r.added.Sub(a.start))
+		a.lastAdd.Store(at)
+		if a.added.Add(1)-1 == a.health.answered.Load() {
+			a.health.busySince.Store(at) // the pipeline was idle
+		}
 	case <-ctx.Done(): // the queue is full; never queued
 		r.resolve(nil, ctx.Err())
 	}

@@ -148,6 +148,7 @@ func (a *Authority) append(reqs []*request) *batch {
 	}
 	if len(live) > 0 {
 		serverPeer := a.peerString(a.self.PeerID)
+		t0 := time.Now()
 		mb, err := a.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
 			leaves := make([][]byte, len(live))
 			for i, r := range live {
@@ -173,7 +174,10 @@ func (a *Authority) append(reqs []*request) *batch {
 			for _, r := range live {
 				r.fail = err
 			}
+			a.health.appendErr.Store(&err)
 		} else {
+			a.metrics.Appended(len(live), time.Since(t0))
+			a.health.appendErr.Store(nil)
 			b.b, b.stamps = mb, len(live)
 			b.any = live[0].added
 			for _, r := range live {
@@ -183,8 +187,10 @@ func (a *Authority) append(reqs []*request) *batch {
 			}
 		}
 	}
+	answered := 0
 	for _, r := range reqs {
 		if r.durable {
+			answered++
 			if r.fail != nil {
 				r.resolve(nil, r.fail)
 			} else {
@@ -192,6 +198,7 @@ func (a *Authority) append(reqs []*request) *batch {
 			}
 		}
 	}
+	a.answered(answered)
 	return b
 }
 
@@ -319,11 +326,15 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	case a.signEnded <- struct{}{}:
 	default:
 	}
-	p.signed(time.Since(t0), a.added.Load() == before)
+	signTime := time.Since(t0)
+	p.signed(signTime, a.added.Load() == before)
 	a.worthHint.Store(int64(p.worth()))
 	if g.err != nil {
 		g.err = fmt.Errorf("authority: signing the tree head of size %d: %w", g.size, g.err)
 		log.Errorw("tree head signature failed", "size", g.size, "stamps", stamps, "err", g.err)
+		a.health.headErr.Store(&g.err)
+	} else {
+		a.metrics.HeadSigned(stamps, signTime)
 	}
 	close(g.signed)
 	return pending[n:]
@@ -352,19 +363,27 @@ func (a *Authority) deliver(g *group) {
 	// saved heads only grow. No reply carries, and Head never returns,
 	// a head the server could forget.
 	if g.err == nil && g.sth != nil {
+		t0 := time.Now()
 		if g.err = a.save(g.sth); g.err != nil {
 			log.Errorw("tree head not saved", "size", g.size, "err", g.err)
+			a.health.headErr.Store(&g.err)
 		} else {
+			a.metrics.HeadSaved(time.Since(t0))
+			a.health.headErr.Store(nil)
 			a.head.Store(g.sth)
 		}
 	}
 	if perr != nil && g.err == nil {
 		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
 	}
+	answered := 0
+	defer func() { a.answered(answered) }()
 	for _, b := range g.batches {
+		answered += len(b.reqs)
 		for _, r := range b.reqs {
 			switch {
 			case r.durable: // answered by the appender
+				answered--
 			case r.fail != nil:
 				r.resolve(nil, r.fail)
 			case g.err != nil:

@@ -50,6 +50,41 @@ type Service struct {
 	storeDir  string
 	onVerdict func(remote peer.ID, v *protocol.Verdict)
 	maxSize   uint64
+	metrics   Metrics
+}
+
+// Relay outcomes, as Metrics.Relayed names them.
+const (
+	OutcomeVerdict   = "verdict"   // a verdict was sent
+	OutcomeAbandoned = "abandoned" // the sender reset, went away or timed out
+	OutcomeViolation = "violation" // the sender broke the protocol: reset, no verdict
+)
+
+// Metrics is told what the service does (--metrics); its methods must be
+// quick.
+type Metrics interface {
+	// Relayed: one relay ended with outcome; code is the verdict's when one
+	// was sent; bytes is the document bytes received, d the time since
+	// the header arrived.
+	Relayed(outcome, code string, bytes uint64, d time.Duration)
+	// Refused: a relay refused before its header was read
+	// (protocol.StatusShuttingDown) or because the header was bad
+	// (protocol.StatusBadRequest).
+	Refused(reason string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Relayed(string, string, uint64, time.Duration) {}
+func (noMetrics) Refused(string)                                {}
+
+// WithMetrics tells m what the service does.
+func WithMetrics(m Metrics) Option {
+	return func(s *Service) {
+		if m != nil {
+			s.metrics = m
+		}
+	}
 }
 
 // Option tunes a Service.
@@ -75,7 +110,7 @@ func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Di
 	if trust == nil {
 		return nil, errors.New("relay: no trust policy")
 	}
-	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), drain: drain.New(), maxSize: protocol.DefaultMaxDocumentSize}
+	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), drain: drain.New(), maxSize: protocol.DefaultMaxDocumentSize, metrics: noMetrics{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -107,6 +142,7 @@ func (s *Service) Drain(ctx context.Context) error {
 func (v *Service) handle(s network.Stream) {
 	if !v.drain.Enter() {
 		log.Infow("relay refused: shutting down", "peer", s.Conn().RemotePeer())
+		v.metrics.Refused(protocol.StatusShuttingDown)
 		s.Reset()
 		return
 	}
@@ -122,30 +158,37 @@ func (v *Service) handle(s network.Stream) {
 	r := bufio.NewReaderSize(s, 4096)
 
 	_ = s.SetReadDeadline(time.Now().Add(protocol.RelayIdleTimeout))
+	badHeader := func(what string, err error) {
+		log.Warnw("relay: "+what+"; resetting stream", "peer", remote, "err", err)
+		v.metrics.Refused(protocol.StatusBadRequest)
+		v.metrics.Relayed(OutcomeViolation, "", 0, 0)
+		s.Reset()
+	}
 	frame, err := protocol.ReadFrame(r, protocol.MaxRelayHeaderSize)
 	if err != nil {
-		log.Warnw("relay: bad header frame; resetting stream", "peer", remote, "err", err)
-		s.Reset()
+		badHeader("bad header frame", err)
 		return
 	}
 	plain, err := protocol.Open(v.key, protocol.RelayHeaderTag, frame)
 	if err != nil {
-		log.Warnw("relay: header does not open; resetting stream", "peer", remote, "err", err)
-		s.Reset()
+		badHeader("header does not open", err)
 		return
 	}
 	hdr, err := protocol.ParseRelayHeader(plain)
 	if err != nil {
-		log.Warnw("relay: malformed header; resetting stream", "peer", remote, "err", err)
-		s.Reset()
+		badHeader("malformed header", err)
 		return
 	}
-	verdict, violation := v.receive(s, r, remote, hdr)
+	start := time.Now()
+	var received uint64
+	verdict, violation := v.receive(s, r, remote, hdr, &received)
 	if violation != nil {
 		if peerGone(violation) {
 			log.Infow("relay abandoned: the sender reset the stream, went away or timed out", "peer", remote, "err", violation)
+			v.metrics.Relayed(OutcomeAbandoned, "", received, time.Since(start))
 		} else {
 			log.Warnw("relay: protocol violation; resetting stream", "peer", remote, "err", violation)
+			v.metrics.Relayed(OutcomeViolation, "", received, time.Since(start))
 		}
 		s.Reset()
 		return
@@ -154,7 +197,9 @@ func (v *Service) handle(s network.Stream) {
 	if v.onVerdict != nil {
 		v.onVerdict(remote, verdict)
 	}
-	log.Infow("verdict", "peer", remote, "sender", hdr.SenderID, "verdict", verdict.Code, "detail", verdict.Message)
+	v.metrics.Relayed(OutcomeVerdict, verdict.Code, received, time.Since(start))
+	log.Infow("verdict", "peer", remote, "sender", hdr.SenderID, "verdict", verdict.Code, "detail", verdict.Message,
+		"bytes", received, "duration", time.Since(start).Round(time.Millisecond).String())
 	out, err := protocol.SealVerdict(hdr.SessionKey, verdict)
 	if err != nil {
 		s.Reset()
@@ -170,7 +215,8 @@ func (v *Service) handle(s network.Stream) {
 
 // receive reads the document and judges it. A non-nil violation means the
 // peer broke the framing and gets a reset instead of a verdict.
-func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr *protocol.RelayHeader) (*protocol.Verdict, error) {
+// received counts the document bytes read.
+func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr *protocol.RelayHeader, received *uint64) (*protocol.Verdict, error) {
 	sender, err := v.dir.Lookup(hdr.SenderID)
 	if err != nil || sender.PeerID != remote {
 		return &protocol.Verdict{Code: protocol.VerdictPeerMismatch, Message: fmt.Sprintf("relay claims sender %q but came from peer %s", hdr.SenderID, remote)}, nil
@@ -212,6 +258,7 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 			return &protocol.Verdict{Code: protocol.VerdictBadChunk, Message: fmt.Sprintf("%v: chunk %d is not final but holds %d bytes, want %d", protocol.ErrChunk, opener.Index-1, len(chunk), protocol.ChunkSize)}, nil
 		}
 		total += uint64(len(chunk))
+		*received = total
 		if total > hdr.DocumentSize {
 			return &protocol.Verdict{Code: protocol.VerdictSizeMismatch, Message: fmt.Sprintf("more than the announced %d bytes", hdr.DocumentSize)}, nil
 		}

@@ -21,7 +21,7 @@ import (
 
 // oneShotHandler serves one-shot stamps with a Stamper.
 // While the service drains it refuses new requests with shutting-down.
-func oneShotHandler(st *Stamper, d *drain.Tracker) network.StreamHandler {
+func oneShotHandler(st *Stamper, d *drain.Tracker, m Metrics) network.StreamHandler {
 	return func(s network.Stream) {
 		release, err := p2pstream.Prepare(s, protocol.StampServiceName, protocol.MaxStampRequestSize+protocol.MaxStampResponseSize)
 		if err != nil {
@@ -40,9 +40,11 @@ func oneShotHandler(st *Stamper, d *drain.Tracker) network.StreamHandler {
 		req, err := protocol.ReadFrame(bufio.NewReaderSize(s, 1024), protocol.MaxStampRequestSize)
 		if err != nil {
 			log.Warnw("stamp: bad request frame; resetting stream", "peer", remote, "err", err)
+			m.Refused(protocol.StatusBadRequest)
 			s.Reset()
 			return
 		}
+		read := time.Now()
 		var reply []byte
 		var stmt *protocol.Statement
 		if entered {
@@ -55,9 +57,11 @@ func oneShotHandler(st *Stamper, d *drain.Tracker) network.StreamHandler {
 		switch {
 		case err == nil:
 			resp = protocol.EncodeStampResponse(protocol.StatusOK, reply)
-			log.Infow("stamped", "serial", stmt.Serial, "requester", stmt.RequesterID, "time", protocol.FormatTime(stmt.Time))
+			m.Stamped(FlowOneShot, time.Since(read))
+			log.Debugw("stamped", "flow", FlowOneShot, "serial", stmt.Serial, "requester", stmt.RequesterID, "time", protocol.FormatTime(stmt.Time))
 		case errors.As(err, &se):
 			resp = protocol.EncodeStampResponse(se.Status, []byte(se.Message))
+			m.Refused(se.Status)
 			log.Warnw("stamp request refused", "peer", remote, "status", se.Status, "reason", se.Message)
 		default:
 			s.Reset()

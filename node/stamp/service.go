@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"time"
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -29,6 +30,45 @@ const (
 
 var log = logging.Logger("tsnode/stamp")
 
+// Stamp flows, as Metrics.Stamped names them.
+const (
+	FlowSession = "session"
+	FlowOneShot = "oneshot"
+)
+
+// Metrics is told what the service does (--metrics); its methods must be
+// quick.
+type Metrics interface {
+	SessionOpened()
+	SessionClosed()
+	// Stamped: a stamp of flow answered, latency after its request was read.
+	Stamped(flow string, latency time.Duration)
+	// Refused: a session, request or stamp refused, with the status sent
+	// (protocol.StatusBadRequest, ...) as reason.
+	Refused(reason string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) SessionOpened()                {}
+func (noMetrics) SessionClosed()                {}
+func (noMetrics) Stamped(string, time.Duration) {}
+func (noMetrics) Refused(string)                {}
+
+// Option tunes a Service.
+type Option func(*options)
+
+type options struct{ metrics Metrics }
+
+// WithMetrics tells m what the service does.
+func WithMetrics(m Metrics) Option {
+	return func(o *options) {
+		if m != nil {
+			o.metrics = m
+		}
+	}
+}
+
 // Service serves both versions of the stamp protocol for the authority
 // self, whose private key is key: requesters must be in dir, and every
 // stamp is logged by the authority.
@@ -38,17 +78,21 @@ type Service struct {
 }
 
 // New serves the stamp protocols on h.
-func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, log *authority.Authority) (*Service, error) {
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, log *authority.Authority, opts ...Option) (*Service, error) {
 	if log == nil {
 		return nil, errors.New("stamp: no log")
+	}
+	o := options{metrics: noMetrics{}}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	stamper, err := NewStamper(key, self, dir, log)
 	if err != nil {
 		return nil, err
 	}
 	d := drain.New()
-	h.SetStreamHandler(OneShotID, oneShotHandler(stamper, d))
-	sessions := &sessionHandler{Key: key, Self: self, Dir: dir, Log: log, Drain: d}
+	h.SetStreamHandler(OneShotID, oneShotHandler(stamper, d, o.metrics))
+	sessions := &sessionHandler{Key: key, Self: self, Dir: dir, Log: log, Drain: d, Metrics: o.metrics}
 	h.SetStreamHandler(SessionID, sessions.Handler())
 	return &Service{host: h, drain: d}, nil
 }

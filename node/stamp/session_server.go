@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/drain"
@@ -23,11 +24,12 @@ import (
 
 // sessionHandler serves stamp sessions on the authority's log.
 type sessionHandler struct {
-	Key   *rsa.PrivateKey
-	Self  identity.Entry
-	Dir   *identity.Directory
-	Log   *authority.Authority
-	Drain *drain.Tracker
+	Key     *rsa.PrivateKey
+	Self    identity.Entry
+	Dir     *identity.Directory
+	Log     *authority.Authority
+	Drain   *drain.Tracker
+	Metrics Metrics
 }
 
 const (
@@ -43,6 +45,16 @@ const (
 	endViolation                   // §7.7: bad frame, or idle
 	endDraining                    // the server is shutting down
 )
+
+func (e sessionEnd) String() string {
+	switch e {
+	case endClosed:
+		return "closed"
+	case endViolation:
+		return "violation"
+	}
+	return "draining"
+}
 
 // Handler returns the session stream handler.
 func (srv *sessionHandler) Handler() network.StreamHandler {
@@ -65,7 +77,13 @@ func (srv *sessionHandler) Handler() network.StreamHandler {
 			log.Warnw("session not opened", "peer", remote, "err", err)
 			return
 		}
-		end, readErr, writeErr := srv.serve(s, r, requester, in, out)
+		start := time.Now()
+		srv.Metrics.SessionOpened()
+		log.Infow("session opened", "peer", remote, "requester", requester.ID)
+		end, stamps, readErr, writeErr := srv.serve(s, r, requester, in, out)
+		srv.Metrics.SessionClosed()
+		log.Infow("session closed", "peer", remote, "requester", requester.ID, "stamps", stamps,
+			"duration", time.Since(start).Round(time.Millisecond).String(), "end", end.String())
 		switch {
 		case writeErr != nil:
 			log.Warnw("session: writing replies failed; resetting stream", "peer", remote, "err", writeErr)
@@ -74,6 +92,7 @@ func (srv *sessionHandler) Handler() network.StreamHandler {
 			s.Close()
 		default:
 			if end == endViolation {
+				srv.Metrics.Refused(protocol.StatusBadRequest)
 				log.Warnw("session: protocol violation; closing after the replies", "peer", remote, "err", readErr)
 			}
 			linger(s, r)
@@ -107,6 +126,7 @@ func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer
 		return identity.Entry{}, nil, nil, err
 	}
 	refuse := func(status, msg string) (identity.Entry, *protocol.SessionCipher, *protocol.SessionCipher, error) {
+		srv.Metrics.Refused(status)
 		_ = protocol.WriteFrame(s, protocol.EncodeSessionRefusal(status, msg))
 		s.Close()
 		return identity.Entry{}, nil, nil, fmt.Errorf("%s: %s", status, msg)
@@ -146,6 +166,7 @@ func (srv *sessionHandler) accept(s network.Stream, r *bufio.Reader, remote peer
 // answer is a stamp of the session on its way through the log.
 type answer struct {
 	id     uint64
+	read   time.Time
 	future authority.Future
 }
 
@@ -155,20 +176,29 @@ type answer struct {
 // resolves futures in the order they were added, so one goroutine waits
 // for them in that order and holds none of them back. A draining server
 // ends with a shutdown notice after the last reply.
-func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) (end sessionEnd, readErr, writeErr error) {
+func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester identity.Entry, in, out *protocol.SessionCipher) (end sessionEnd, stamps int, readErr, writeErr error) {
 	replies := make(chan []byte, protocol.MaxInFlight)
 	slots := make(chan struct{}, protocol.MaxInFlight)
 	pending := make(chan answer, protocol.MaxInFlight)
 	written := make(chan error, 1)
 	go func() { written <- writeReplies(s, out, replies, slots) }()
-	// end is written before pending is closed.
+	// end is written before pending is closed; stamps is read after
+	// written, which follows close(replies).
+	debug := log.Level().Enabled(zapcore.DebugLevel)
 	go func() {
 		defer close(replies)
 		for a := range pending {
 			if st, err := a.future(); err != nil {
 				status, msg := refusalOf(err)
+				srv.Metrics.Refused(status)
 				replies <- protocol.EncodeSessionReply(a.id, nil, status, msg)
 			} else {
+				stamps++
+				srv.Metrics.Stamped(FlowSession, time.Since(a.read))
+				if debug {
+					log.Debugw("stamped", "flow", FlowSession, "serial", st.Statement.Serial, "requester", requester.ID,
+						"time", protocol.FormatTime(st.Statement.Time))
+				}
 				replies <- protocol.EncodeSessionReply(a.id, st, protocol.StatusOK, "")
 			}
 		}
@@ -214,15 +244,17 @@ func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester id
 			if err != nil {
 				return endViolation, err
 			}
+			read := time.Now()
 			slots <- struct{}{}
 			// Stamps submitted are answered even if the session then
 			// fails (§7.7): the log's context is not the session's.
 			f := srv.Log.Add(context.Background(), authority.Entry{Requester: requester, Hash: req.Hash, Nonce: req.Nonce})
-			pending <- answer{id: req.ID, future: f}
+			pending <- answer{id: req.ID, read: read, future: f}
 		}
 	}()
 	close(pending)
-	return end, readErr, <-written
+	writeErr = <-written
+	return end, stamps, readErr, writeErr
 }
 
 // writeReplies seals and writes replies, flushing whenever none is
