@@ -9,6 +9,7 @@ import (
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
+	ic "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,6 +61,12 @@ type Identity struct {
 	// ListenSecurity is what StartServer and StartVerifier offer, in
 	// preference order (SecurityTLS, SecurityNoise); nil: TLS only.
 	ListenSecurity []string
+	// PublicLog admits peers outside the directory to the log protocol,
+	// and to nothing else (StartServer: --public-log).
+	PublicLog bool
+	// hostKey, when set, is the libp2p identity instead of Key: an
+	// auditor's ephemeral key (EphemeralIdentity).
+	hostKey ic.PrivKey
 }
 
 // NewIdentity checks that key is the key the directory holds for id.
@@ -81,7 +88,13 @@ func NewIdentity(id identity.ID, key *rsa.PrivateKey, dir *identity.Directory) (
 // so that it reaches servers configured either way. Every listen address
 // must be free: a taken one is an error naming it.
 func NewHost(id *Identity, listen []string, security ...string) (host.Host, error) {
-	priv, err := identity.LibP2PPrivateKey(id.Key)
+	return newHost(id, access{dir: identity.NewLive(id.Dir), publicLog: id.PublicLog}, listen, security...)
+}
+
+// newHost is NewHost admitting the peers of acc, whose directory a
+// service may reload.
+func newHost(id *Identity, acc access, listen []string, security ...string) (host.Host, error) {
+	priv, err := id.libp2pKey()
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +116,8 @@ func NewHost(id *Identity, listen []string, security ...string) (host.Host, erro
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
-		libp2p.ResourceManager(rm),
-		libp2p.ConnectionGater(directoryGater{dir: id.Dir}),
+		libp2p.ResourceManager(streamGuard{ResourceManager: rm, access: acc}),
+		libp2p.ConnectionGater(directoryGater{acc}),
 		// Without SO_REUSEPORT, a second server on a taken TCP port fails
 		// instead of splitting clients between two logs. QUIC's UDP
 		// sockets never set it. Dialing from the listen port (hole

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/node/logstore"
@@ -25,6 +26,8 @@ type Service struct {
 	Authority *authority.Authority // server only
 	log       *merklelog.Log
 	drainers  []interface{ Drain(context.Context) error }
+	keys      *liveKeys // what ReloadKeys replaces
+	dataDir   string    // server only
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -49,7 +52,8 @@ func StartServer(id *Identity, listen []string, dataDir string, opts ...authorit
 		lg.Close()
 		return nil, err
 	}
-	h, err := NewHost(id, listen, id.listenSecurity()...)
+	keys := &liveKeys{dir: identity.NewLive(id.Dir), self: id.Self, publicLog: id.PublicLog}
+	h, err := newHost(id, access{dir: keys.dir, publicLog: id.PublicLog}, listen, id.listenSecurity()...)
 	if err != nil {
 		signer.Close()
 		lg.Close()
@@ -61,14 +65,14 @@ func StartServer(id *Identity, listen []string, dataDir string, opts ...authorit
 		lg.Close()
 		return nil, err
 	}
-	stamps, err := stamp.New(h, id.Key, id.Self, id.Dir, signer)
+	stamps, err := stamp.New(h, id.Key, id.Self, keys.dir, signer)
 	if err != nil {
 		return fail(err)
 	}
 	if _, err := logsync.New(h, signer); err != nil {
 		return fail(err)
 	}
-	return &Service{Host: h, Authority: signer, log: lg, drainers: []interface{ Drain(context.Context) error }{stamps}}, nil
+	return &Service{Host: h, Authority: signer, log: lg, drainers: []interface{ Drain(context.Context) error }{stamps}, keys: keys, dataDir: dataDir}, nil
 }
 
 // VerifierOptions tune a verifier.
@@ -88,7 +92,8 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if opts.Trust == nil {
 		return nil, errors.New("verifier: no trust policy (VerifierOptions.Trust)")
 	}
-	h, err := NewHost(id, listen, id.listenSecurity()...)
+	keys := &liveKeys{dir: identity.NewLive(id.Dir), self: id.Self, trust: opts.Trust}
+	h, err := newHost(id, access{dir: keys.dir}, listen, id.listenSecurity()...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,12 +101,13 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 	if opts.MaxDocumentSize > 0 {
 		relayOpts = append(relayOpts, relay.WithMaxDocumentSize(opts.MaxDocumentSize))
 	}
-	relays, err := relay.New(h, id.Key, id.Self, id.Dir, opts.Trust, relayOpts...)
+	relays, err := relay.New(h, id.Key, id.Self, keys.dir, opts.Trust, relayOpts...)
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	return &Service{Host: h, drainers: []interface{ Drain(context.Context) error }{relays}}, nil
+	keys.relay = relays
+	return &Service{Host: h, drainers: []interface{ Drain(context.Context) error }{relays}, keys: keys}, nil
 }
 
 // PrintAddrs writes one full multiaddr (with /p2p/) per line.

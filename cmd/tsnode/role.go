@@ -42,6 +42,8 @@ type roleFlags struct {
 	security                           string // parsed into listenSecurity
 	listenSecurity                     []string
 	keyMode                            *keyMode
+	publicLog                          bool
+	backupDir                          string
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
@@ -74,6 +76,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
 	f.keyMode = addKeyModeFlag(fs, stderr)
+	fs.BoolVar(&f.publicLog, "public-log", false, "server: let any peer, in the identity directory or not, read the log (/tsnode/log/1.0.0) and nothing else: auditors need no enrolled key")
+	fs.StringVar(&f.backupDir, "backup-dir", "", "server: on SIGUSR1, write a consistent backup of --data into a new folder of this `DIR`")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -92,6 +96,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	id.ListenSecurity = f.listenSecurity
+	id.PublicLog = f.publicLog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch f.role {
@@ -133,6 +138,9 @@ func (f *roleFlags) check() (err error) {
 	}
 	if f.init && f.role != "server" {
 		return usageErr("--init is for --role server")
+	}
+	if (f.publicLog || f.backupDir != "") && f.role != "server" {
+		return usageErr("--public-log and --backup-dir are for --role server")
 	}
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
@@ -206,11 +214,13 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 			return err
 		}
 	}
+	ops := opsSignals(true)
 	svc, err := node.StartServer(id, listenOr(f.listen, node.DefaultServerPort), f.data,
 		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance))
 	if err != nil {
 		return err
 	}
+	go serveOps(ctx, ops, svc, f)
 	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
 	svc.PrintAddrs(stdout, "server")
 	return serveUntilSignal(ctx, stop, svc, "server", f.drainTimeout, stdout)
@@ -237,10 +247,12 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 	if err != nil {
 		return err
 	}
+	ops := opsSignals(false)
 	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)})
 	if err != nil {
 		return err
 	}
+	go serveOps(ctx, ops, svc, f)
 	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
 	svc.PrintAddrs(stdout, "verifier")
 	return serveUntilSignal(ctx, stop, svc, "verifier", f.drainTimeout, stdout)
