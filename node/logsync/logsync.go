@@ -153,11 +153,13 @@ func (c *Client) Fetch(ctx context.Context, oldSize, newSize uint64) (*protocol.
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.Status == protocol.StatusBadRequest && r.Message == protocol.LogEmptyMessage {
-		return nil, nil, fmt.Errorf("%w: server %s has signed no tree head yet", ErrEmptyLog, c.Server.ID)
-	}
 	if r.Status != protocol.StatusOK {
-		return nil, nil, protocol.Refusal(string(c.Server.ID), []byte(r.Status), []byte(r.Message))
+		refusal := protocol.Refusal(string(c.Server.ID), []byte(r.Status), []byte(r.Message))
+		if r.Status == protocol.StatusBadRequest && r.Message == protocol.LogEmptyMessage {
+			// Still a refusal (protocol.ErrRefused), and known as empty.
+			return nil, nil, fmt.Errorf("%w: server %s has signed no tree head yet (%w)", ErrEmptyLog, c.Server.ID, refusal)
+		}
+		return nil, nil, refusal
 	}
 	sth, err := c.Trust.CheckServerHead(r.Head, r.Sig, c.Server, nil)
 	if err != nil {
