@@ -12,7 +12,8 @@ import (
 // copy is a log of size leaves that Open accepts. It is how a running
 // server backs up its log; another process cannot, since the server
 // holds the file's lock. A long copy delays a reopen (every
-// reopenEvery leaves) and bbolt's growth of its mapping until it ends.
+// reopenEvery leaves) and bbolt's growth of its mapping, and so any
+// append that needs the file to grow, until it ends.
 func (l *Log) Backup(w io.Writer) (size uint64, err error) {
 	err = l.view(func(n uint64, _ tlog.HashReader, tx *bolt.Tx) error {
 		size = n
