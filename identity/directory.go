@@ -70,6 +70,7 @@ func LoadDirectory(dir string) (*Directory, error) {
 		return nil, fmt.Errorf("failed to read identity directory: %w", err)
 	}
 	keys := map[ID]*rsa.PublicKey{}
+	fileOf := map[peer.ID]string{} // to name both files of a shared key
 	for _, f := range files {
 		name := f.Name()
 		if f.IsDir() || !strings.HasSuffix(name, ".pem") || strings.HasPrefix(name, ".") {
@@ -79,10 +80,19 @@ func LoadDirectory(dir string) (*Directory, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(pubDir, name), err)
 		}
-		pub, err := LoadPublicKey(filepath.Join(pubDir, name))
+		path := filepath.Join(pubDir, name)
+		pub, err := LoadPublicKey(path)
 		if err != nil {
 			return nil, err
 		}
+		pid, err := PeerIDFromPublicKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if other, dup := fileOf[pid]; dup {
+			return nil, fmt.Errorf("%s and %s hold the same public key (peer %s): an id must have a key of its own", other, path, pid)
+		}
+		fileOf[pid] = path
 		keys[id] = pub
 	}
 	if len(keys) == 0 {

@@ -9,6 +9,7 @@ import (
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
+	ic "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -62,6 +63,12 @@ type Identity struct {
 	// ListenSecurity is what StartServer and StartVerifier offer, in
 	// preference order (SecurityTLS, SecurityNoise); nil: TLS only.
 	ListenSecurity []string
+	// PublicLog admits peers outside the directory to the log protocol,
+	// and to nothing else (StartServer: --public-log).
+	PublicLog bool
+	// hostKey, when set, is the libp2p identity instead of Key: an
+	// auditor's ephemeral key (EphemeralIdentity).
+	hostKey ic.PrivKey
 }
 
 // NewIdentity checks that key is the key the directory holds for id.
@@ -83,13 +90,14 @@ func NewIdentity(id identity.ID, key *rsa.PrivateKey, dir *identity.Directory) (
 // so that it reaches servers configured either way. Every listen address
 // must be free: a taken one is an error naming it.
 func NewHost(id *Identity, listen []string, security ...string) (host.Host, error) {
-	return newHost(id, listen, nil, security...)
+	return newHost(id, access{dir: identity.NewLive(id.Dir), publicLog: id.PublicLog}, listen, nil, security...)
 }
 
-// newHost is NewHost, reporting libp2p's metrics and the refusals of the
-// gater and the resource manager to reg (nil: no metrics are collected).
-func newHost(id *Identity, listen []string, reg *metrics.Registry, security ...string) (host.Host, error) {
-	priv, err := identity.LibP2PPrivateKey(id.Key)
+// newHost is NewHost admitting the peers of acc, whose directory a
+// service may reload, and reporting libp2p's metrics and the refusals of
+// the gater and the resource manager to reg (nil: no metrics).
+func newHost(id *Identity, acc access, listen []string, reg *metrics.Registry, security ...string) (host.Host, error) {
+	priv, err := id.libp2pKey()
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +113,7 @@ func newHost(id *Identity, listen []string, reg *metrics.Registry, security ...s
 	if err != nil {
 		return nil, err
 	}
-	gater := directoryGater{dir: id.Dir}
+	gater := directoryGater{access: acc}
 	rmOpts := []rcmgr.Option{rcmgr.WithMetricsDisabled()}
 	metricsOpt := libp2p.DisableMetrics()
 	if reg != nil {
@@ -119,7 +127,7 @@ func newHost(id *Identity, listen []string, reg *metrics.Registry, security ...s
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
-		libp2p.ResourceManager(rm),
+		libp2p.ResourceManager(streamGuard{ResourceManager: rm, access: acc}),
 		libp2p.ConnectionGater(gater),
 		metricsOpt,
 		// Without SO_REUSEPORT, a second server on a taken TCP port fails

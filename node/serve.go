@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/metrics"
 	"github.com/tsnode/tsnode/node/authority"
@@ -30,6 +31,8 @@ type Service struct {
 	drainers  []interface{ Drain(context.Context) error }
 	stopping  atomic.Bool     // Shutdown or Close called
 	key       *rsa.PrivateKey // the server's signing key, for Ready
+	keys      *liveKeys       // what ReloadKeys replaces
+	dataDir   string          // server only
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -76,7 +79,8 @@ func StartServerWith(id *Identity, listen []string, dataDir string, o ServerOpti
 		lg.Close()
 		return nil, err
 	}
-	h, err := newHost(id, listen, reg, id.listenSecurity()...)
+	keys := &liveKeys{dir: identity.NewLive(id.Dir), self: id.Self, publicLog: id.PublicLog}
+	h, err := newHost(id, access{dir: keys.dir, publicLog: id.PublicLog}, listen, reg, id.listenSecurity()...)
 	if err != nil {
 		signer.Close()
 		lg.Close()
@@ -88,14 +92,14 @@ func StartServerWith(id *Identity, listen []string, dataDir string, o ServerOpti
 		lg.Close()
 		return nil, err
 	}
-	stamps, err := stamp.New(h, id.Key, id.Self, id.Dir, signer, stampOpts...)
+	stamps, err := stamp.New(h, id.Key, id.Self, keys.dir, signer, stampOpts...)
 	if err != nil {
 		return fail(err)
 	}
 	if _, err := logsync.New(h, signer); err != nil {
 		return fail(err)
 	}
-	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}}
+	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}, keys: keys, dataDir: dataDir}
 	if reg != nil {
 		svc.registerServerGauges(reg)
 	}
@@ -128,19 +132,21 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 		reg = opts.Metrics.Registry
 		relayOpts = append(relayOpts, relay.WithMetrics(opts.Metrics))
 	}
-	h, err := newHost(id, listen, reg, id.listenSecurity()...)
+	keys := &liveKeys{dir: identity.NewLive(id.Dir), self: id.Self, trust: opts.Trust}
+	h, err := newHost(id, access{dir: keys.dir}, listen, reg, id.listenSecurity()...)
 	if err != nil {
 		return nil, err
 	}
 	if opts.MaxDocumentSize > 0 {
 		relayOpts = append(relayOpts, relay.WithMaxDocumentSize(opts.MaxDocumentSize))
 	}
-	relays, err := relay.New(h, id.Key, id.Self, id.Dir, opts.Trust, relayOpts...)
+	relays, err := relay.New(h, id.Key, id.Self, keys.dir, opts.Trust, relayOpts...)
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	return &Service{Host: h, drainers: []interface{ Drain(context.Context) error }{relays}}, nil
+	keys.relay = relays
+	return &Service{Host: h, drainers: []interface{ Drain(context.Context) error }{relays}, keys: keys}, nil
 }
 
 // PrintAddrs writes one full multiaddr (with /p2p/) per line.

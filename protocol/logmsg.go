@@ -16,6 +16,9 @@ const (
 	MaxLogRequestSize  = 64
 	MaxLogResponseSize = 8 << 10
 	LogStreamTimeout   = 30 * time.Second
+	// LogEmptyMessage is the bad-request message of a server whose log
+	// has no signed head yet (§8.3): a client reads it as size 0.
+	LogEmptyMessage = "the log is empty"
 )
 
 const (

@@ -71,6 +71,7 @@ func TestKeygenRefusesToOverwrite(t *testing.T) {
 }
 
 func TestKeygenAndID(t *testing.T) {
+	t.Parallel()
 	// The one RSA-4096 key this package generates: keygen is the
 	// command's core, so it is tested as a user runs it.
 	keys := filepath.Join(t.TempDir(), "keys")
@@ -134,6 +135,7 @@ func TestWrongPassphrase(t *testing.T) {
 }
 
 func TestRequesterPeersDown(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000", "2000")
 	doc := writeFile(t, filepath.Join(t.TempDir(), "doc.txt"), "hello\n")
 	// Nothing listens on port 1 of loopback.
@@ -182,6 +184,7 @@ func peerOf(t *testing.T, keys, id string) string {
 // server and verifier processes, a requester process stamping and
 // relaying several documents over one connection, then offline checks.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000", "2000")
 	server := startDaemon(t, "server", keys, pass, "--data", t.TempDir())
 	store := t.TempDir()

@@ -24,6 +24,7 @@ import (
 // a receipt that verifies or fails as "server is shutting down"; none
 // fails with a bare end of stream or a reset.
 func TestServerDrainsOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000", "2000")
 	server := startDaemon(t, "server", keys, pass, "--data", filepath.Join(t.TempDir(), "data"))
 	verifier := startDaemon(t, "verifier", keys, pass)

@@ -63,6 +63,7 @@ func oneLine(t *testing.T, what string, res result, want ...string) {
 // line that names the file and says what to do; `tsnode log check`
 // finds the same, refuses while a server runs, and passes a sound log.
 func TestServerRefusesDamagedLog(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server")
 	data := stampedDataDir(t, 30)
 	logPath := filepath.Join(data, "log.db")

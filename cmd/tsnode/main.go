@@ -122,10 +122,12 @@ Usage:
   tsnode id [--keys DIR]
   tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
   tsnode verify --consistency P [--keys DIR] [--trust ID ...]
-  tsnode log --server MADDR [--keys DIR] [--trust ID ...] [--from R1 [--to R2] [--out P]]
+  tsnode log --server MADDR [--keys DIR] [--id ID] [--trust ID ...] [--from R1 [--to R2] [--out P]] [--json]
   tsnode log check [--data DIR] [--keys DIR] [--server-id ID]
+  tsnode log backup [--data DIR] --out DIR
   tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
+                          [--public-log] [--backup-dir DIR]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
                           --file PATH [--file PATH ...] [--out DIR] [--trust ID ...]

@@ -44,8 +44,10 @@ type roleFlags struct {
 	listenSecurity                     []string
 	keyMode                            *keyMode
 
-	logs    *logFlags // --log-level (into logLevel) and --log-format
-	metrics string    // --metrics ADDR
+	logs      *logFlags // --log-level (into logLevel) and --log-format
+	metrics   string    // --metrics ADDR
+	publicLog bool
+	backupDir string
 }
 
 func cmdRole(args []string, stdout, stderr io.Writer) error {
@@ -80,6 +82,8 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
 	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
 	f.keyMode = addKeyModeFlag(fs, stderr)
+	fs.BoolVar(&f.publicLog, "public-log", false, "server: let any peer, in the identity directory or not, read the log (/tsnode/log/1.0.0) and nothing else: auditors need no enrolled key")
+	fs.StringVar(&f.backupDir, "backup-dir", "", "server: on SIGUSR1, write a consistent backup of --data into a new folder of this `DIR`")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -98,6 +102,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	id.ListenSecurity = f.listenSecurity
+	id.PublicLog = f.publicLog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch f.role {
@@ -142,6 +147,9 @@ func (f *roleFlags) check() (err error) {
 	}
 	if f.init && f.role != "server" {
 		return usageErr("--init is for --role server")
+	}
+	if (f.publicLog || f.backupDir != "") && f.role != "server" {
+		return usageErr("--public-log and --backup-dir are for --role server")
 	}
 	if f.oneShot && !isRequester {
 		return usageErr("--oneshot is for --role requester")
@@ -220,6 +228,7 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 			return err
 		}
 	}
+	ops := opsSignals(true)
 	o := node.ServerOptions{Authority: []authority.Option{
 		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance)}}
 	if f.metrics != "" {
@@ -229,6 +238,7 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 	if err != nil {
 		return err
 	}
+	go serveOps(ctx, ops, svc, f)
 	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
 	if o.Metrics != nil {
 		m.serve(o.Metrics.Registry, svc, "server", stdout)
@@ -263,6 +273,7 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 		return err
 	}
 	defer m.close()
+	ops := opsSignals(false)
 	vo := node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)}
 	if f.metrics != "" {
 		vo.Metrics = metrics.NewVerifier(metrics.New())
@@ -271,6 +282,7 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 	if err != nil {
 		return err
 	}
+	go serveOps(ctx, ops, svc, f)
 	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)
 	if vo.Metrics != nil {
 		m.serve(vo.Metrics.Registry, svc, "verifier", stdout)

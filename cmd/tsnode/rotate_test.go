@@ -33,6 +33,7 @@ func mode(t *testing.T, path string) os.FileMode {
 // TestKeygenRotate rotates the server's key twice, as a user would: each
 // rotation generates one real RSA-4096 key.
 func TestKeygenRotate(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000")
 	p0 := peerOf(t, keys, "server")
 	oldPriv, err := os.ReadFile(filepath.Join(keys, "private", "server.pem"))

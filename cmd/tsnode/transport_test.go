@@ -13,6 +13,7 @@ import (
 // naming the address, on TCP and on QUIC: two servers on one port would
 // split the clients between two logs.
 func TestSecondServerOnTakenPort(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000", "2000")
 	first := startDaemon(t, "server", keys, pass, "--data", t.TempDir())
 	for _, tr := range []string{"tcp", "quic-v1"} {

@@ -38,6 +38,7 @@ func writeSignedReceipt(t *testing.T, path, doc string, signer identity.ID, serv
 // The two attacks of issue 7 through the CLI, as a new user would try
 // them with every public key on every host.
 func TestUntrustedSignersRefused(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000", "2000", "outsider")
 	dir := t.TempDir()
 	doc := writeFile(t, filepath.Join(dir, "contract.txt"), "I owe you nothing.\n")
@@ -93,6 +94,7 @@ func TestUntrustedSignersRefused(t *testing.T) {
 // --rotate performs (identity.RotateKeyPair), with a test key as the new
 // key instead of a freshly generated one.
 func TestRotationKeepsHistory(t *testing.T) {
+	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000", "2000")
 	data := t.TempDir()
 	dir := t.TempDir()

@@ -73,6 +73,7 @@ func TestReadBuildVersion(t *testing.T) {
 // worktree`, whose .git is a file), so the build runs in a shared clone
 // of HEAD with the working tree's files copied over it.
 func TestBuiltBinaryVersion(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}

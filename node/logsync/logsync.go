@@ -84,7 +84,7 @@ func (s *Service) answer(oldSize, newSize uint64) *protocol.LogResponse {
 	}
 	head := s.log.Head()
 	if head == nil {
-		return refuse("the log is empty")
+		return refuse("%s", protocol.LogEmptyMessage)
 	}
 	if newSize == 0 {
 		newSize = head.Head.Size
@@ -107,6 +107,10 @@ func (s *Service) answer(oldSize, newSize uint64) *protocol.LogResponse {
 	}
 	return r
 }
+
+// ErrEmptyLog: the server says its log is empty (size 0). Nothing signed
+// backs the claim; a log that shrank to nothing would say the same.
+var ErrEmptyLog = errors.New("the log is empty")
 
 // Client asks a server about its log. Only tree heads that Trust accepts
 // count; Server must be one of its authorities.
@@ -150,7 +154,12 @@ func (c *Client) Fetch(ctx context.Context, oldSize, newSize uint64) (*protocol.
 		return nil, nil, err
 	}
 	if r.Status != protocol.StatusOK {
-		return nil, nil, protocol.Refusal(string(c.Server.ID), []byte(r.Status), []byte(r.Message))
+		refusal := protocol.Refusal(string(c.Server.ID), []byte(r.Status), []byte(r.Message))
+		if r.Status == protocol.StatusBadRequest && r.Message == protocol.LogEmptyMessage {
+			// Still a refusal (protocol.ErrRefused), and known as empty.
+			return nil, nil, fmt.Errorf("%w: server %s has signed no tree head yet (%w)", ErrEmptyLog, c.Server.ID, refusal)
+		}
+		return nil, nil, refusal
 	}
 	sth, err := c.Trust.CheckServerHead(r.Head, r.Sig, c.Server, nil)
 	if err != nil {

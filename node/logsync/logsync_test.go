@@ -68,8 +68,8 @@ func TestLogFetch(t *testing.T) {
 			trust := testnet.Trust(t, srv.dir)
 			c := &Client{Host: h, Server: server, Trust: trust}
 
-			if _, _, err := c.Fetch(testnet.Ctx(t), 0, 0); !errors.Is(err, protocol.ErrRefused) {
-				t.Fatalf("empty log: %v, want protocol.ErrRefused", err)
+			if _, _, err := c.Fetch(testnet.Ctx(t), 0, 0); !errors.Is(err, protocol.ErrRefused) || !errors.Is(err, ErrEmptyLog) {
+				t.Fatalf("empty log: %v, want protocol.ErrRefused and ErrEmptyLog", err)
 			}
 			var stamps []*protocol.LogStamp
 			for i := range 3 {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -42,8 +43,8 @@ type Service struct {
 	host  host.Host
 	key   *rsa.PrivateKey
 	self  identity.Entry
-	dir   *identity.Directory
-	trust *protocol.Trust
+	dir   identity.Peers
+	trust atomic.Pointer[protocol.Trust] // SetTrust replaces it on a reload
 	heads *protocol.HeadCache
 	drain *drain.Tracker
 	// Set by options.
@@ -106,11 +107,12 @@ func WithMaxDocumentSize(n uint64) Option { return func(s *Service) { s.maxSize 
 // New serves the relay protocol on h as the verifier self, whose private
 // key is key: senders must be in dir, and only receipts that trust
 // accepts are valid.
-func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, trust *protocol.Trust, opts ...Option) (*Service, error) {
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir identity.Peers, trust *protocol.Trust, opts ...Option) (*Service, error) {
 	if trust == nil {
 		return nil, errors.New("relay: no trust policy")
 	}
-	s := &Service{host: h, key: key, self: self, dir: dir, trust: trust, heads: protocol.NewHeadCache(HeadCacheSize), drain: drain.New(), maxSize: protocol.DefaultMaxDocumentSize, metrics: noMetrics{}}
+	s := &Service{host: h, key: key, self: self, dir: dir, heads: protocol.NewHeadCache(HeadCacheSize), drain: drain.New(), maxSize: protocol.DefaultMaxDocumentSize, metrics: noMetrics{}}
+	s.trust.Store(trust)
 	for _, o := range opts {
 		o(s)
 	}
@@ -121,6 +123,16 @@ func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Di
 	}
 	h.SetStreamHandler(ID, s.handle)
 	return s, nil
+}
+
+// SetTrust makes trust the policy of the relays that reach their
+// verdict from now on (a reload of the keys). The cache of verified
+// heads stays: an entry counts only for the key trust names for the
+// head, which trust looks up before the cache.
+func (s *Service) SetTrust(trust *protocol.Trust) {
+	if trust != nil {
+		s.trust.Store(trust)
+	}
 }
 
 // Close stops serving the protocol; relays in progress finish.
@@ -274,7 +286,7 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 	if err != nil {
 		return &protocol.Verdict{Code: protocol.VerdictMalformedReceipt, Message: err.Error()}, nil
 	}
-	st, err := receipt.VerifyCached(v.trust, doc.hash.Sum(nil), v.heads)
+	st, err := receipt.VerifyCached(v.trust.Load(), doc.hash.Sum(nil), v.heads)
 	if err != nil {
 		return &protocol.Verdict{Code: protocol.VerdictFor(err), Message: err.Error()}, nil
 	}

@@ -78,7 +78,7 @@ type Service struct {
 }
 
 // New serves the stamp protocols on h.
-func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, log *authority.Authority, opts ...Option) (*Service, error) {
+func New(h host.Host, key *rsa.PrivateKey, self identity.Entry, dir identity.Peers, log *authority.Authority, opts ...Option) (*Service, error) {
 	if log == nil {
 		return nil, errors.New("stamp: no log")
 	}

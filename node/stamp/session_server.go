@@ -26,7 +26,7 @@ import (
 type sessionHandler struct {
 	Key     *rsa.PrivateKey
 	Self    identity.Entry
-	Dir     *identity.Directory
+	Dir     identity.Peers
 	Log     *authority.Authority
 	Drain   *drain.Tracker
 	Metrics Metrics

@@ -19,7 +19,7 @@ import (
 type Stamper struct {
 	key  *rsa.PrivateKey
 	self identity.Entry
-	dir  *identity.Directory
+	dir  identity.Peers
 	log  *authority.Authority
 }
 
@@ -27,7 +27,7 @@ type Stamper struct {
 // is key, for the requesters of dir, logging every stamp in log: serials
 // are never reused, times never go backwards across restarts, and
 // one-shot stamps are auditable too.
-func NewStamper(key *rsa.PrivateKey, self identity.Entry, dir *identity.Directory, log *authority.Authority) (*Stamper, error) {
+func NewStamper(key *rsa.PrivateKey, self identity.Entry, dir identity.Peers, log *authority.Authority) (*Stamper, error) {
 	if log == nil {
 		return nil, errors.New("stamp: a stamper needs the authority's log")
 	}
