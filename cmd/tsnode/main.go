@@ -3,6 +3,8 @@
 //	tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
 //	tsnode id [--keys DIR]
 //	tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
+//	tsnode stamp --server MADDR [flags] FILE...
+//	tsnode relay --verifier MADDR --receipt R [flags] FILE
 //	tsnode --role server|verifier|requester [flags]
 //
 // Run `tsnode help` for every flag.
@@ -51,8 +53,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLog(args[1:], stdout, stderr)
 	case args[0] == "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case args[0] == "stamp" || args[0] == "relay":
+		err = cmdRole(args[0], args[1:], stdout, stderr)
 	default:
-		err = cmdRole(args, stdout, stderr)
+		err = cmdRole("", args, stdout, stderr)
 	}
 	switch {
 	case err == nil:
@@ -136,8 +140,10 @@ Usage:
   tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
-  tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
-                          --file PATH [--file PATH ...] [--out DIR] [--trust ID ...]
+  tsnode --role requester [--id 1000] [--keys DIR] --server MADDR [--verifier MADDR]
+                          --file PATH [--file PATH ...] [--out DIR] [--trust ID ...] [--json]
+  tsnode stamp --server MADDR [--keys DIR] [--out DIR] [--json] FILE...
+  tsnode relay --verifier MADDR --receipt R [--keys DIR] [--json] FILE
 
 The passphrase of a private key comes from --passphrase-file, else from
 $TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.

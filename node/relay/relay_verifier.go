@@ -140,6 +140,10 @@ func (v *Service) handle(s network.Stream) {
 		s.Reset()
 		return
 	}
+	log.Infow("relay started", "peer", remote, "sender", hdr.SenderID, "size", hdr.DocumentSize)
+	defer func(start time.Time) {
+		log.Infow("relay ended", "peer", remote, "size", hdr.DocumentSize, "duration", time.Since(start).Round(time.Millisecond))
+	}(time.Now())
 	verdict, violation := v.receive(s, r, remote, hdr)
 	if violation != nil {
 		if peerGone(violation) {
