@@ -13,7 +13,9 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	lpswarm "github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node/relay"
@@ -164,6 +166,7 @@ func (r *Requester) dialServer(ctx context.Context) error {
 	if r.server.ID == "" {
 		return backoff.Permanent(errors.New("no server given"))
 	}
+	r.clearDialBackoff(r.server.ID)
 	if err := r.host.Connect(ctx, r.server); err != nil {
 		return &dialError{fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, ExplainDialError(err, r.stamp.Server.ID))}
 	}
@@ -174,10 +177,21 @@ func (r *Requester) dialVerifier(ctx context.Context) error {
 	if r.relay == nil {
 		return nil
 	}
+	r.clearDialBackoff(r.verifier.ID)
 	if err := r.host.Connect(ctx, r.verifier); err != nil {
 		return &dialError{fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, ExplainDialError(err, r.relay.Verifier.ID))}
 	}
 	return nil
+}
+
+// clearDialBackoff lets the next dial of p through at once: the
+// requester paces its own tries, and libp2p's backoff after a failed
+// dial (5 s and more) would turn them into "dial backoff" failures, and
+// make a restarted peer wait.
+func (r *Requester) clearDialBackoff(p peer.ID) {
+	if sw, ok := r.host.Network().(*lpswarm.Swarm); ok && r.host.Network().Connectedness(p) != network.Connected {
+		sw.Backoff().Clear(p)
+	}
 }
 
 // openSession returns the open stamp session, or opens a new one (and
