@@ -184,7 +184,7 @@ func (r *Requester) relayDoc(ctx context.Context, res *Result) {
 	if err != nil {
 		var te *TimeoutError
 		if errors.As(err, &te) {
-			err = fmt.Errorf("%w (%s of %s read from the document)", err, FormatBytes(sent), FormatBytes(size))
+			err = fmt.Errorf("%w; %s of %s read from the document", err, FormatBytes(sent), FormatBytes(size))
 		}
 		res.Err = fmt.Errorf("relay failed: %w", err)
 		return

@@ -106,7 +106,9 @@ func (p *progress) loop() {
 				p.drawBars()
 			} else {
 				for _, m := range p.active {
-					if now.Sub(m.lastReport) >= p.interval {
+					// A tick's slack: the step that started just after a
+					// tick is reported at the next but one.
+					if now.Sub(m.lastReport) >= p.interval*9/10 {
 						m.lastReport, m.shown = now, true
 						fmt.Fprintln(p.w, m.line())
 					}
