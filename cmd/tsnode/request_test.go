@@ -114,13 +114,7 @@ func TestStampThenRelay(t *testing.T) {
 func TestRequesterWaitsForServerRestart(t *testing.T) {
 	keys, pass := keysDir(t, "server", "1000", "2000")
 	data := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
 	first := startDaemon(t, "server", keys, pass, "--data", data, "--listen", listen)
 	first.stop(t)
 
@@ -196,4 +190,16 @@ func TestProgressOffTerminal(t *testing.T) {
 	if !strings.Contains(verifier.output(), "relay started") || !strings.Contains(verifier.output(), "relay ended") {
 		t.Errorf("verifier did not log the relay's start and end:\n%s", verifier.output())
 	}
+}
+
+// freePort is a TCP port of loopback that was free a moment ago, for a
+// daemon that must come back on the same address.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
