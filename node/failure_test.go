@@ -94,6 +94,7 @@ func TestUnknownPeerIsRefused(t *testing.T) {
 				Trust:    serverTrust(t, outDir),
 				ServerID: "server", ServerAddr: addrOf(s.server),
 				VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
+				MaxTries: 2,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -190,13 +191,15 @@ func TestServerDown(t *testing.T) {
 		Trust:    serverTrust(t, s.dir),
 		ServerID: "server", ServerAddr: serverAddr,
 		VerifierID: "2000", VerifierAddr: addrOf(s.verifier),
+		MaxTries: 3,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if err := r.Connect(ctxT(t)); err == nil || !strings.Contains(err.Error(), "cannot reach server server") {
-		t.Fatalf("got %v, want cannot reach server", err)
+	err = r.Connect(ctxT(t))
+	if err == nil || !strings.Contains(err.Error(), "cannot reach server server") || !strings.Contains(err.Error(), "connecting failed after 3 tries") {
+		t.Fatalf("got %v, want cannot reach server after 3 tries", err)
 	}
 }
 
@@ -204,11 +207,12 @@ func TestVerifierDown(t *testing.T) {
 	s := startSwarm(t, transports[0].listen)
 	out := t.TempDir()
 	r := s.requester(t, out)
+	r.maxTries = 3
 	s.verifier.Close()
 	doc := writeDoc(t, t.TempDir(), "doc.txt", []byte("x"))
 	res := r.Process(ctxT(t), doc)
-	if res.OK() || res.Err == nil || !strings.Contains(res.Err.Error(), "relay failed") {
-		t.Fatalf("result %+v, want relay failure", res)
+	if res.OK() || res.Err == nil || !strings.Contains(res.Err.Error(), "relay failed") || res.RelayTries != 3 {
+		t.Fatalf("result %+v, want relay failure after 3 tries", res)
 	}
 	// The stamp itself succeeded and its receipt was kept.
 	if _, err := os.Stat(filepath.Join(out, "doc.txt.receipt")); err != nil {

@@ -274,7 +274,7 @@ func stampOnce(t *testing.T, srv *Service, dir *identity.Directory) {
 	if err := r.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.stampHash(ctx, make([]byte, 32)); err != nil {
+	if _, err := r.stampOnce(ctx, make([]byte, 32)); err != nil {
 		t.Fatal(err)
 	}
 }

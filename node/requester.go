@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+	"sync"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	lpswarm "github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node/relay"
@@ -21,19 +24,23 @@ import (
 )
 
 // Requester gets documents stamped and relays them to a verifier, over one
-// connection to each.
+// connection to each; a dropped connection or session is opened again.
 type Requester struct {
 	host     host.Host
 	id       *Identity
 	oneShot  bool
 	trust    *protocol.Trust
-	session  *stamp.Session
 	stamp    *stamp.OneShotClient
-	relay    *relay.Client
+	relay    *relay.Client // nil: stamp only
 	server   peer.AddrInfo
 	verifier peer.AddrInfo
 	outDir   string
 	parallel int
+	maxTries int
+	progress ProgressFunc
+
+	mu      sync.Mutex // guards session, held while one is opened
+	session *stamp.Session
 }
 
 // RequesterConfig says whom a requester talks to.
@@ -42,7 +49,9 @@ type RequesterConfig struct {
 	ServerAddr string // multiaddr, /p2p/ optional
 	// Trust decides whose signatures count; ServerID must be one of its
 	// authorities. Required.
-	Trust        *protocol.Trust
+	Trust *protocol.Trust
+	// The verifier; no VerifierAddr means stamp only: Process writes
+	// receipts and relays nothing.
 	VerifierID   identity.ID
 	VerifierAddr string
 	// OutDir receives receipts; empty means next to each document.
@@ -55,13 +64,19 @@ type RequesterConfig struct {
 	// Parallel is how many documents ProcessAll keeps in flight; 0 means
 	// DefaultParallel.
 	Parallel int
+	// MaxTries bounds the tries of each step (connecting, stamping,
+	// relaying); 0 means as many as the context's deadline allows.
+	MaxTries int
+	// Progress, if set, follows the hashing and relaying of documents.
+	Progress ProgressFunc
 }
 
 // DefaultParallel is how many documents a requester stamps and relays at
 // once: enough for the server to sign one tree head per group of them.
 const DefaultParallel = 8
 
-// NewRequester starts a dial-only host for id.
+// NewRequester starts a dial-only host for id. Without ServerAddr it can
+// only relay receipts written earlier (Relay).
 func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 	if cfg.Trust == nil {
 		return nil, errors.New("requester: no trust policy (RequesterConfig.Trust)")
@@ -71,30 +86,43 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 	if err := cfg.Trust.CheckAuthority(cfg.ServerID); err != nil {
 		return nil, fmt.Errorf("--server-id: %w", err)
 	}
-	server, serverInfo, err := ResolvePeer(id.Dir, cfg.ServerID, cfg.ServerAddr, id.Retired...)
-	if err != nil {
-		return nil, fmt.Errorf("--server: %w", err)
+	var server identity.Entry
+	var serverInfo peer.AddrInfo
+	if cfg.ServerAddr != "" {
+		var err error
+		if server, serverInfo, err = ResolvePeer(id.Dir, cfg.ServerID, cfg.ServerAddr, id.Retired...); err != nil {
+			return nil, fmt.Errorf("--server: %w", err)
+		}
 	}
-	verifier, verifierInfo, err := ResolvePeer(id.Dir, cfg.VerifierID, cfg.VerifierAddr, id.Retired...)
-	if err != nil {
-		return nil, fmt.Errorf("--verifier: %w", err)
+	var verifier identity.Entry
+	var verifierInfo peer.AddrInfo
+	if cfg.VerifierAddr != "" {
+		var err error
+		if verifier, verifierInfo, err = ResolvePeer(id.Dir, cfg.VerifierID, cfg.VerifierAddr, id.Retired...); err != nil {
+			return nil, fmt.Errorf("--verifier: %w", err)
+		}
 	}
 	h, err := NewHost(id, cfg.Listen)
 	if err != nil {
 		return nil, err
 	}
-	return &Requester{
+	r := &Requester{
 		host:     h,
 		id:       id,
 		oneShot:  cfg.OneShot,
 		trust:    cfg.Trust,
 		stamp:    &stamp.OneShotClient{Host: h, Key: id.Key, Self: id.Self, Server: server, Trust: cfg.Trust},
-		relay:    relay.NewClient(h, id.Self, verifier),
 		server:   serverInfo,
 		verifier: verifierInfo,
 		outDir:   cfg.OutDir,
 		parallel: cmp.Or(max(cfg.Parallel, 0), DefaultParallel),
-	}, nil
+		maxTries: max(cfg.MaxTries, 0),
+		progress: cfg.Progress,
+	}
+	if cfg.VerifierAddr != "" {
+		r.relay = relay.NewClient(h, id.Self, verifier)
+	}
+	return r, nil
 }
 
 // Host is the requester's libp2p host.
@@ -102,133 +130,91 @@ func (r *Requester) Host() host.Host { return r.host }
 
 // Close ends the session and stops the requester's host.
 func (r *Requester) Close() error {
+	r.mu.Lock()
 	if r.session != nil {
 		r.session.Close()
 	}
+	r.mu.Unlock()
 	return r.host.Close()
 }
 
 // Connect dials the server and the verifier, and opens the stamp session
-// all documents share.
+// the documents share, trying again until ctx ends (or MaxTries): a
+// server that is restarting is waited for. Documents reconnect by
+// themselves, so Connect only tells early that a peer is unreachable.
 func (r *Requester) Connect(ctx context.Context) error {
+	_, _, err := retry(ctx, "connecting", r.maxTries, func() (struct{}, error) {
+		if r.server.ID != "" {
+			if err := r.dialServer(ctx); err != nil {
+				return struct{}{}, err
+			}
+		}
+		if err := r.dialVerifier(ctx); err != nil {
+			return struct{}{}, err
+		}
+		if !r.oneShot && r.server.ID != "" {
+			if _, err := r.openSession(ctx); err != nil {
+				return struct{}{}, sessionRetry(ctx, err)
+			}
+		}
+		return struct{}{}, nil
+	})
+	return err
+}
+
+func (r *Requester) dialServer(ctx context.Context) error {
+	if r.server.ID == "" {
+		return backoff.Permanent(errors.New("no server given"))
+	}
+	r.clearDialBackoff(r.server.ID)
 	if err := r.host.Connect(ctx, r.server); err != nil {
-		return fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, ExplainDialError(err, r.stamp.Server.ID))
+		return &dialError{fmt.Errorf("cannot reach server %s at %v: %w", r.stamp.Server.ID, r.server.Addrs, ExplainDialError(err, r.stamp.Server.ID))}
 	}
-	if err := r.host.Connect(ctx, r.verifier); err != nil {
-		return fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, ExplainDialError(err, r.relay.Verifier.ID))
-	}
-	if r.oneShot {
-		return nil
-	}
-	s, err := stamp.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
-	if err != nil {
-		return err
-	}
-	r.session = s
 	return nil
 }
 
-// stampHash gets a hash stamped by the session or, in one-shot mode, by
-// a one-shot exchange.
-func (r *Requester) stampHash(ctx context.Context, hash []byte) (*protocol.Receipt, error) {
-	if r.session == nil {
-		return r.stamp.Stamp(ctx, hash)
+func (r *Requester) dialVerifier(ctx context.Context) error {
+	if r.relay == nil {
+		return nil
 	}
-	st, err := r.session.Stamp(ctx, hash)
+	r.clearDialBackoff(r.verifier.ID)
+	if err := r.host.Connect(ctx, r.verifier); err != nil {
+		return &dialError{fmt.Errorf("cannot reach verifier %s at %v: %w", r.relay.Verifier.ID, r.verifier.Addrs, ExplainDialError(err, r.relay.Verifier.ID))}
+	}
+	return nil
+}
+
+// clearDialBackoff lets the next dial of p through at once: the
+// requester paces its own tries, and libp2p's backoff after a failed
+// dial (5 s and more) would turn them into "dial backoff" failures, and
+// make a restarted peer wait.
+func (r *Requester) clearDialBackoff(p peer.ID) {
+	if sw, ok := r.host.Network().(*lpswarm.Swarm); ok && r.host.Network().Connectedness(p) != network.Connected {
+		sw.Backoff().Clear(p)
+	}
+}
+
+// openSession returns the open stamp session, or opens a new one (and
+// dials the server first) when there is none or the last one ended.
+func (r *Requester) openSession(ctx context.Context) (*stamp.Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.session != nil {
+		if r.session.Err() == nil {
+			return r.session, nil
+		}
+		r.session.Close()
+		r.session = nil
+	}
+	if err := r.dialServer(ctx); err != nil {
+		return nil, err
+	}
+	s, err := stamp.OpenSession(ctx, r.host, r.id.Key, r.id.Self, r.stamp.Server, r.trust, nil)
 	if err != nil {
 		return nil, err
 	}
-	return st.Receipt(), nil
-}
-
-// Result is what happened to one document. Err is the first step that
-// failed; the fields before it are filled in.
-type Result struct {
-	Path        string
-	Hash        []byte
-	Receipt     *protocol.Receipt
-	ReceiptPath string
-	Verdict     *protocol.Verdict
-	Err         error
-}
-
-// OK reports whether every step succeeded and the verifier said valid.
-func (res *Result) OK() bool { return res.Err == nil && res.Verdict != nil && res.Verdict.Valid() }
-
-// Process hashes, stamps, saves the receipt of, and relays one document.
-func (r *Requester) Process(ctx context.Context, path string) *Result {
-	res := &Result{Path: path}
-	f, err := os.Open(path)
-	if err != nil {
-		res.Err = fmt.Errorf("cannot read document: %w", err)
-		return res
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
-		res.Err = fmt.Errorf("document %s is not a regular file", path)
-		return res
-	}
-	if res.Hash, err = protocol.HashReader(f); err != nil {
-		res.Err = fmt.Errorf("cannot hash %s: %w", path, err)
-		return res
-	}
-	if res.Receipt, err = r.stampHash(ctx, res.Hash); err != nil {
-		res.Err = fmt.Errorf("stamping failed: %w", err)
-		return res
-	}
-	if res.ReceiptPath, err = writeReceipt(r.receiptBase(path), res.Receipt); err != nil {
-		res.Err = err
-		return res
-	}
-	if _, err := f.Seek(0, 0); err != nil {
-		res.Err = fmt.Errorf("cannot re-read %s: %w", path, err)
-		return res
-	}
-	if res.Verdict, err = r.relay.Relay(ctx, res.Receipt, f, info.Size()); err != nil {
-		res.Err = fmt.Errorf("relay failed: %w", err)
-		return res
-	}
-	if !res.Verdict.Valid() {
-		res.Err = fmt.Errorf("verifier %s says %s", res.Verdict.Verifier, res.Verdict)
-	}
-	return res
-}
-
-// ProcessAll processes every path, with up to the configured number of
-// documents in flight over the same connections, each under its own
-// timeout (0: none). It calls onResult (may be nil) in the order of
-// paths as soon as each result and those before it are known, and
-// returns all results in that order.
-func (r *Requester) ProcessAll(ctx context.Context, paths []string, timeout time.Duration, onResult func(*Result)) []*Result {
-	results := make([]*Result, len(paths))
-	done := make([]chan struct{}, len(paths))
-	for i := range done {
-		done[i] = make(chan struct{})
-	}
-	go func() {
-		slots := make(chan struct{}, r.parallel)
-		for i, path := range paths {
-			slots <- struct{}{}
-			go func() {
-				defer func() { <-slots }()
-				fileCtx, cancel := ctx, context.CancelFunc(func() {})
-				if timeout > 0 {
-					fileCtx, cancel = context.WithTimeout(ctx, timeout)
-				}
-				defer cancel()
-				results[i] = r.Process(fileCtx, path)
-				close(done[i])
-			}()
-		}
-	}()
-	for i := range paths {
-		<-done[i]
-		if onResult != nil {
-			onResult(results[i])
-		}
-	}
-	return results
+	r.session = s
+	return s, nil
 }
 
 func (r *Requester) receiptBase(doc string) string {
@@ -269,3 +255,19 @@ func writeReceipt(base string, rc *protocol.Receipt) (string, error) {
 	}
 	return "", fmt.Errorf("cannot write receipt: %s.receipt and 999 numbered ones exist", strings.TrimSuffix(base, "/"))
 }
+
+// sessionRetry marks a failure to open a session as final unless asking
+// again may help: a dial or stream failure, or a server shutting down.
+func sessionRetry(ctx context.Context, err error) error {
+	var dial *dialError
+	if ctx.Err() != nil || (!errors.As(err, &dial) && stamp.Classify(err) == stamp.Final) {
+		return backoff.Permanent(err)
+	}
+	return err
+}
+
+// dialError is a failure to reach a peer.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }

@@ -22,6 +22,10 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown role", []string{"--role", "client"}, `--role "client"`},
 		{"unknown flag", []string{"--role", "server", "--bogus"}, "bogus"},
 		{"requester without file", []string{"--role", "requester", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2"}, "--file"},
+		{"stamp with verifier", []string{"stamp", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "f"}, "stamp takes no --role or --verifier"},
+		{"relay without receipt", []string{"relay", "--verifier", "/ip4/127.0.0.1/tcp/2", "f"}, "relay needs --verifier, --receipt R"},
+		{"relay two documents", []string{"relay", "--verifier", "/ip4/127.0.0.1/tcp/2", "--receipt", "r", "a", "b"}, "exactly one document"},
+		{"json on server", []string{"--role", "server", "--json"}, "--json is for --role requester"},
 		{"store on server", []string{"--role", "server", "--store", "x"}, "--store is for --role verifier"},
 		{"oneshot on verifier", []string{"--role", "verifier", "--oneshot"}, "--oneshot"},
 		{"parallel zero", []string{"--role", "requester", "--parallel", "0", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "--file", "f"}, "--parallel 0"},
@@ -140,16 +144,17 @@ func TestRequesterPeersDown(t *testing.T) {
 	doc := writeFile(t, filepath.Join(t.TempDir(), "doc.txt"), "hello\n")
 	// Nothing listens on port 1 of loopback.
 	dead := "/ip4/127.0.0.1/tcp/1"
+	// Tried again until --timeout, then an error that says so.
 	res := tsnode(t, nil, "--role", "requester", "--keys", keys, "--passphrase-file", pass,
-		"--server", dead, "--verifier", dead, "--file", doc)
+		"--server", dead, "--verifier", dead, "--file", doc, "--timeout", "2s")
 	if res.code != exitFailed {
 		t.Fatalf("server down: want exit %d\n%v", exitFailed, res)
 	}
-	mustContain(t, "server down", res, "cannot reach server server")
+	mustContain(t, "server down", res, "timed out after 2s connecting (", " tries); last failure: cannot reach server server")
 
 	server := startDaemon(t, "server", keys, pass, "--data", t.TempDir())
 	res = tsnode(t, nil, "--role", "requester", "--keys", keys, "--passphrase-file", pass,
-		"--server", server.addrs["tcp"], "--verifier", dead, "--file", doc)
+		"--server", server.addrs["tcp"], "--verifier", dead, "--file", doc, "--timeout", "2s")
 	if res.code != exitFailed {
 		t.Fatalf("verifier down: want exit %d\n%v", exitFailed, res)
 	}
@@ -444,4 +449,15 @@ func TestByteSizeFlag(t *testing.T) {
 			t.Errorf("Set(%q) = %d, %v; want %d, ok=%v", tc.in, b, err, tc.want, tc.ok)
 		}
 	}
+}
+
+func TestByteSizeString(t *testing.T) {
+	for in, want := range map[uint64]string{4 << 30: "4GiB", 512 << 20: "512MiB", 64 << 10: "64KiB", 1536: "1536", 1: "1", 0: "0"} {
+		b := byteSize(in)
+		if got := b.String(); got != want {
+			t.Errorf("%d prints as %q, want %q", in, got, want)
+		}
+	}
+	res := tsnode(t, nil, "--role", "verifier", "-h")
+	mustContain(t, "help", res, "(default 4GiB)", "default: 2m plus 1s per MiB")
 }

@@ -71,6 +71,7 @@ func cmdKeygen(args []string, stdout, stderr io.Writer) error {
 func cmdID(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode id", stderr)
 	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR` whose public/ folder is listed")
+	asJSON := fs.Bool("json", false, "print one JSON object per id (fields in README)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -86,6 +87,10 @@ func cmdID(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		printIDsJSON(stdout, dir, retired)
+		return nil
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPEER ID")
 	for _, e := range dir.Entries() {
@@ -93,4 +98,29 @@ func cmdID(args []string, stdout, stderr io.Writer) error {
 		printRetired(tw, e.ID, retired)
 	}
 	return tw.Flush()
+}
+
+// idJSON is id's --json object, one per id (README, "JSON output").
+type idJSON struct {
+	ID      string        `json:"id"`
+	PeerID  string        `json:"peer_id"`
+	Retired []retiredJSON `json:"retired,omitempty"`
+}
+
+type retiredJSON struct {
+	PeerID    string `json:"peer_id"`
+	RetiredAt string `json:"retired_at"`
+	Successor string `json:"successor"`
+}
+
+func printIDsJSON(w io.Writer, dir *identity.Directory, retired []protocol.RetiredKey) {
+	for _, e := range dir.Entries() {
+		out := idJSON{ID: string(e.ID), PeerID: e.PeerID.String()}
+		for i := len(retired) - 1; i >= 0; i-- {
+			if k := retired[i]; k.ID == e.ID {
+				out.Retired = append(out.Retired, retiredJSON{PeerID: k.PeerID.String(), RetiredAt: protocol.FormatTime(k.RetiredAt), Successor: k.Successor.String()})
+			}
+		}
+		writeJSONLine(w, out)
+	}
 }

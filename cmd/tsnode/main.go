@@ -3,6 +3,8 @@
 //	tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
 //	tsnode id [--keys DIR]
 //	tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
+//	tsnode stamp --server MADDR [flags] FILE...
+//	tsnode relay --verifier MADDR --receipt R [flags] FILE
 //	tsnode --role server|verifier|requester [flags]
 //	tsnode version
 //
@@ -52,8 +54,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLog(args[1:], stdout, stderr)
 	case args[0] == "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case args[0] == "stamp" || args[0] == "relay":
+		err = cmdRole(args[0], args[1:], stdout, stderr)
 	default:
-		err = cmdRole(args, stdout, stderr)
+		err = cmdRole("", args, stdout, stderr)
 	}
 	switch {
 	case err == nil:
@@ -129,8 +133,10 @@ Usage:
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
                           [--public-log] [--backup-dir DIR]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
-  tsnode --role requester [--id 1000] [--keys DIR] --server MADDR --verifier MADDR
-                          --file PATH [--file PATH ...] [--out DIR] [--trust ID ...]
+  tsnode --role requester [--id 1000] [--keys DIR] --server MADDR [--verifier MADDR]
+                          --file PATH [--file PATH ...] [--out DIR] [--trust ID ...] [--json]
+  tsnode stamp --server MADDR [--keys DIR] [--out DIR] [--json] FILE...
+  tsnode relay --verifier MADDR --receipt R [--keys DIR] [--json] FILE
   tsnode version          (or --version: module version, VCS revision, Go version)
 
 The passphrase of a private key comes from --passphrase-file, else from

@@ -33,7 +33,7 @@ type roleFlags struct {
 	server, verifier                   string
 	serverID, verifierID               string
 	out, store, data                   string
-	oneShot, init                      bool
+	oneShot, init, relayOnly           bool
 	parallel                           int
 	maxDocument                        byteSize
 	timeout, maxWait                   time.Duration
@@ -50,9 +50,11 @@ type roleFlags struct {
 	backupDir string
 }
 
-func cmdRole(args []string, stdout, stderr io.Writer) error {
+// cmdRole runs --role ROLE, or the requester's subcommand sub (stamp,
+// relay), which takes the same flags.
+func cmdRole(sub string, args []string, stdout, stderr io.Writer) error {
 	var f roleFlags
-	fs := newFlags("tsnode", stderr)
+	fs := newFlags(strings.TrimSpace("tsnode "+sub), stderr)
 	fs.StringVar(&f.role, "role", "", "server, verifier or requester (required)")
 	fs.StringVar(&f.id, "id", "", "this node's id (default: server → server, requester → 1000, verifier → 2000)")
 	fs.StringVar(&f.keys, "keys", defaultKeysDir, "keys directory `DIR`: private/<id>.pem and public/*.pem")
@@ -71,7 +73,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&f.maxDocument, "max-document", "verifier: refuse relayed documents larger than this `size` (bytes, or with KiB, MiB, GiB)")
 	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
 	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
-	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "requester: give up on one document after this long")
+	fs.DurationVar(&f.timeout, "timeout", 0, "requester: give up on one document after this `duration`, retries included (default: 2m plus 1s per MiB of the document)")
 	fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "server: the longest a stamp waits for its tree head to start being signed (0: sign as soon as the previous head is signed; longer: fewer signatures, less CPU, more latency)")
 	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
 	fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "server: how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
@@ -84,12 +86,13 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	f.keyMode = addKeyModeFlag(fs, stderr)
 	fs.BoolVar(&f.publicLog, "public-log", false, "server: let any peer, in the identity directory or not, read the log (/tsnode/log/1.0.0) and nothing else: auditors need no enrolled key")
 	fs.StringVar(&f.backupDir, "backup-dir", "", "server: on SIGUSR1, write a consistent backup of --data into a new folder of this `DIR`")
+	req := addRequestFlags(fs, sub)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 {
-		return usageErr("unexpected arguments %q (documents go with --file)", pos)
+	if err := req.apply(sub, &f, pos); err != nil {
+		return err
 	}
 	if err := f.check(); err != nil {
 		return err
@@ -111,7 +114,7 @@ func cmdRole(args []string, stdout, stderr io.Writer) error {
 	case "verifier":
 		return runVerifier(ctx, stop, id, f, stdout)
 	default:
-		return runRequester(ctx, id, f, stdout)
+		return runRequester(ctx, id, f, req, stdout, stderr)
 	}
 }
 
@@ -130,8 +133,8 @@ func (f *roleFlags) check() (err error) {
 		return usageErr("--id: %v", err)
 	}
 	isRequester := f.role == "requester"
-	if isRequester && (f.server == "" || f.verifier == "" || len(f.files) == 0) {
-		return usageErr("--role requester needs --server, --verifier and at least one --file")
+	if isRequester && (f.server == "" || len(f.files) == 0) && !f.relayOnly {
+		return usageErr("--role requester needs --server and at least one --file (and --verifier to relay)")
 	}
 	if !isRequester && (f.server != "" || f.verifier != "" || len(f.files) > 0 || f.out != "") {
 		return usageErr("--server, --verifier, --file and --out are for --role requester")
@@ -291,75 +294,22 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 	return serveUntilSignal(ctx, stop, svc, "verifier", f.drainTimeout, stdout)
 }
 
-func runRequester(ctx context.Context, id *node.Identity, f roleFlags, stdout io.Writer) error {
-	// Create --out before anything is stamped: a receipt that cannot be
-	// written wastes the server's signature and serial.
-	if f.out != "" {
-		if err := os.MkdirAll(f.out, 0o755); err != nil {
-			return fmt.Errorf("--out: %w", err)
-		}
-	}
-	trust, err := f.trust.policy(id.Dir, id.Retired)
-	if err != nil {
-		return err
-	}
-	r, err := node.NewRequester(id, node.RequesterConfig{
-		Trust:    trust,
-		ServerID: identity.ID(f.serverID), ServerAddr: f.server,
-		VerifierID: identity.ID(f.verifierID), VerifierAddr: f.verifier,
-		OutDir: f.out, Listen: f.listen, OneShot: f.oneShot, Parallel: f.parallel,
-	})
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	connectCtx, cancel := context.WithTimeout(ctx, node.DefaultConnectTimeout)
-	err = r.Connect(connectCtx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	failed := 0
-	r.ProcessAll(ctx, f.files, f.timeout, func(res *node.Result) {
-		printResult(stdout, res)
-		if !res.OK() {
-			failed++
-		}
-	})
-	fmt.Fprintf(stdout, "%d of %d documents stamped and verified\n", len(f.files)-failed, len(f.files))
-	if failed > 0 {
-		return errReported
-	}
-	return nil
-}
-
-func printResult(w io.Writer, res *node.Result) {
-	fmt.Fprintf(w, "%s\n", res.Path)
-	if res.Hash != nil {
-		fmt.Fprintf(w, "  sha-256    %x\n", res.Hash)
-	}
-	if rc := res.Receipt; rc != nil {
-		fmt.Fprintf(w, "  stamped    %s  serial %d  by %s\n", rc.Time, rc.Serial, rc.ServerID)
-		fmt.Fprintf(w, "  signature  verified with %s's public key (%s)\n", rc.ServerID, rc.ServerPeer)
-	}
-	if res.ReceiptPath != "" {
-		fmt.Fprintf(w, "  receipt    %s\n", res.ReceiptPath)
-	}
-	if v := res.Verdict; v != nil {
-		fmt.Fprintf(w, "  verifier   %s says %s\n", v.Verifier, v)
-	}
-	if res.Err != nil {
-		fmt.Fprintf(w, "  FAILED     %v\n", res.Err)
-	} else {
-		fmt.Fprintf(w, "  OK\n")
-	}
-}
-
 // byteSize is a flag holding a size in bytes, written as a number with an
 // optional KiB, MiB or GiB suffix.
 type byteSize uint64
 
-func (b *byteSize) String() string { return strconv.FormatUint(uint64(*b), 10) }
+// String writes the size with the largest unit that divides it: 4GiB.
+func (b *byteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if *b != 0 && uint64(*b)%u.mult == 0 {
+			return strconv.FormatUint(uint64(*b)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatUint(uint64(*b), 10)
+}
 
 func (b *byteSize) Set(v string) error {
 	num, mult := v, uint64(1)

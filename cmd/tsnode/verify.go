@@ -15,6 +15,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR` holding the server's public key")
 	consistency := fs.String("consistency", "", "instead, check a consistency proof `file` written by tsnode log --out")
 	trust := addTrustFlag(fs, "accept only signatures of this authority `ID` (repeatable; default server)")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object (fields in README)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -23,7 +24,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 		if *receiptPath != "" || len(pos) != 0 {
 			return usageErr("--consistency takes no receipt or document")
 		}
-		return verifyConsistency(*consistency, *keys, trust, stdout)
+		return verifyConsistency(*consistency, *keys, trust, *asJSON, stdout)
 	}
 	if *receiptPath == "" || len(pos) != 1 {
 		return usageErr("verify needs --receipt R and exactly one document FILE")
@@ -33,41 +34,80 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	out := verifyJSON{File: doc, Receipt: *receiptPath}
 	rc, err := protocol.ReadReceiptFile(*receiptPath)
 	if err != nil {
-		fmt.Fprintf(stdout, "INVALID: %v\n", err)
-		return errReported
+		return invalid(stdout, *asJSON, out, fmt.Sprintf("INVALID: %v", err), err)
 	}
 	hash, err := protocol.HashFile(doc)
 	if err != nil {
 		return err
 	}
+	out.SHA256 = fmt.Sprintf("%x", hash)
 	st, err := rc.Verify(policy, hash)
 	if err != nil {
-		fmt.Fprintf(stdout, "INVALID: %s: %v\n", *receiptPath, err)
-		return errReported
+		return invalid(stdout, *asJSON, out, fmt.Sprintf("INVALID: %s: %v", *receiptPath, err), err)
+	}
+	if *asJSON {
+		serial := st.Serial
+		out.Time, out.Serial, out.ServerID, out.ServerPeer, out.RequesterID, out.OK = protocol.FormatTime(st.Time), &serial, string(st.ServerID), st.ServerPeer.String(), string(st.RequesterID), true
+		writeJSONLine(stdout, out)
+		return nil
 	}
 	fmt.Fprintf(stdout, "VALID: %s (sha-256 %x) existed at %s\n  serial %d, signed by %s (%s), requested by %s\n",
 		doc, st.DocumentHash, protocol.FormatTime(st.Time), st.Serial, st.ServerID, st.ServerPeer, st.RequesterID)
 	return nil
 }
 
-func verifyConsistency(path, keys string, trust *trustFlag, stdout io.Writer) error {
+// verifyJSON is verify's --json object (README, "JSON output").
+type verifyJSON struct {
+	File        string  `json:"file,omitempty"`
+	Receipt     string  `json:"receipt,omitempty"`
+	Consistency string  `json:"consistency,omitempty"`
+	SHA256      string  `json:"sha256,omitempty"`
+	Time        string  `json:"time,omitempty"`
+	Serial      *uint64 `json:"serial,omitempty"`
+	ServerID    string  `json:"server_id,omitempty"`
+	ServerPeer  string  `json:"server_peer_id,omitempty"`
+	RequesterID string  `json:"requester_id,omitempty"`
+	OldSize     *uint64 `json:"old_size,omitempty"`
+	NewSize     *uint64 `json:"new_size,omitempty"`
+	OK          bool    `json:"ok"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// invalid reports a failed check, as text or as JSON.
+func invalid(stdout io.Writer, asJSON bool, out verifyJSON, text string, err error) error {
+	if asJSON {
+		out.Error = err.Error()
+		writeJSONLine(stdout, out)
+	} else {
+		fmt.Fprintln(stdout, text)
+	}
+	return errReported
+}
+
+func verifyConsistency(path, keys string, trust *trustFlag, asJSON bool, stdout io.Writer) error {
 	policy, err := loadTrust(keys, trust)
 	if err != nil {
 		return err
 	}
+	out := verifyJSON{Consistency: path}
 	c, err := protocol.ReadConsistencyFile(path)
 	if errors.Is(err, protocol.ErrMalformedReceipt) {
-		fmt.Fprintf(stdout, "INVALID: %v\n", err)
-		return errReported
+		return invalid(stdout, asJSON, out, fmt.Sprintf("INVALID: %v", err), err)
 	}
 	if err != nil {
 		return err
 	}
 	if err := c.Verify(policy); err != nil {
-		fmt.Fprintf(stdout, "INVALID: %s: %v\n", path, err)
-		return errReported
+		return invalid(stdout, asJSON, out, fmt.Sprintf("INVALID: %s: %v", path, err), err)
+	}
+	if asJSON {
+		oldSize, newSize := c.Old.Size, c.New.Size
+		out.OldSize, out.NewSize, out.OK = &oldSize, &newSize, true
+		writeJSONLine(stdout, out)
+		return nil
 	}
 	fmt.Fprintf(stdout, "VALID: the log of size %d extends the log of size %d\n", c.New.Size, c.Old.Size)
 	return nil

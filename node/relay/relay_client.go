@@ -44,7 +44,7 @@ func (c *Client) Relay(ctx context.Context, receipt *protocol.Receipt, doc io.Re
 	defer cancel()
 	s, err := c.Host.NewStream(openCtx, c.Verifier.PeerID, protocol.RelayProtocolID)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open relay stream to verifier %s (%s): %w", c.Verifier.ID, c.Verifier.PeerID, err)
+		return nil, &streamError{fmt.Errorf("failed to open relay stream to verifier %s (%s): %w", c.Verifier.ID, c.Verifier.PeerID, err)}
 	}
 	defer s.Close()
 	stop := context.AfterFunc(ctx, func() { s.Reset() })
@@ -62,10 +62,14 @@ func (c *Client) Relay(ctx context.Context, receipt *protocol.Receipt, doc io.Re
 	frame, err := protocol.ReadFrame(bufio.NewReader(s), protocol.MaxVerdictSize)
 	if err != nil {
 		s.Reset()
-		if sendErr != nil {
+		var de *documentError
+		if errors.As(sendErr, &de) {
 			return nil, fmt.Errorf("failed to relay to verifier %s: %w", c.Verifier.ID, sendErr)
 		}
-		return nil, fmt.Errorf("no verdict from verifier %s: %w", c.Verifier.ID, err)
+		if sendErr != nil {
+			return nil, &streamError{fmt.Errorf("failed to relay to verifier %s: %w", c.Verifier.ID, sendErr)}
+		}
+		return nil, &streamError{fmt.Errorf("no verdict from verifier %s: %w", c.Verifier.ID, err)}
 	}
 	v, err := protocol.OpenVerdict(key, frame)
 	if err != nil {
@@ -96,9 +100,9 @@ func (c *Client) sendDocument(w writeDeadliner, key []byte, doc io.Reader, size 
 		if err != nil {
 			// io.EOF: not one byte of a non-empty read was left.
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return fmt.Errorf("document shrank while being sent: %d of %d bytes", sent+int64(n), size)
+				return &documentError{fmt.Errorf("document shrank while being sent: %d of %d bytes", sent+int64(n), size)}
 			}
-			return fmt.Errorf("failed to read document: %w", err)
+			return &documentError{fmt.Errorf("failed to read document: %w", err)}
 		}
 		sent += int64(n)
 		final := sent == size
@@ -111,3 +115,23 @@ func (c *Client) sendDocument(w writeDeadliner, key []byte, doc io.Reader, size 
 		}
 	}
 }
+
+// Retryable reports whether a relay failed in its stream (opening it,
+// sending, or waiting for the verdict) rather than in the document or the
+// verdict: relaying again may succeed, and is harmless, since a verifier
+// keeps one folder per stamp.
+func Retryable(err error) bool {
+	var se *streamError
+	return errors.As(err, &se)
+}
+
+type streamError struct{ err error }
+
+func (e *streamError) Error() string { return e.err.Error() }
+func (e *streamError) Unwrap() error { return e.err }
+
+// documentError is a failure to read the document being sent.
+type documentError struct{ err error }
+
+func (e *documentError) Error() string { return e.err.Error() }
+func (e *documentError) Unwrap() error { return e.err }

@@ -191,8 +191,12 @@ func (v *Service) handle(s network.Stream) {
 		badHeader("malformed header", err)
 		return
 	}
+	log.Infow("relay started", "peer", remote, "sender", hdr.SenderID, "size", hdr.DocumentSize)
 	start := time.Now()
 	var received uint64
+	defer func() {
+		log.Infow("relay ended", "peer", remote, "size", hdr.DocumentSize, "received", received, "duration", time.Since(start).Round(time.Millisecond))
+	}()
 	verdict, violation := v.receive(s, r, remote, hdr, &received)
 	if violation != nil {
 		if peerGone(violation) {

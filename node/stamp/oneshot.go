@@ -105,7 +105,7 @@ func (c *OneShotClient) Stamp(ctx context.Context, documentHash []byte) (*protoc
 	defer cancel()
 	s, err := c.Host.NewStream(ctx, c.Server.PeerID, protocol.StampProtocolID)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open stamp stream to server %s (%s): %w", c.Server.ID, c.Server.PeerID, err)
+		return nil, &streamError{err: fmt.Errorf("failed to open stamp stream to server %s (%s): %w", c.Server.ID, c.Server.PeerID, err)}
 	}
 	defer s.Close()
 	if deadline, ok := ctx.Deadline(); ok {
@@ -113,13 +113,13 @@ func (c *OneShotClient) Stamp(ctx context.Context, documentHash []byte) (*protoc
 	}
 	if err := protocol.WriteFrame(s, sealed); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("failed to send stamp request to %s: %w", c.Server.ID, err)
+		return nil, &streamError{err: fmt.Errorf("failed to send stamp request to %s: %w", c.Server.ID, err), sent: true}
 	}
 	_ = s.CloseWrite()
 	resp, err := protocol.ReadFrame(bufio.NewReaderSize(s, 2048), protocol.MaxStampResponseSize)
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("failed to read stamp response from %s: %w", c.Server.ID, err)
+		return nil, &streamError{err: fmt.Errorf("failed to read stamp response from %s: %w", c.Server.ID, err), sent: true}
 	}
 	st, sig, err := protocol.OpenStampResponse(resp, c.Key, req, c.Trust, c.Server, c.Self)
 	if err != nil {

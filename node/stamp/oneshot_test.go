@@ -111,7 +111,7 @@ func TestSessionServerResets(t *testing.T) {
 	t.Run("malformed request", func(t *testing.T) {
 		sess := mustSession(t, client)
 		before := srv.lg.Size()
-		sess.sends <- protocol.EncodeRecord(protocol.SessionRequestTag, u64(7), docHash(0)[:protocol.HashSize-1], docNonce(0))
+		sess.sends <- &sessionCall{req: &protocol.SessionRequest{ID: 7, Hash: docHash(0)[:protocol.HashSize-1], Nonce: docNonce(0)}}
 		if _, err := sess.Stamp(testnet.Ctx(t), docHash(1)); err == nil {
 			t.Fatal("session survived a malformed request")
 		}

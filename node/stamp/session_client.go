@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tsnode/tsnode/protocol"
@@ -36,7 +37,7 @@ type Session struct {
 	// and the last tree head that passed every check.
 	known    *protocol.KnownParties
 	lastHead *protocol.SignedTreeHead
-	sends    chan []byte
+	sends    chan *sessionCall
 
 	mu      sync.Mutex
 	pending map[uint64]*sessionCall
@@ -50,6 +51,7 @@ type Session struct {
 type sessionCall struct {
 	req    *protocol.SessionRequest
 	result chan sessionResult
+	sent   atomic.Bool // set before the write loop writes the request
 }
 
 type sessionResult struct {
@@ -76,7 +78,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	defer cancel()
 	s, err := h.NewStream(ctx, server.PeerID, protocol.SessionProtocolID)
 	if err != nil {
-		return nil, fmt.Errorf("failed to open stamp session with server %s (%s): %w", server.ID, server.PeerID, err)
+		return nil, &streamError{err: fmt.Errorf("failed to open stamp session with server %s (%s): %w", server.ID, server.PeerID, err)}
 	}
 	fail := func(err error) (*Session, error) {
 		s.Reset()
@@ -85,12 +87,12 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	deadline, _ := ctx.Deadline()
 	_ = s.SetDeadline(deadline)
 	if err := protocol.WriteFrame(s, hello); err != nil {
-		return fail(fmt.Errorf("failed to send session hello to %s: %w", server.ID, err))
+		return fail(&streamError{err: fmt.Errorf("failed to send session hello to %s: %w", server.ID, err)})
 	}
 	r := bufio.NewReaderSize(s, sessionReadBuffer)
 	frame, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
 	if err != nil {
-		return fail(fmt.Errorf("no session answer from %s: %w", server.ID, err))
+		return fail(&streamError{err: fmt.Errorf("no session answer from %s: %w", server.ID, err)})
 	}
 	replyKey, err := protocol.OpenSessionAccept(key, frame, server.ID)
 	if err != nil {
@@ -104,7 +106,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	}
 	sess := &Session{
 		stream: s, self: self, server: server, trust: trust, cache: cache, in: in, known: protocol.NewKnownParties(self, server),
-		sends: make(chan []byte, protocol.MaxInFlight), pending: map[uint64]*sessionCall{},
+		sends: make(chan *sessionCall, protocol.MaxInFlight), pending: map[uint64]*sessionCall{},
 		closing: make(chan struct{}), done: make(chan struct{}),
 	}
 	go sess.writeLoop(out)
@@ -127,7 +129,8 @@ func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*protocol.Log
 	if s.err != nil {
 		err := s.err
 		s.mu.Unlock()
-		return nil, err
+		// Never sent on this session: a new one may ask safely.
+		return nil, &streamError{err: err}
 	}
 	call.req = &protocol.SessionRequest{ID: s.nextID, Hash: documentHash, Nonce: nonce}
 	s.nextID++
@@ -135,7 +138,7 @@ func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*protocol.Log
 	s.mu.Unlock()
 
 	select {
-	case s.sends <- call.req.Encode():
+	case s.sends <- call:
 	case <-s.closing:
 		// The read loop fails every pending call once the session ends.
 	case <-ctx.Done():
@@ -144,6 +147,9 @@ func (s *Session) Stamp(ctx context.Context, documentHash []byte) (*protocol.Log
 	}
 	select {
 	case res := <-call.result:
+		if se, ok := res.err.(*streamError); ok {
+			return nil, &streamError{err: se.err, sent: call.sent.Load()}
+		}
 		return res.stamp, res.err
 	case <-ctx.Done():
 		s.forget(call.req.ID)
@@ -155,6 +161,13 @@ func (s *Session) forget(id uint64) {
 	s.mu.Lock()
 	delete(s.pending, id)
 	s.mu.Unlock()
+}
+
+// Err is why the session ended, or nil while it is open.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // Close ends the session after the replies in flight arrive.
@@ -179,8 +192,9 @@ func (s *Session) Close() error {
 // of a burst join the same write.
 func (s *Session) writeLoop(out *protocol.SessionCipher) {
 	w := bufio.NewWriterSize(s.stream, sessionWriteBuffer)
-	write := func(pt []byte) bool {
-		err := protocol.WriteFrame(w, out.Seal(pt))
+	write := func(c *sessionCall) bool {
+		c.sent.Store(true)
+		err := protocol.WriteFrame(w, out.Seal(c.req.Encode()))
 		if err == nil && len(s.sends) == 0 {
 			runtime.Gosched()
 			if len(s.sends) == 0 {
@@ -188,7 +202,7 @@ func (s *Session) writeLoop(out *protocol.SessionCipher) {
 			}
 		}
 		if err != nil {
-			s.fail(fmt.Errorf("failed to send to server %s: %w", s.server.ID, err))
+			s.fail(&streamError{err: fmt.Errorf("failed to send to server %s: %w", s.server.ID, err)})
 			s.stream.Reset()
 			return false
 		}
@@ -196,16 +210,16 @@ func (s *Session) writeLoop(out *protocol.SessionCipher) {
 	}
 	for {
 		select {
-		case pt := <-s.sends:
-			if !write(pt) {
+		case c := <-s.sends:
+			if !write(c) {
 				return
 			}
 		case <-s.closing:
 			// Send what was queued before the close, then end our side.
 			for {
 				select {
-				case pt := <-s.sends:
-					if !write(pt) {
+				case c := <-s.sends:
+					if !write(c) {
 						return
 					}
 				default:
@@ -224,7 +238,7 @@ func (s *Session) readLoop(r *bufio.Reader) {
 	for {
 		frame, err := protocol.ReadFrame(r, protocol.MaxSessionReplySize)
 		if err != nil {
-			s.fail(fmt.Errorf("session with server %s ended: %w", s.server.ID, err))
+			s.fail(&streamError{err: fmt.Errorf("session with server %s ended: %w", s.server.ID, err)})
 			return
 		}
 		pt, err := s.in.Open(frame)

@@ -181,7 +181,7 @@ func TestSessionOversizedFrames(t *testing.T) {
 					t.Fatal(err)
 				}
 				// Queue a sealed request larger than MaxSessionRequestSize.
-				sess.sends <- protocol.EncodeRecord(protocol.SessionRequestTag, u64(99), make([]byte, protocol.MaxSessionRequestSize), docNonce(1))
+				sess.sends <- &sessionCall{req: &protocol.SessionRequest{ID: 99, Hash: make([]byte, protocol.MaxSessionRequestSize), Nonce: docNonce(1)}}
 				_, err := sess.Stamp(testnet.Ctx(t), docHash(2))
 				if err == nil || !strings.Contains(err.Error(), "session with server server ended") {
 					t.Fatalf("stamp after an oversized request: %v, want the session ended", err)
