@@ -131,14 +131,17 @@ Usage:
   tsnode log backup [--data DIR] --out DIR
   tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
-                          [--public-log] [--backup-dir DIR]
+                          [--public-log] [--backup-dir DIR] [--metrics ADDR] [--drain-timeout D]
+                          [--clock-tolerance D] [--security tls,noise]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
+                          [--metrics ADDR] [--drain-timeout D]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR [--verifier MADDR]
                           --file PATH [--file PATH ...] [--out DIR] [--trust ID ...] [--json]
   tsnode stamp --server MADDR [--keys DIR] [--out DIR] [--json] FILE...
   tsnode relay --verifier MADDR --receipt R [--keys DIR] [--json] FILE
   tsnode version          (or --version: module version, VCS revision, Go version)
 
+Every command that logs takes --log-level and --log-format text|json.
 The passphrase of a private key comes from --passphrase-file, else from
 $TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.
 Run "tsnode keygen -h", "tsnode --role server -h", ... for each flag.
