@@ -171,7 +171,9 @@ judge() {
 	local name=$1 dir=$2 note=${3:-} log="$work/$1/run.log" rc n ok=0 failed=0 lies=() first="" rcpt doc
 	rc=$(cat "$work/$name/rc") n=$(cat "$work/$name/nfiles")
 	# One line per document: path, receipt, verdict, OK or FAILED message.
-	awk '/^[^ ]/ && !/^tsnode:/ && !/documents stamped and verified$/ { if (p != "") print p "\037" r "\037" v "\037" s; p = $0; r = ""; v = ""; s = "" }
+	# Progress lines of long transfers ("DOC: relaying 17.1 MiB of ...")
+	# are not results.
+	awk '/^[^ ]/ && !/^tsnode:/ && !/documents stamped and verified$/ && !/: (hashing|relaying) [0-9]/ { if (p != "") print p "\037" r "\037" v "\037" s; p = $0; r = ""; v = ""; s = "" }
 		/^  receipt / { r = $2 } /^  verifier / { v = $4 } /^  OK$/ { s = "OK" } /^  FAILED / { sub(/^  FAILED +/, ""); s = "FAILED " $0 }
 		END { if (p != "") print p "\037" r "\037" v "\037" s }' "$log" >"$work/$name/docs.tsv"
 	# Fields split on \037: a tab would merge empty fields.
