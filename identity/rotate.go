@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/tsnode/tsnode/internal/durable"
 )
 
 // RetiredDir is the folder, under public/ and under private/, that holds
@@ -149,12 +150,7 @@ func CheckKeyPair(dir string, id ID) error {
 
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("failed to sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("failed to sync %s: %w", dir, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/tsnode/tsnode/internal/durable"
 	"github.com/tsnode/tsnode/internal/merklelog"
 )
 
@@ -38,7 +39,7 @@ func Backup(lg *merklelog.Log, dataDir, out string) (uint64, error) {
 		err = os.Rename(tmp, out)
 	}
 	if err == nil {
-		err = syncDir(parent)
+		err = durable.SyncDir(parent)
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
@@ -54,7 +55,7 @@ func backupInto(lg *merklelog.Log, dataDir, tmp string) (uint64, error) {
 	case err != nil:
 		return 0, err
 	default:
-		if err := writeSynced(filepath.Join(tmp, HeadFileName), head); err != nil {
+		if err := durable.WriteFile(filepath.Join(tmp, HeadFileName), head, 0o600); err != nil {
 			return 0, err
 		}
 	}
@@ -72,19 +73,7 @@ func backupInto(lg *merklelog.Log, dataDir, tmp string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return size, syncDir(tmp)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return size, durable.SyncDir(tmp)
 }
 
 // BackupStopped is Backup of the data directory of a server that is not

@@ -2,9 +2,9 @@ package logstore
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
+	"github.com/tsnode/tsnode/internal/durable"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -13,39 +13,8 @@ import (
 // over the old one, and the directory fsynced, so that after a crash
 // the file holds either the old head or the new one, whole.
 func SaveHead(dir string, sth *protocol.SignedTreeHead) error {
-	path := filepath.Join(dir, HeadFileName)
-	tmp := path + ".tmp"
-	if err := writeSynced(tmp, protocol.MarshalHeadFile(sth)); err != nil {
-		os.Remove(tmp)
+	if err := durable.ReplaceFile(filepath.Join(dir, HeadFileName), protocol.MarshalHeadFile(sth), 0o600); err != nil {
 		return fmt.Errorf("saving the tree head: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("saving the tree head: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("saving the tree head: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("saving the tree head: fsync %s: %w", dir, err)
 	}
 	return nil
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

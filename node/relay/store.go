@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tsnode/tsnode/internal/durable"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -65,13 +66,13 @@ func (d *documentSink) keep(dir string, st *protocol.Statement, receipt []byte) 
 	if err := d.file.Sync(); err != nil {
 		return "", err
 	}
-	if err := writeSynced(filepath.Join(tmp, "receipt.json"), receipt); err != nil {
+	if err := durable.WriteFile(filepath.Join(tmp, "receipt.json"), receipt, 0o600); err != nil {
 		return "", err
 	}
 	if err := os.Rename(d.file.Name(), filepath.Join(tmp, "document")); err != nil {
 		return "", err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := durable.SyncDir(tmp); err != nil {
 		return "", err
 	}
 	// A folder without its document is what an older verifier left when
@@ -82,7 +83,7 @@ func (d *documentSink) keep(dir string, st *protocol.Statement, receipt []byte) 
 	if err := os.Rename(tmp, where); err != nil {
 		return "", err
 	}
-	return where, syncDir(dir)
+	return where, durable.SyncDir(dir)
 }
 
 // removeIncoming deletes what relays in progress left in the store when
@@ -103,29 +104,4 @@ func removeIncoming(dir string) error {
 		}
 	}
 	return nil
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
