@@ -44,6 +44,22 @@ var (
 	// last time it issued.
 	ErrClockBehind = errors.New("server clock behind its last stamp")
 
+	// Witness failures (PROTOCOL.md §13).
+	// ErrBadCosignature: a cosignature that does not count (malformed,
+	// of another head, by a witness not required, badly signed, dated
+	// too far from its head).
+	ErrBadCosignature = errors.New("bad cosignature")
+	// ErrNotWitnessed: fewer valid cosignatures than required.
+	ErrNotWitnessed = errors.New("not witnessed")
+	// ErrHeadTime: a tree head dated too far from the witness's clock, or
+	// before the last head it cosigned.
+	ErrHeadTime = errors.New("tree head time refused")
+	// ErrNoEquivocation: an evidence file whose heads can both be true.
+	ErrNoEquivocation = errors.New("no equivocation proven")
+	// ErrMalformedEvidence: an evidence file or message that does not
+	// parse.
+	ErrMalformedEvidence = errors.New("malformed evidence")
+
 	// Relay failures seen by a verifier.
 	ErrTruncated = errors.New("document truncated")
 	ErrChunk     = errors.New("bad document chunk")
@@ -54,7 +70,7 @@ var (
 // failure to perform the check.
 func IsVerificationError(err error) bool {
 	for _, e := range []error{ErrMalformedReceipt, ErrHashMismatch, ErrBadSignature, ErrWrongServerKey, ErrBadProof,
-		ErrUntrustedSigner, ErrRetiredKey, ErrInconsistent, ErrDifferentServers} {
+		ErrUntrustedSigner, ErrRetiredKey, ErrInconsistent, ErrDifferentServers, ErrBadCosignature, ErrNotWitnessed} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -35,3 +35,52 @@ func VerifyConsistency(oldSize uint64, oldRoot tlog.Hash, newSize uint64, newRoo
 	}
 	return nil
 }
+
+// ConsistencyPath is the consistency path of RFC 9162 §2.1.4.2 from a
+// proof between sizes m and n: the proof, with prefixRoot (the root of
+// the first m leaves of the larger tree) prepended when m is a power of
+// two, where the proof leaves it out because the verifier is assumed to
+// know it.
+func ConsistencyPath(m uint64, proof tlog.TreeProof, prefixRoot tlog.Hash) []tlog.Hash {
+	if m&(m-1) == 0 {
+		return append([]tlog.Hash{prefixRoot}, proof...)
+	}
+	return append([]tlog.Hash(nil), proof...)
+}
+
+// PathRoots computes from a consistency path (ConsistencyPath) between
+// sizes 1 <= m < n both roots it implies, as RFC 9162 §2.1.4.2 does: fr,
+// the root of the first m leaves, and sr, the root of all n. ok is false
+// when the path has the wrong length for m and n. A path whose sr is a
+// signed root of size n fixes fr: a signed root of size m other than fr
+// is of another log (under SHA-256's collision resistance).
+func PathRoots(m, n uint64, path []tlog.Hash) (fr, sr tlog.Hash, ok bool) {
+	if m == 0 || m >= n || len(path) == 0 {
+		return fr, sr, false
+	}
+	fn, sn := m-1, n-1
+	for fn&1 == 1 {
+		fn >>= 1
+		sn >>= 1
+	}
+	fr, sr = path[0], path[0]
+	for _, c := range path[1:] {
+		if sn == 0 {
+			return fr, sr, false
+		}
+		if fn&1 == 1 || fn == sn {
+			fr, sr = tlog.NodeHash(c, fr), tlog.NodeHash(c, sr)
+			if fn&1 == 0 {
+				for fn&1 == 0 && fn != 0 {
+					fn >>= 1
+					sn >>= 1
+				}
+			}
+		} else {
+			sr = tlog.NodeHash(sr, c)
+		}
+		fn >>= 1
+		sn >>= 1
+	}
+	return fr, sr, sn == 0
+}

@@ -44,6 +44,10 @@ type Receipt struct {
 	Leaf           string           `json:"leaf,omitempty"`            // base64 of Statement.EncodeLeaf()
 	InclusionProof []string         `json:"inclusion_proof,omitempty"` // lowercase hex hashes
 	TreeHead       *ReceiptTreeHead `json:"tree_head,omitempty"`
+	// v3 only (§13.4), after the v2 members.
+	CosignedHead     *ReceiptTreeHead      `json:"cosigned_head,omitempty"`
+	ConsistencyProof []string              `json:"consistency_proof,omitempty"` // lowercase hex hashes
+	Cosignatures     []*ReceiptCosignature `json:"cosignatures,omitempty"`
 }
 
 // ReceiptTreeHead is the signed tree head a v2 receipt's proof leads to.
@@ -131,7 +135,7 @@ func (r *Receipt) Statement() (*Statement, error) {
 		if s, err = ParseStatement(signed); err != nil {
 			return nil, fmt.Errorf("%w: signed_data: %v", ErrMalformedReceipt, err)
 		}
-	case ReceiptFormatV2:
+	case ReceiptFormatV2, ReceiptFormatV3:
 		leaf, err := decodeB64("leaf", r.Leaf)
 		if err != nil {
 			return nil, err
@@ -140,7 +144,7 @@ func (r *Receipt) Statement() (*Statement, error) {
 			return nil, fmt.Errorf("%w: leaf: %v", ErrMalformedReceipt, err)
 		}
 	default:
-		return nil, fmt.Errorf("%w: format %q, want %q or %q", ErrMalformedReceipt, r.Format, ReceiptFormatV1, ReceiptFormatV2)
+		return nil, fmt.Errorf("%w: format %q, want %q, %q or %q", ErrMalformedReceipt, r.Format, ReceiptFormatV1, ReceiptFormatV2, ReceiptFormatV3)
 	}
 	if err := r.checkFormatFields(); err != nil {
 		return nil, err
@@ -186,6 +190,17 @@ func (r *Receipt) checkFormatFields() error {
 			other = append(other, "signature")
 		}
 	}
+	if r.Format != ReceiptFormatV3 {
+		if r.CosignedHead != nil {
+			other = append(other, "cosigned_head")
+		}
+		if r.ConsistencyProof != nil {
+			other = append(other, "consistency_proof")
+		}
+		if r.Cosignatures != nil {
+			other = append(other, "cosignatures")
+		}
+	}
 	if len(other) > 0 {
 		return fmt.Errorf("%w: a %s receipt has no %s", ErrMalformedReceipt, r.Format, strings.Join(other, ", "))
 	}
@@ -221,9 +236,16 @@ func (r *Receipt) VerifyCached(trust *Trust, documentHash []byte, cache *HeadCac
 	if err := trust.CheckAuthority(s.ServerID); err != nil {
 		return nil, err
 	}
-	if r.Format == ReceiptFormatV1 {
+	switch r.Format {
+	case ReceiptFormatV1:
 		err = r.verifyV1(trust, s)
-	} else {
+	case ReceiptFormatV3:
+		// Without a witness policy a v3 receipt verifies as a v2 one,
+		// but its witness part must still be well formed.
+		if _, err = r.WitnessedOf(); err == nil {
+			err = r.verifyV2(trust, s, cache)
+		}
+	default:
 		err = r.verifyV2(trust, s, cache)
 	}
 	if err != nil {

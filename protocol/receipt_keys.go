@@ -30,12 +30,16 @@ const (
 	jsonU64
 	jsonStrings // an array of strings
 	jsonObject
+	jsonObjects // an array of objects
 )
 
 var (
 	treeHeadShape    = &jsonShape{kinds: jsonKinds(reflect.TypeFor[ReceiptTreeHead]())}
-	receiptShape     = &jsonShape{kinds: jsonKinds(reflect.TypeFor[Receipt]()), objects: map[string]*jsonShape{"tree_head": treeHeadShape}, required: requiredReceiptMembers}
+	cosignatureShape = &jsonShape{kinds: jsonKinds(reflect.TypeFor[ReceiptCosignature]())}
+	receiptShape     = &jsonShape{kinds: jsonKinds(reflect.TypeFor[Receipt]()), required: requiredReceiptMembers,
+		objects: map[string]*jsonShape{"tree_head": treeHeadShape, "cosigned_head": treeHeadShape, "cosignatures": cosignatureShape}}
 	consistencyShape = &jsonShape{kinds: jsonKinds(reflect.TypeFor[Consistency]()), objects: map[string]*jsonShape{"old": treeHeadShape, "new": treeHeadShape}, required: requiredConsistencyMembers}
+	evidenceShape    = &jsonShape{kinds: jsonKinds(reflect.TypeFor[EvidenceFile]()), objects: map[string]*jsonShape{"first": treeHeadShape, "second": treeHeadShape}, required: requiredEvidenceMembers}
 )
 
 // jsonKinds maps the JSON names of t's fields to their JSON types.
@@ -52,6 +56,8 @@ func jsonKinds(t reflect.Type) map[string]jsonKind {
 			kinds[name] = jsonStrings
 		case k == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
 			kinds[name] = jsonObject
+		case k == reflect.Slice && f.Type.Elem().Kind() == reflect.Pointer && f.Type.Elem().Elem().Kind() == reflect.Struct:
+			kinds[name] = jsonObjects
 		}
 		// A field of another type is left out, so refused as unknown
 		// (TestJSONShapesCoverFields catches it).
@@ -61,10 +67,12 @@ func jsonKinds(t reflect.Type) map[string]jsonKind {
 
 // Members every receipt must have, then those of each format (§10.1).
 var (
-	receiptMembers   = []string{"format", "hash_algorithm", "document_hash", "time", "serial", "requester_id", "requester_peer_id", "server_id", "server_peer_id", "nonce"}
-	receiptV1Members = []string{"signed_data", "signature"}
-	receiptV2Members = []string{"leaf", "tree_head"}
-	treeHeadMembers  = []string{"size", "root_hash", "time", "signed_data", "signature"}
+	receiptMembers     = []string{"format", "hash_algorithm", "document_hash", "time", "serial", "requester_id", "requester_peer_id", "server_id", "server_peer_id", "nonce"}
+	receiptV1Members   = []string{"signed_data", "signature"}
+	receiptV2Members   = []string{"leaf", "tree_head"}
+	receiptV3Members   = []string{"cosigned_head", "cosignatures"}
+	treeHeadMembers    = []string{"size", "root_hash", "time", "signed_data", "signature"}
+	cosignatureMembers = []string{"witness_id", "witness_peer_id", "time", "signed_data", "signature"}
 )
 
 func missingMember(present map[string]bool, prefix string, names []string) error {
@@ -87,9 +95,11 @@ func requiredReceiptMembers(v any, present map[string]bool) error {
 	var want, other []string
 	switch r.Format {
 	case ReceiptFormatV1:
-		want, other = receiptV1Members, append(receiptV2Members, "inclusion_proof")
+		want, other = receiptV1Members, slices.Concat(receiptV2Members, []string{"inclusion_proof", "consistency_proof"}, receiptV3Members)
 	case ReceiptFormatV2:
-		want, other = receiptV2Members, receiptV1Members
+		want, other = receiptV2Members, slices.Concat(receiptV1Members, []string{"consistency_proof"}, receiptV3Members)
+	case ReceiptFormatV3:
+		want, other = slices.Concat(receiptV2Members, receiptV3Members), receiptV1Members
 	default:
 		return nil
 	}
@@ -105,14 +115,33 @@ func requiredReceiptMembers(v any, present map[string]bool) error {
 	if len(extra) > 0 {
 		return fmt.Errorf("a %s receipt has no %s", r.Format, strings.Join(extra, ", "))
 	}
-	if r.Format == ReceiptFormatV2 {
-		if err := missingMember(present, "tree_head.", treeHeadMembers); err != nil {
+	if r.Format == ReceiptFormatV1 {
+		return nil
+	}
+	if err := missingMember(present, "tree_head.", treeHeadMembers); err != nil {
+		return err
+	}
+	// Writers leave out an empty inclusion proof, and only the leaf
+	// of a tree of size 1 has one.
+	if !present["inclusion_proof"] && r.TreeHead.Size != 1 {
+		return fmt.Errorf("member %q is missing (tree_head.size is %d, not 1)", "inclusion_proof", r.TreeHead.Size)
+	}
+	if r.Format != ReceiptFormatV3 {
+		return nil
+	}
+	if err := missingMember(present, "cosigned_head.", treeHeadMembers); err != nil {
+		return err
+	}
+	// Likewise an empty consistency proof: only between heads of one size.
+	if !present["consistency_proof"] && r.CosignedHead.Size != r.TreeHead.Size {
+		return fmt.Errorf("member %q is missing (cosigned_head.size %d is not tree_head.size %d)", "consistency_proof", r.CosignedHead.Size, r.TreeHead.Size)
+	}
+	if len(r.Cosignatures) == 0 {
+		return fmt.Errorf("member %q is empty", "cosignatures")
+	}
+	for i := range r.Cosignatures {
+		if err := missingMember(present, fmt.Sprintf("cosignatures[%d].", i), cosignatureMembers); err != nil {
 			return err
-		}
-		// Writers leave out an empty inclusion proof, and only the leaf
-		// of a tree of size 1 has one.
-		if !present["inclusion_proof"] && r.TreeHead.Size != 1 {
-			return fmt.Errorf("member %q is missing (tree_head.size is %d, not 1)", "inclusion_proof", r.TreeHead.Size)
 		}
 	}
 	return nil
@@ -132,6 +161,28 @@ func requiredConsistencyMembers(v any, present map[string]bool) error {
 		names := treeHeadMembers
 		if prefix == "" {
 			names = []string{"old", "new", "proof"}
+		}
+		if err := missingMember(present, prefix, names); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requiredEvidenceMembers refuses an evidence file that lacks a member.
+// An unknown format is left to EvidenceFile.Evidence.
+func requiredEvidenceMembers(v any, present map[string]bool) error {
+	f := v.(*EvidenceFile)
+	if !present["format"] {
+		return fmt.Errorf("member %q is missing", "format")
+	}
+	if f.Format != EvidenceFormat {
+		return nil
+	}
+	for _, prefix := range []string{"", "first.", "second."} {
+		names := treeHeadMembers
+		if prefix == "" {
+			names = []string{"kind", "first", "second", "path"}
 		}
 		if err := missingMember(present, prefix, names); err != nil {
 			return err
@@ -257,6 +308,24 @@ func checkMembers(dec *json.Decoder, path string, shape *jsonShape, present map[
 			}
 			if _, err := strconv.ParseUint(string(n), 10, 64); err != nil {
 				return fmt.Errorf("member %q is not an integer from 0 to 2^64-1: %s", name, n)
+			}
+		case jsonObjects:
+			if tok != json.Delim('[') {
+				return fmt.Errorf("member %q is not an array", name)
+			}
+			for i := 0; dec.More(); i++ {
+				if tok, err = dec.Token(); err != nil {
+					return err
+				}
+				if tok != json.Delim('{') {
+					return fmt.Errorf("member %s[%d] is not an object", name, i)
+				}
+				if err := checkMembers(dec, fmt.Sprintf("%s[%d].", name, i), shape.objects[key], present); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil { // ']'
+				return err
 			}
 		case jsonStrings:
 			if tok != json.Delim('[') {

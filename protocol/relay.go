@@ -57,6 +57,7 @@ const (
 	VerdictSizeMismatch     = "size-mismatch"
 	VerdictTooLarge         = "too-large"
 	VerdictPeerMismatch     = "peer-mismatch"
+	VerdictNotWitnessed     = "not-witnessed"
 	VerdictInternal         = "internal-error"
 )
 
@@ -90,6 +91,8 @@ func VerdictFor(err error) string {
 		{ErrRetiredKey, VerdictRetiredKey},
 		{ErrWrongServerKey, VerdictWrongServerKey},
 		{ErrMalformedReceipt, VerdictMalformedReceipt},
+		{ErrNotWitnessed, VerdictNotWitnessed},
+		{ErrBadCosignature, VerdictNotWitnessed},
 		{ErrTruncated, VerdictTruncated},
 		{ErrChunk, VerdictBadChunk},
 	} {

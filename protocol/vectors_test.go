@@ -961,7 +961,7 @@ func genReceipts(t *testing.T) *vectorFile {
 	b.bad("v2 with signature", addMember(v2, "  \"signature\": \""+sig1+"\",\n"), mr, "a tsnode-receipt-v2 receipt has no signature", parse)
 	b.bad("v2 with signed_data", addMember(v2, "  \"signed_data\": \""+exampleReceiptMember(t, "hello.txt.receipt", "signed_data")+"\",\n"), mr, "a tsnode-receipt-v2 receipt has no signed_data", parse)
 	b.bad("v1 relabelled v2", replaceOnce(t, v1, `"format": "tsnode-receipt-v1"`, `"format": "tsnode-receipt-v2"`), mr, `member "leaf" is missing`, parse)
-	b.bad("unknown format", replaceOnce(t, v1, `"format": "tsnode-receipt-v1"`, `"format": "tsnode-receipt-v3"`), mr, `format "tsnode-receipt-v3", want "tsnode-receipt-v1" or "tsnode-receipt-v2"`, verify)
+	b.bad("unknown format", replaceOnce(t, v1, `"format": "tsnode-receipt-v1"`, `"format": "tsnode-receipt-v9"`), mr, `format "tsnode-receipt-v9", want "tsnode-receipt-v1", "tsnode-receipt-v2" or "tsnode-receipt-v3"`, verify)
 
 	// Spellings.
 	b.bad("document_hash in capitals", replaceOnce(t, v1, docHash, upperHex(docHash)), mr, "field document_hash", verify)

@@ -171,7 +171,7 @@ var verdictCodes = []string{
 	protocol.VerdictValid, protocol.VerdictHashMismatch, protocol.VerdictBadSignature, protocol.VerdictBadProof,
 	protocol.VerdictUntrustedSigner, protocol.VerdictRetiredKey, protocol.VerdictWrongServerKey,
 	protocol.VerdictMalformedReceipt, protocol.VerdictTruncated, protocol.VerdictBadChunk,
-	protocol.VerdictSizeMismatch, protocol.VerdictTooLarge, protocol.VerdictPeerMismatch, protocol.VerdictInternal,
+	protocol.VerdictSizeMismatch, protocol.VerdictTooLarge, protocol.VerdictPeerMismatch, protocol.VerdictNotWitnessed, protocol.VerdictInternal,
 }
 
 // NewVerifier adds a verifier's metrics to r.
