@@ -437,7 +437,7 @@ func TestVectors(t *testing.T) {
 		writeVectors(t)
 	}
 	files := loadVectors(t)
-	want := []string{"consistency.json", "frames.json", "receipts.json", "records.json", "rotations.json", "sealed.json", "statements.json", "times.json", "tree_heads.json", "wire.json"}
+	want := []string{"consistency.json", "frames.json", "receipts.json", "records.json", "rotations.json", "sealed.json", "statements.json", "times.json", "tree_heads.json", "wire.json", "witness.json"}
 	for _, n := range want {
 		if files[n] == nil {
 			t.Errorf("vector file %s is missing", n)
@@ -583,6 +583,7 @@ func generateVectors(t *testing.T) map[string]*vectorFile {
 		"rotations.json":   genRotations(t),
 		"sealed.json":      genSealed(t),
 		"wire.json":        genWire(t),
+		"witness.json":     genWitness(t),
 	}
 }
 
