@@ -226,6 +226,10 @@ type Authority struct {
 	// none); signEnded gets a token when one ends.
 	signEnd   atomic.Int64
 	signEnded chan struct{}
+	// refresh takes Refresh's requests; floor (Unix ns) is the time of
+	// the latest fresh head, before which no batch is dated.
+	refresh chan *refreshReq
+	floor   atomic.Int64
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -247,6 +251,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		stopped:   make(chan struct{}),
 		peerStrs:  map[peer.ID]string{},
 		signEnded: make(chan struct{}, 1),
+		refresh:   make(chan *refreshReq),
 	}
 	for _, o := range opts {
 		o(a)

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,6 +36,9 @@ type group struct {
 	signed  chan struct{}
 	sth     *protocol.SignedTreeHead
 	err     error
+	// refreshed, for a fresh head of the same tree, is the Refresh
+	// waiting for it.
+	refreshed *refreshReq
 }
 
 // appendLoop appends the queued stamps, batch after batch, and hands each
@@ -139,7 +143,7 @@ func (a *Authority) append(reqs []*request) *batch {
 			live = append(live, r)
 		}
 	}
-	now := a.now()
+	now := a.dated(a.now())
 	if err := a.checkClock(now); err != nil && len(live) > 0 {
 		for _, r := range live {
 			r.fail = err
@@ -234,8 +238,12 @@ func (a *Authority) paceLoop(p *pacer) {
 		}
 		if len(pending) == 0 {
 			if in != nil {
-				b, ok := <-in
-				take(b, ok)
+				select {
+				case b, ok := <-in:
+					take(b, ok)
+				case r := <-a.refresh:
+					a.refreshHead(r, seen)
+				}
 			}
 			continue
 		}
@@ -375,6 +383,13 @@ func (a *Authority) deliver(g *group) {
 	}
 	if perr != nil && g.err == nil {
 		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
+	}
+	if r := g.refreshed; r != nil {
+		r.sth, r.err = a.head.Load(), g.err
+		if g.err == nil && a.head.Load() != g.sth {
+			r.err = errors.New("authority: the fresh head was not stored")
+		}
+		close(r.done)
 	}
 	answered := 0
 	defer func() { a.answered(answered) }()

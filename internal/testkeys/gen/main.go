@@ -1,5 +1,6 @@
 // Command gen writes the TEST-ONLY keys in internal/testkeys/testdata.
 // Run once from the repository root: go run ./internal/testkeys/gen
+// (go run ./internal/testkeys/gen ID... adds the keys of those ids only).
 // Never use these keys for anything but tests: their passphrase is public.
 package main
 
@@ -16,7 +17,17 @@ import (
 
 func main() {
 	dir := filepath.Join("internal", "testkeys", "testdata")
-	for _, id := range []identity.ID{"server", "1000", "2000", "outsider"} {
+	if len(os.Args) > 1 {
+		for _, id := range os.Args[1:] {
+			key, err := identity.GenerateKey()
+			if err != nil {
+				log.Fatal(err)
+			}
+			must(identity.WriteKeyPair(dir, identity.ID(id), key, []byte(testkeys.Passphrase), false))
+		}
+		return
+	}
+	for _, id := range []identity.ID{"server", "1000", "2000", "outsider", "3000", "3001", "3002"} {
 		key, err := identity.GenerateKey()
 		if err != nil {
 			log.Fatal(err)

@@ -1,0 +1,346 @@
+package witness
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/node/logsync"
+	"github.com/tsnode/tsnode/protocol"
+)
+
+// Config is what a witness needs.
+type Config struct {
+	Self identity.Entry
+	Key  *rsa.PrivateKey
+	// Trust is the authorities followed; Logs reaches each one's log.
+	Trust *protocol.Trust
+	Logs  map[identity.ID][]*logsync.Client
+	// DataDir holds the state and the evidence.
+	DataDir string
+	// Tolerance bounds how far a head's time may be from Now
+	// (0: DefaultClockTolerance); StaleAfter is how long without a head
+	// dated later before an authority counts as stalled (0: Heartbeat
+	// plus the tolerance plus ten seconds).
+	Tolerance, StaleAfter time.Duration
+	Now                   func() time.Time
+}
+
+// Witness follows the topics of the authorities it trusts, cosigns each
+// head it checked, and holds evidence when an authority equivocates.
+type Witness struct {
+	g     *Gossip
+	cfg   Config
+	state *State
+	ev    *evidenceStore
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	follows map[identity.ID]*follow
+}
+
+// follow is what the witness knows of one authority.
+type follow struct {
+	id    identity.ID
+	logs  []*logsync.Client
+	sub   *pubsub.Subscription
+	seen  *headRing
+	start time.Time
+	// Guarded by Witness.mu.
+	latest time.Time // the latest head time seen
+}
+
+// New starts a witness on g for every authority cfg.Trust holds.
+func New(g *Gossip, cfg Config) (*Witness, error) {
+	if cfg.Tolerance <= 0 {
+		cfg.Tolerance = DefaultClockTolerance
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = Heartbeat + cfg.Tolerance + 10*time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	state, err := OpenState(cfg.DataDir, cfg.Self.ID, cfg.Trust)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := openEvidence(cfg.DataDir, cfg.Trust)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	w := &Witness{g: g, cfg: cfg, state: state, ev: ev, ctx: ctx, stop: stop, follows: map[identity.ID]*follow{}}
+	for _, id := range cfg.Trust.Authorities() {
+		if len(cfg.Logs[id]) == 0 {
+			stop()
+			return nil, fmt.Errorf("witness: no --server to reach the log of %s", id)
+		}
+		sub, err := g.Subscribe(id)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		f := &follow{id: id, logs: cfg.Logs[id], sub: sub, seen: newHeadRing(256), start: cfg.Now()}
+		w.follows[id] = f
+		if ev.against(id) != "" {
+			log.Errorw("equivocation: evidence already held; cosigning nothing of this authority", "authority", id, "evidence", ev.against(id))
+		}
+		w.wg.Add(1)
+		go w.run(f)
+	}
+	return w, nil
+}
+
+// Close stops following.
+func (w *Witness) Close() error {
+	w.stop()
+	for _, f := range w.follows {
+		f.sub.Cancel()
+	}
+	w.wg.Wait()
+	return nil
+}
+
+// State is the witness's durable state.
+func (w *Witness) State() *State { return w.state }
+
+// Evidence returns the path of the evidence file held against authority,
+// or "".
+func (w *Witness) Evidence(authority identity.ID) string { return w.ev.against(authority) }
+
+// Ready fails while an authority followed is proven to equivocate, or
+// has published no head dated within StaleAfter.
+func (w *Witness) Ready() error {
+	var errs []error
+	now := w.cfg.Now()
+	ids := make([]identity.ID, 0, len(w.follows))
+	for id := range w.follows {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		f := w.follows[id]
+		if p := w.ev.against(id); p != "" {
+			errs = append(errs, fmt.Errorf("authority %s equivocated (evidence %s)", id, p))
+			continue
+		}
+		w.mu.Lock()
+		latest := f.latest
+		w.mu.Unlock()
+		if since := latest; since.IsZero() {
+			since = f.start
+			if now.Sub(since) > w.cfg.StaleAfter {
+				errs = append(errs, fmt.Errorf("authority %s: no tree head in %v", id, now.Sub(since).Round(time.Second)))
+			}
+		} else if now.Sub(latest) > w.cfg.StaleAfter {
+			errs = append(errs, fmt.Errorf("authority %s stalled: its latest head is dated %s, %v ago", id, protocol.FormatTime(latest), now.Sub(latest).Round(time.Second)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Witness) run(f *follow) {
+	defer w.wg.Done()
+	for {
+		msg, err := f.sub.Next(w.ctx)
+		if err != nil {
+			return // cancelled
+		}
+		m, ok := msg.ValidatorData.(*protocol.GossipMessage)
+		if !ok {
+			continue
+		}
+		if m.Evidence != nil {
+			w.hold(f.id, m.Evidence, false)
+			continue
+		}
+		w.onHead(f, m.Head)
+	}
+}
+
+// onHead takes a head of f's authority, validated by the topic: from the
+// authority itself or carried by another witness's cosignature.
+func (w *Witness) onHead(f *follow, h *protocol.SignedTreeHead) {
+	if !f.seen.add(h) {
+		return // seen before
+	}
+	w.mu.Lock()
+	if h.Head.Time.After(f.latest) {
+		f.latest = h.Head.Time
+	}
+	w.mu.Unlock()
+	// Against every head seen: two of one size, or a smaller one dated
+	// later, need no proof.
+	for _, x := range f.seen.all() {
+		if e := protocol.FindEquivocation(x, h, nil); e != nil {
+			w.hold(f.id, e, true)
+			return
+		}
+	}
+	if w.ev.against(f.id) != "" {
+		return // cosign nothing more of an authority that equivocated
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, logsync.Timeout)
+	defer cancel()
+	for _, c := range f.logs {
+		err := w.check(ctx, f, c, h)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Infow("tree head not cosigned", "authority", f.id, "size", h.Head.Size, "server", c.Server.ID, "err", err)
+	}
+}
+
+// newer reports whether h is after last: larger, or as large and later.
+func newer(h, last *protocol.SignedTreeHead) bool {
+	return h.Head.Size > last.Head.Size || (h.Head.Size == last.Head.Size && h.Head.Time.After(last.Head.Time))
+}
+
+// errNotInView: the server reached has not (yet) got a tree as large as
+// the head: it is another view's, or ahead of this replica.
+var errNotInView = errors.New("not in the log of the server reached")
+
+// check compares h with the log of the server c reaches, proves an
+// equivocation if h is not in it, and cosigns h if it is and extends the
+// last head cosigned.
+func (w *Witness) check(ctx context.Context, f *follow, c *logsync.Client, h *protocol.SignedTreeHead) error {
+	latest, _, err := c.Fetch(ctx, 0, 0)
+	if err != nil {
+		return err
+	}
+	f.seen.add(latest)
+	if e, err := w.compare(ctx, c, h, latest); err != nil || e != nil {
+		if e != nil {
+			w.hold(f.id, e, true)
+			return nil
+		}
+		return err
+	}
+	last := w.state.Last(f.id)
+	if last != nil && !newer(h, last) {
+		return nil // in the log, and not after what was cosigned
+	}
+	var proof []tlog.Hash
+	if last != nil && last.Head.Size < h.Head.Size {
+		if _, proof, err = c.Fetch(ctx, last.Head.Size, h.Head.Size); err != nil {
+			return err
+		}
+	}
+	if err := w.cfg.Trust.CheckCosignable(last, h, proof, w.cfg.Now(), w.cfg.Tolerance); err != nil {
+		if last != nil && errors.Is(err, protocol.ErrInconsistent) && last.Head.Size < h.Head.Size {
+			if e := w.prove(ctx, c, last, h, proof); e != nil {
+				w.hold(f.id, e, true)
+				return nil
+			}
+		}
+		return err
+	}
+	return w.cosign(ctx, f, h)
+}
+
+// compare checks that h is in the tree of latest, the server's latest
+// head: it returns evidence if the server's log shows it is not.
+func (w *Witness) compare(ctx context.Context, c *logsync.Client, h, latest *protocol.SignedTreeHead) (*protocol.Evidence, error) {
+	switch m, n := h.Head.Size, latest.Head.Size; {
+	case m > n:
+		return nil, fmt.Errorf("%w: head of size %d, server %s is at %d", errNotInView, m, c.Server.ID, n)
+	case m == n:
+		return protocol.FindEquivocation(h, latest, nil), nil
+	default:
+		_, proof, err := c.Fetch(ctx, m, n)
+		if err != nil {
+			return nil, err
+		}
+		if e := w.prove(ctx, c, h, latest, proof); e != nil {
+			return e, nil
+		}
+		path, ok := w.path(ctx, c, m, n, proof)
+		if !ok {
+			return nil, nil // cannot tell; the consistency check decides
+		}
+		if fr, sr, ok := protocol.PathRoots(m, n, path); ok && sr == latest.Head.Root && fr == h.Head.Root {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: server %s's proof from size %d to %d does not hold", protocol.ErrInconsistent, c.Server.ID, m, n)
+	}
+}
+
+// prove returns the evidence that small is not a prefix of large, from
+// the consistency proof between their sizes that the server c, whose
+// log signed large, gave; nil if it does not show that.
+func (w *Witness) prove(ctx context.Context, c *logsync.Client, small, large *protocol.SignedTreeHead, proof []tlog.Hash) *protocol.Evidence {
+	path, ok := w.path(ctx, c, small.Head.Size, large.Head.Size, proof)
+	if !ok {
+		return nil
+	}
+	return protocol.FindEquivocation(small, large, path)
+}
+
+// path turns the proof from m to n into a consistency path: when m is a
+// power of two the path starts with the root of the server's first m
+// leaves, which the proof leaves out; the last hash of the proof from
+// m+1 to a size in (m+1, 2m] is that root. ok is false when no such size
+// exists (m = 1, or n = m+1).
+func (w *Witness) path(ctx context.Context, c *logsync.Client, m, n uint64, proof []tlog.Hash) ([]tlog.Hash, bool) {
+	if m&(m-1) != 0 {
+		return protocol.ConsistencyPath(m, proof, tlog.Hash{}), true
+	}
+	if m < 2 || n < m+2 {
+		return nil, false
+	}
+	_, p, err := c.Fetch(ctx, m+1, min(n, 2*m))
+	if err != nil || len(p) == 0 {
+		return nil, false
+	}
+	return protocol.ConsistencyPath(m, proof, p[len(p)-1]), true
+}
+
+// cosign saves h as the last head cosigned, then signs and publishes the
+// cosignature: a crash between the two loses a cosignature, never the
+// record that h was cosigned.
+func (w *Witness) cosign(ctx context.Context, f *follow, h *protocol.SignedTreeHead) error {
+	if err := w.state.Save(h); err != nil {
+		return err
+	}
+	sc, err := protocol.SignCosignature(w.cfg.Key, protocol.NewCosignature(h.Head, w.cfg.Self, w.cfg.Now()))
+	if err != nil {
+		return err
+	}
+	if err := w.g.Publish(ctx, f.id, protocol.EncodeGossipCosigned(h, sc)); err != nil {
+		return fmt.Errorf("publishing the cosignature: %w", err)
+	}
+	w.g.metrics.Cosigned(f.id)
+	log.Debugw("tree head cosigned", "authority", f.id, "size", h.Head.Size, "time", protocol.FormatTime(h.Head.Time))
+	return nil
+}
+
+// hold keeps evidence against authority (the first only), says so, and,
+// when this witness found it, publishes it.
+func (w *Witness) hold(authority identity.ID, e *protocol.Evidence, found bool) {
+	path, isNew, err := w.ev.hold(authority, e)
+	if err != nil {
+		log.Errorw("equivocation: evidence not written", "authority", authority, "kind", e.Kind(), "err", err)
+	}
+	if !isNew {
+		return
+	}
+	w.g.metrics.Equivocation(authority)
+	log.Errorw("equivocation: authority signed two tree heads that cannot both be true; cosigning nothing more of it",
+		"authority", authority, "kind", e.Kind(), "first_size", e.First.Head.Size, "second_size", e.Second.Head.Size, "evidence", path)
+	if found {
+		if err := w.g.Publish(w.ctx, authority, protocol.EncodeGossipEvidence(e)); err != nil && w.ctx.Err() == nil {
+			log.Warnw("evidence not published", "authority", authority, "err", err)
+		}
+	}
+}
