@@ -26,6 +26,10 @@ func (s *Service) Ready() []metrics.Check {
 		}
 		return nil
 	}}}
+	if w := s.Witness(); w != nil {
+		// Failing while an authority followed equivocated or stalled.
+		checks = append(checks, metrics.Check{Name: "witness", Err: w.Ready})
+	}
 	if s.Authority == nil {
 		return checks
 	}

@@ -112,6 +112,20 @@ func (r *Requester) Stamp(ctx context.Context, path string) *Result {
 	}
 	if res.ReceiptPath, err = writeReceipt(r.receiptBase(path), res.Receipt); err != nil {
 		res.Err = err
+		return res
+	}
+	if r.witnessing != nil {
+		// The v2 receipt is on disk first: a stamp whose cosignatures do
+		// not come is still a stamp, and tsnode upgrade can finish it.
+		w, err := r.witnessing.Upgrade(ctx, res.Receipt)
+		if err != nil {
+			res.Err = fmt.Errorf("%w; the unwitnessed receipt is %s (tsnode upgrade --receipt %s tries again)", err, res.ReceiptPath, res.ReceiptPath)
+			return res
+		}
+		res.Receipt = w
+		if res.ReceiptPath, err = writeReceipt(r.receiptBase(path), w); err != nil {
+			res.Err = err
+		}
 	}
 	return res
 }

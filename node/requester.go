@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -38,6 +39,8 @@ type Requester struct {
 	parallel int
 	maxTries int
 	progress ProgressFunc
+	// witnessing, if set, turns each receipt into a witnessed one.
+	witnessing *Witnessing
 
 	mu      sync.Mutex // guards session, held while one is opened
 	session *stamp.Session
@@ -69,6 +72,14 @@ type RequesterConfig struct {
 	MaxTries int
 	// Progress, if set, follows the hashing and relaying of documents.
 	Progress ProgressFunc
+	// Witnesses, if set, makes every receipt a witnessed one (v3): K
+	// cosignatures of a head at or after the stamp's. Peers are nodes of
+	// the witness topics to dial besides the server (multiaddrs with
+	// /p2p/); WitnessTolerance is what the witnesses allow between a
+	// head's time and their clocks, to explain their silence.
+	Witnesses        *protocol.WitnessPolicy
+	Peers            []string
+	WitnessTolerance time.Duration
 }
 
 // DefaultParallel is how many documents a requester stamps and relays at
@@ -122,6 +133,20 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 	if cfg.VerifierAddr != "" {
 		r.relay = relay.NewClient(h, id.Self, verifier)
 	}
+	if cfg.Witnesses != nil {
+		if cfg.OneShot || cfg.ServerAddr == "" {
+			h.Close()
+			return nil, errors.New("witnessed receipts need a stamp session with a server (no --oneshot)")
+		}
+		peers, err := resolvePeers(id, cfg.Peers)
+		if err == nil {
+			r.witnessing, err = NewWitnessing(h, id.Dir, cfg.Trust, server, cfg.Witnesses, cfg.WitnessTolerance, peers)
+		}
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -130,6 +155,9 @@ func (r *Requester) Host() host.Host { return r.host }
 
 // Close ends the session and stops the requester's host.
 func (r *Requester) Close() error {
+	if r.witnessing != nil {
+		r.witnessing.Close()
+	}
 	r.mu.Lock()
 	if r.session != nil {
 		r.session.Close()

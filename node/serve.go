@@ -20,6 +20,7 @@ import (
 	"github.com/tsnode/tsnode/node/logsync"
 	"github.com/tsnode/tsnode/node/relay"
 	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/node/witness"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -33,6 +34,7 @@ type Service struct {
 	key       *rsa.PrivateKey // the server's signing key, for Ready
 	keys      *liveKeys       // what ReloadKeys replaces
 	dataDir   string          // server only
+	gossip    *gossiping      // the witness topics: servers and witnesses
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -53,6 +55,13 @@ type ServerOptions struct {
 	// Metrics, if set, gets the server's metrics, libp2p's and the
 	// refusals of its host; Service.Ready then has the server's checks.
 	Metrics *metrics.Server
+	// CheckpointInterval is how often the latest head is published to
+	// the witnesses when the log grew (0: witness.DefaultCheckpointInterval);
+	// Heartbeat, how often a fresh head is when it did not (0:
+	// witness.Heartbeat).
+	CheckpointInterval, Heartbeat time.Duration
+	// WitnessMetrics, if set, counts the gossip's refusals.
+	WitnessMetrics witness.Metrics
 }
 
 // StartServerWith is StartServer with o.
@@ -99,7 +108,17 @@ func StartServerWith(id *Identity, listen []string, dataDir string, o ServerOpti
 	if _, err := logsync.New(h, signer); err != nil {
 		return fail(err)
 	}
-	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}, keys: keys, dataDir: dataDir}
+	g, err := witness.NewGossip(h, keys.dir, self, witness.WithMetrics(o.WitnessMetrics))
+	if err != nil {
+		return fail(err)
+	}
+	pub, err := witness.NewPublisher(g, id.Self.ID, signer, o.CheckpointInterval, o.Heartbeat)
+	if err != nil {
+		g.Close()
+		return fail(err)
+	}
+	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}, keys: keys, dataDir: dataDir,
+		gossip: &gossiping{gossip: g, publisher: pub}}
 	if reg != nil {
 		svc.registerServerGauges(reg)
 	}
@@ -188,6 +207,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 // the signer (finishing queued stamps) and the log.
 func (s *Service) Close() error {
 	s.stopping.Store(true)
+	s.gossip.close()
 	err := s.Host.Close()
 	if s.Authority != nil {
 		s.Authority.Close()
