@@ -44,6 +44,10 @@ type Requester struct {
 
 	mu      sync.Mutex // guards session, held while one is opened
 	session *stamp.Session
+	// closed ends with Close, and with it a session still opening, which
+	// holds mu: Close must not wait for a hello that will never come.
+	closed     context.Context
+	markClosed context.CancelFunc
 }
 
 // RequesterConfig says whom a requester talks to.
@@ -130,6 +134,7 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 		maxTries: max(cfg.MaxTries, 0),
 		progress: cfg.Progress,
 	}
+	r.closed, r.markClosed = context.WithCancel(context.Background())
 	if cfg.VerifierAddr != "" {
 		r.relay = relay.NewClient(h, id.Self, verifier)
 	}
@@ -153,8 +158,10 @@ func NewRequester(id *Identity, cfg RequesterConfig) (*Requester, error) {
 // Host is the requester's libp2p host.
 func (r *Requester) Host() host.Host { return r.host }
 
-// Close ends the session and stops the requester's host.
+// Close ends the session and stops the requester's host. A session
+// still opening is abandoned.
 func (r *Requester) Close() error {
+	r.markClosed()
 	if r.witnessing != nil {
 		r.witnessing.Close()
 	}
@@ -234,6 +241,9 @@ func (r *Requester) openSession(ctx context.Context) (*stamp.Session, error) {
 		r.session.Close()
 		r.session = nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.closed, cancel)()
 	if err := r.dialServer(ctx); err != nil {
 		return nil, err
 	}

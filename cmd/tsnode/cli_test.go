@@ -22,7 +22,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown role", []string{"--role", "client"}, `--role "client"`},
 		{"unknown flag", []string{"--role", "server", "--bogus"}, "bogus"},
 		{"requester without file", []string{"--role", "requester", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2"}, "--file"},
-		{"stamp with verifier", []string{"stamp", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "f"}, "stamp takes no --role or --verifier"},
+		{"stamp with verifier", []string{"stamp", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2", "f"}, "--verifier is for --role requester, relay"},
 		{"relay without receipt", []string{"relay", "--verifier", "/ip4/127.0.0.1/tcp/2", "f"}, "relay needs --verifier, --receipt R"},
 		{"relay two documents", []string{"relay", "--verifier", "/ip4/127.0.0.1/tcp/2", "--receipt", "r", "a", "b"}, "exactly one document"},
 		{"json on server", []string{"--role", "server", "--json"}, "--json is for --role requester"},
@@ -459,5 +459,7 @@ func TestByteSizeString(t *testing.T) {
 		}
 	}
 	res := tsnode(t, nil, "--role", "verifier", "-h")
-	mustContain(t, "help", res, "(default 4GiB)", "default: 2m plus 1s per MiB")
+	mustContain(t, "verifier help", res, "(default 4GiB)")
+	res = tsnode(t, nil, "--role", "requester", "-h")
+	mustContain(t, "requester help", res, "default: 2m plus 1s per MiB")
 }

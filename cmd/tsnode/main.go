@@ -144,7 +144,8 @@ Usage:
 Every command that logs takes --log-level and --log-format text|json.
 The passphrase of a private key comes from --passphrase-file, else from
 $TSNODE_PASSPHRASE, else from a no-echo prompt on the terminal.
-Run "tsnode keygen -h", "tsnode --role server -h", ... for each flag.
+Run "tsnode keygen -h", "tsnode --role server -h", ... for each flag
+(all of them are in docs/CLI.md).
 `)
 }
 

@@ -136,7 +136,7 @@ func TestMetricsAddressTaken(t *testing.T) {
 	}
 	res = tsnode(t, nil, "--role", "requester", "--server", "/ip4/127.0.0.1/tcp/1", "--verifier", "/ip4/127.0.0.1/tcp/2",
 		"--file", "f", "--metrics", "127.0.0.1:0")
-	if res.code != exitUsage || !strings.Contains(res.stderr, "--metrics is for --role server and verifier") {
+	if res.code != exitUsage || !strings.Contains(res.stderr, "--metrics is for --role server, --role verifier") {
 		t.Fatalf("requester with --metrics:\n%v", res)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,16 +18,6 @@ import (
 type requestFlags struct {
 	json    bool
 	receipt string
-	sub     string
-}
-
-func addRequestFlags(fs *flag.FlagSet, sub string) *requestFlags {
-	r := &requestFlags{sub: sub}
-	fs.BoolVar(&r.json, "json", false, "requester, stamp, relay: print one JSON object per document on stdout (fields in README)")
-	if sub == "relay" {
-		fs.StringVar(&r.receipt, "receipt", "", "relay: the receipt `file` of the document, written by an earlier stamp (required)")
-	}
-	return r
 }
 
 // apply takes the positional arguments: the documents of stamp and relay
@@ -39,27 +28,17 @@ func (r *requestFlags) apply(sub string, f *roleFlags, pos []string) error {
 		if len(pos) > 0 {
 			return usageErr("unexpected arguments %q (documents go with --file)", pos)
 		}
-		if r.json && f.role != "requester" {
-			return usageErr("--json is for --role requester")
-		}
 		return nil
 	case "stamp":
-		if f.role != "" || f.verifier != "" {
-			return usageErr("stamp takes no --role or --verifier (relay a receipt later with tsnode relay)")
-		}
 		if len(pos) == 0 || f.server == "" {
 			return usageErr("stamp needs --server and at least one document FILE")
 		}
 	case "relay":
-		if f.role != "" || f.server != "" || len(f.files) > 0 || f.oneShot {
-			return usageErr("relay takes no --role, --server, --file or --oneshot")
-		}
 		if r.receipt == "" || len(pos) != 1 || f.verifier == "" {
 			return usageErr("relay needs --verifier, --receipt R and exactly one document FILE")
 		}
 		f.relayOnly = true
 	}
-	f.role = "requester"
 	f.files = append(f.files, pos...)
 	return nil
 }

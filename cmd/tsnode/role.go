@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ var defaultIDs = map[string]identity.ID{
 	"verifier":  identity.VerifierID,
 }
 
+// roleFlags hold the values of every role's flags; each role registers
+// the ones it takes (flags.go).
 type roleFlags struct {
 	role, id, keys, passFile, logLevel string
 	listen, files                      stringList
@@ -39,8 +42,8 @@ type roleFlags struct {
 	timeout, maxWait                   time.Duration
 	drainTimeout, clockTolerance       time.Duration
 	maxBatch                           int
-	trust                              *trustFlag
-	security                           string // parsed into listenSecurity
+	trust                              *trustFlag // nil for a server
+	security                           string     // parsed into listenSecurity
 	listenSecurity                     []string
 	keyMode                            *keyMode
 
@@ -48,53 +51,15 @@ type roleFlags struct {
 	metrics   string    // --metrics ADDR
 	publicLog bool
 	backupDir string
+	req       *requestFlags
+	stderr    io.Writer // the key mode's warnings
 }
 
 // cmdRole runs --role ROLE, or the requester's subcommand sub (stamp,
-// relay), which takes the same flags.
+// relay).
 func cmdRole(sub string, args []string, stdout, stderr io.Writer) error {
-	var f roleFlags
-	fs := newFlags(strings.TrimSpace("tsnode "+sub), stderr)
-	fs.StringVar(&f.role, "role", "", "server, verifier or requester (required)")
-	fs.StringVar(&f.id, "id", "", "this node's id (default: server → server, requester → 1000, verifier → 2000)")
-	fs.StringVar(&f.keys, "keys", defaultKeysDir, "keys directory `DIR`: private/<id>.pem and public/*.pem")
-	fs.StringVar(&f.passFile, "passphrase-file", "", "read the private key's passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
-	fs.Var(&f.listen, "listen", "listen `multiaddr` (repeatable; default TCP and QUIC on port 7400 for the server, 7401 for the verifier, none for the requester)")
-	fs.StringVar(&f.server, "server", "", "requester: the server's `multiaddr` (/p2p/ optional)")
-	fs.StringVar(&f.verifier, "verifier", "", "requester: the verifier's `multiaddr` (/p2p/ optional)")
-	fs.StringVar(&f.serverID, "server-id", string(identity.ServerID), "requester: the server's id in the identity directory")
-	fs.StringVar(&f.verifierID, "verifier-id", string(identity.VerifierID), "requester: the verifier's id in the identity directory")
-	fs.Var(&f.files, "file", "requester: document to stamp and relay (repeatable)")
-	fs.StringVar(&f.out, "out", "", "requester: write receipts into this `DIR` (default: <file>.receipt next to each file)")
-	fs.StringVar(&f.data, "data", node.DefaultDataDir, "server: directory `DIR` of the durable Merkle log of issued stamps")
-	fs.BoolVar(&f.init, "init", false, "server: create a new, empty log in --data even if the directory is not empty (without it, only into an empty or absent one); never next to a head file")
-	fs.BoolVar(&f.oneShot, "oneshot", false, "requester: prototype-style flow, one sealed exchange and one server signature per document (v1 receipts) instead of a stamp session")
-	f.maxDocument = protocol.DefaultMaxDocumentSize
-	fs.Var(&f.maxDocument, "max-document", "verifier: refuse relayed documents larger than this `size` (bytes, or with KiB, MiB, GiB)")
-	fs.StringVar(&f.store, "store", "", "verifier: keep each valid document with its receipt under this `DIR`")
-	fs.IntVar(&f.parallel, "parallel", node.DefaultParallel, "requester: how many documents to stamp and relay at once")
-	fs.DurationVar(&f.timeout, "timeout", 0, "requester: give up on one document after this `duration`, retries included (default: 2m plus 1s per MiB of the document)")
-	fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "server: the longest a stamp waits for its tree head to start being signed (0: sign as soon as the previous head is signed; longer: fewer signatures, less CPU, more latency)")
-	fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "server: the most stamps one tree head covers")
-	fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "server: how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", node.DefaultDrainTimeout, "server, verifier: on SIGTERM or SIGINT, how long to finish the stamps and relays in progress before stopping (a second signal stops at once)")
-	f.logLevel = "info"
-	f.logs = addLogFlags(fs, &f.logLevel, true)
-	fs.StringVar(&f.metrics, "metrics", "", "server, verifier: serve Prometheus metrics on http://`ADDR`/metrics, and /healthz and /readyz (e.g. 127.0.0.1:9400; off by default)")
-	f.trust = addTrustFlag(fs, "verifier, requester: accept only signatures of this authority `ID` (repeatable; default server)")
-	fs.StringVar(&f.security, "security", node.SecurityTLS, "server, verifier: security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
-	f.keyMode = addKeyModeFlag(fs, stderr)
-	fs.BoolVar(&f.publicLog, "public-log", false, "server: let any peer, in the identity directory or not, read the log (/tsnode/log/1.0.0) and nothing else: auditors need no enrolled key")
-	fs.StringVar(&f.backupDir, "backup-dir", "", "server: on SIGUSR1, write a consistent backup of --data into a new folder of this `DIR`")
-	req := addRequestFlags(fs, sub)
-	pos, err := parseInterspersed(fs, args)
+	f, err := parseRole(sub, args, stdout, stderr)
 	if err != nil {
-		return err
-	}
-	if err := req.apply(sub, &f, pos); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
 		return err
 	}
 	if err := f.logs.setup(); err != nil {
@@ -110,58 +75,52 @@ func cmdRole(sub string, args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	switch f.role {
 	case "server":
-		return runServer(ctx, stop, id, f, stdout)
+		return runServer(ctx, stop, id, *f, stdout)
 	case "verifier":
-		return runVerifier(ctx, stop, id, f, stdout)
+		return runVerifier(ctx, stop, id, *f, stdout)
 	default:
-		return runRequester(ctx, id, f, req, stdout, stderr)
+		// The first signal cancels what is in progress and the results
+		// print; a second one ends the process at once, by default.
+		context.AfterFunc(ctx, stop)
+		return runRequester(ctx, id, *f, f.req, stdout, stderr)
 	}
 }
 
-func (f *roleFlags) check() (err error) {
-	def, ok := defaultIDs[f.role]
-	if !ok {
-		if f.role == "" {
-			return usageErr("give a subcommand (keygen, id, verify) or --role server|verifier|requester")
-		}
-		return usageErr("--role %q: want server, verifier or requester", f.role)
+// parseRole parses and checks the flags of sub, or of the role that
+// args name; it starts nothing.
+func parseRole(sub string, args []string, stdout, stderr io.Writer) (*roleFlags, error) {
+	c, err := findRoleCommand(sub, args)
+	if err != nil {
+		return nil, err
 	}
+	f := &roleFlags{stderr: stderr}
+	pos, err := c.parseRoleArgs(f, args, stdout)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.req.apply(sub, f, pos); err != nil {
+		return nil, err
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// check checks the values; which flags a role takes, its flag set does.
+func (f *roleFlags) check() (err error) {
 	if f.id == "" {
-		f.id = string(def)
+		f.id = string(defaultIDs[f.role])
 	}
 	if _, err := identity.ParseID(f.id); err != nil {
 		return usageErr("--id: %v", err)
 	}
-	isRequester := f.role == "requester"
-	if isRequester && (f.server == "" || len(f.files) == 0) && !f.relayOnly {
+	if f.role == "requester" && (f.server == "" || len(f.files) == 0) && !f.relayOnly {
 		return usageErr("--role requester needs --server and at least one --file (and --verifier to relay)")
 	}
-	if !isRequester && (f.server != "" || f.verifier != "" || len(f.files) > 0 || f.out != "") {
-		return usageErr("--server, --verifier, --file and --out are for --role requester")
-	}
-	if f.store != "" && f.role != "verifier" {
-		return usageErr("--store is for --role verifier")
-	}
-	if f.trust.set && f.role == "server" {
-		return usageErr("--trust is for --role verifier and requester")
-	}
-	if f.metrics != "" && isRequester {
-		return usageErr("--metrics is for --role server and verifier")
-	}
-	if f.init && f.role != "server" {
-		return usageErr("--init is for --role server")
-	}
-	if (f.publicLog || f.backupDir != "") && f.role != "server" {
-		return usageErr("--public-log and --backup-dir are for --role server")
-	}
-	if f.oneShot && !isRequester {
-		return usageErr("--oneshot is for --role requester")
-	}
-	if f.listenSecurity, err = node.ParseSecurity(f.security); err != nil {
+	// A requester has no --security: it offers TLS, then Noise.
+	if f.listenSecurity, err = node.ParseSecurity(cmp.Or(f.security, node.SecurityTLS)); err != nil {
 		return usageErr("--security: %v", err)
-	}
-	if isRequester && f.security != node.SecurityTLS {
-		return usageErr("--security is for --role server and verifier (a requester offers TLS, then Noise)")
 	}
 	if f.maxWait < 0 || f.maxWait > time.Second {
 		return usageErr("--max-wait %v: want 0 to 1s", f.maxWait)
@@ -172,14 +131,14 @@ func (f *roleFlags) check() (err error) {
 	if f.drainTimeout < 0 {
 		return usageErr("--drain-timeout %v: want 0 or more", f.drainTimeout)
 	}
-	if f.maxBatch < 1 || f.maxBatch > authority.DefaultMaxBatch {
+	if f.role == "server" && (f.maxBatch < 1 || f.maxBatch > authority.DefaultMaxBatch) {
 		return usageErr("--max-batch %d: want 1 to %d", f.maxBatch, authority.DefaultMaxBatch)
 	}
-	if f.parallel < 1 || f.parallel > 256 {
+	if f.role == "requester" && !f.relayOnly && (f.parallel < 1 || f.parallel > 256) {
 		return usageErr("--parallel %d: want 1 to 256", f.parallel)
 	}
 	for _, s := range []struct{ flag, v string }{{"--server-id", f.serverID}, {"--verifier-id", f.verifierID}} {
-		if _, err := identity.ParseID(s.v); err != nil {
+		if _, err := identity.ParseID(s.v); s.v != "" && err != nil {
 			return usageErr("%s: %v", s.flag, err)
 		}
 	}

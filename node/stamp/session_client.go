@@ -74,6 +74,7 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	if err != nil {
 		return nil, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, protocol.SessionHelloTimeout)
 	defer cancel()
 	s, err := h.NewStream(ctx, server.PeerID, protocol.SessionProtocolID)
@@ -86,13 +87,21 @@ func OpenSession(ctx context.Context, h host.Host, key *rsa.PrivateKey, self, se
 	}
 	deadline, _ := ctx.Deadline()
 	_ = s.SetDeadline(deadline)
+	// The hello's reads and writes wait for the stream's deadline only;
+	// a caller that gives up (a signal, Requester.Close) must not wait
+	// out the rest of the hello timeout for a server that never answers.
+	abort := context.AfterFunc(ctx, func() { _ = s.SetDeadline(time.Now()) })
+	defer abort()
 	if err := protocol.WriteFrame(s, hello); err != nil {
-		return fail(&streamError{err: fmt.Errorf("failed to send session hello to %s: %w", server.ID, err)})
+		return fail(helloError(parent, fmt.Errorf("failed to send session hello to %s: %w", server.ID, err)))
 	}
 	r := bufio.NewReaderSize(s, sessionReadBuffer)
 	frame, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
 	if err != nil {
-		return fail(&streamError{err: fmt.Errorf("no session answer from %s: %w", server.ID, err)})
+		return fail(helloError(parent, fmt.Errorf("no session answer from %s: %w", server.ID, err)))
+	}
+	if !abort() {
+		return fail(helloError(parent, context.Cause(ctx))) // the answer came as the hello ended
 	}
 	replyKey, err := protocol.OpenSessionAccept(key, frame, server.ID)
 	if err != nil {
@@ -170,17 +179,30 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// Close ends the session after the replies in flight arrive.
+// closeGrace is how long Close waits for the server to end its side of
+// a session with no stamp in flight before it resets the stream: a
+// healthy server ends it at once, and one that hangs must not hold up a
+// requester that is stopping.
+const closeGrace = 500 * time.Millisecond
+
+// Close ends the session after the replies still awaited arrive (for up
+// to the hello timeout); with none awaited, it waits closeGrace at most.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = ErrSessionClosed
 	}
+	wait := protocol.SessionHelloTimeout
+	if len(s.pending) == 0 {
+		wait = closeGrace
+	}
 	s.mu.Unlock()
 	s.once.Do(func() { close(s.closing) })
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
 	case <-s.done:
-	case <-time.After(protocol.SessionHelloTimeout):
+	case <-t.C:
 		s.stream.Reset()
 	}
 	return nil
@@ -230,6 +252,16 @@ func (s *Session) writeLoop(out *protocol.SessionCipher) {
 			}
 		}
 	}
+}
+
+// helloError is a failed key exchange: the caller's own cancellation
+// when it gave up, else a stream failure (a hello timeout included)
+// worth another try.
+func helloError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	return &streamError{err: err}
 }
 
 // readLoop matches replies to requests and checks each one.
