@@ -11,6 +11,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/tsnode/tsnode/internal/durable"
 	"github.com/tsnode/tsnode/node/relay"
 	"github.com/tsnode/tsnode/node/stamp"
 	"github.com/tsnode/tsnode/protocol"
@@ -123,8 +124,9 @@ func (r *Requester) Stamp(ctx context.Context, path string) *Result {
 			return res
 		}
 		res.Receipt = w
-		if res.ReceiptPath, err = writeReceipt(r.receiptBase(path), w); err != nil {
-			res.Err = err
+		// The witnessed receipt holds all the v2 one does: it replaces it.
+		if err := durable.ReplaceFile(res.ReceiptPath, w.Marshal(), 0o644); err != nil {
+			res.Err = fmt.Errorf("cannot write the witnessed receipt over %s: %w", res.ReceiptPath, err)
 		}
 	}
 	return res

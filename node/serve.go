@@ -137,6 +137,8 @@ type VerifierOptions struct {
 	// MaxDocumentSize refuses larger relayed documents; 0 means
 	// protocol.DefaultMaxDocumentSize.
 	MaxDocumentSize uint64
+	// Witnesses, if set, accepts only receipts its witnesses cosigned.
+	Witnesses *protocol.WitnessPolicy
 }
 
 // StartVerifier starts a verifier: the relay protocol on a host listening
@@ -146,7 +148,7 @@ func StartVerifier(id *Identity, listen []string, opts VerifierOptions) (*Servic
 		return nil, errors.New("verifier: no trust policy (VerifierOptions.Trust)")
 	}
 	var reg *metrics.Registry
-	relayOpts := []relay.Option{relay.WithStore(opts.StoreDir), relay.WithVerdictHook(opts.OnVerdict)}
+	relayOpts := []relay.Option{relay.WithStore(opts.StoreDir), relay.WithVerdictHook(opts.OnVerdict), relay.WithWitnesses(opts.Witnesses)}
 	if opts.Metrics != nil {
 		reg = opts.Metrics.Registry
 		relayOpts = append(relayOpts, relay.WithMetrics(opts.Metrics))

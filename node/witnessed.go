@@ -22,7 +22,15 @@ import (
 
 // ErrNotWitnessed wraps a stamp that did not get its cosignatures in
 // time; its v2 receipt was written all the same.
-var ErrNotWitnessed = errors.New("not witnessed")
+var ErrNotWitnessed = protocol.ErrNotWitnessed
+
+// notWitnessed wraps err in ErrNotWitnessed once.
+func notWitnessed(err error) error {
+	if errors.Is(err, ErrNotWitnessed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNotWitnessed, err)
+}
 
 // Witnessing is what a requester (or tsnode upgrade) needs to turn v2
 // receipts of one authority into witnessed ones.
@@ -82,7 +90,7 @@ func (w *Witnessing) Upgrade(ctx context.Context, rc *protocol.Receipt) (*protoc
 		if note := witness.ClockNote(sth.Head.Time, time.Now(), w.tolerance); note != "" {
 			err = fmt.Errorf("%w (%s)", err, note)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrNotWitnessed, err)
+		return nil, notWitnessed(err)
 	}
 	var proof tlog.TreeProof
 	if head.Head.Size > sth.Head.Size {
@@ -94,7 +102,36 @@ func (w *Witnessing) Upgrade(ctx context.Context, rc *protocol.Receipt) (*protoc
 	// Checked as a verifier will: a receipt that would not verify is not
 	// written.
 	if _, _, err := v3.VerifyWitnessed(w.trust, w.policy, nil, nil); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotWitnessed, err)
+		return nil, notWitnessed(err)
 	}
 	return v3, nil
+}
+
+// UpgradeReceipt is tsnode upgrade: on a dial-only host of id, it
+// reaches the authority's server at serverAddr (and peers), waits for a
+// head at or after rc's that policy's witnesses cosigned, and returns the
+// witnessed receipt.
+func UpgradeReceipt(ctx context.Context, id *Identity, trust *protocol.Trust, policy *protocol.WitnessPolicy, serverAddr string, peerAddrs []string, rc *protocol.Receipt) (*protocol.Receipt, error) {
+	server, info, err := ResolvePeer(id.Dir, identity.ID(rc.ServerID), serverAddr, id.Retired...)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	peers, err := resolvePeers(id, peerAddrs)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewHost(id, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	w, err := NewWitnessing(h, id.Dir, trust, server, policy, 0, append([]peer.AddrInfo{info}, peers...))
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	if err := h.Connect(ctx, info); err != nil {
+		return nil, fmt.Errorf("cannot reach server %s at %v: %w", server.ID, info.Addrs, ExplainDialError(err, server.ID))
+	}
+	return w.Upgrade(ctx, rc)
 }

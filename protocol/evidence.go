@@ -85,3 +85,13 @@ func asEvidenceError(err error) error {
 	}
 	return fmt.Errorf("%w: %s", ErrMalformedEvidence, strings.TrimPrefix(err.Error(), ErrMalformedReceipt.Error()+": "))
 }
+
+// ServerIDOf is the server id the head's signed bytes name, "" if they do
+// not parse.
+func (th *ReceiptTreeHead) ServerIDOf() string {
+	sth, err := th.decode("head")
+	if err != nil {
+		return ""
+	}
+	return string(sth.Head.ServerID)
+}

@@ -70,7 +70,10 @@ func ParseGossipMessage(b []byte) (*GossipMessage, error) {
 			return nil, err
 		}
 		h, err := parseSignedHead(f[0], f[1])
-		return &GossipMessage{Head: h}, err
+		if err != nil {
+			return nil, err
+		}
+		return &GossipMessage{Head: h}, nil
 	case gossipCosignedTag:
 		f, err := DecodeRecord(b, gossipCosignedTag, 4)
 		if err != nil {

@@ -23,6 +23,9 @@ func (t *Trust) CheckCosignable(last, next *SignedTreeHead, proof tlog.TreeProof
 		return err
 	}
 	h := next.Head
+	if h.Size == 0 {
+		return fmt.Errorf("%w: a head of the empty tree, which an authority never signs (§5.1)", ErrInconsistent)
+	}
 	if d := h.Time.Sub(now); absDuration(d) > tolerance {
 		dir := "ahead of"
 		if d < 0 {

@@ -58,6 +58,8 @@ var (
 			def = fmt.Sprintf("TCP and QUIC on port %d", node.DefaultServerPort)
 		case "verifier":
 			def = fmt.Sprintf("TCP and QUIC on port %d", node.DefaultVerifierPort)
+		case "witness":
+			def = fmt.Sprintf("TCP and QUIC on port %d", node.DefaultWitnessPort)
 		}
 		fs.Var(&f.listen, "listen", "listen `multiaddr` (repeatable; default "+def+")")
 		fs.StringVar(&f.security, "security", node.SecurityTLS, "security protocols offered, in preference order: tls, or tls,noise (Noise signs with the RSA key on every handshake, even a stranger's; requesters offer both)")
@@ -138,16 +140,19 @@ func addResultFlags(fs *flag.FlagSet, f *roleFlags) {
 var roleCommands = []*roleCommand{
 	{role: "server", usage: "--role server [flags]",
 		about:  "The timestamp authority: stamps hashes into its durable log and signs its tree heads.",
-		groups: []flagGroup{identityFlags, listenFlags, serverLogFlags, serviceFlags}},
+		groups: []flagGroup{identityFlags, listenFlags, serverLogFlags, checkpointFlags, serviceFlags}},
 	{role: "verifier", usage: "--role verifier [flags]",
-		about:  "Checks the documents and receipts that requesters relay, and answers a verdict.",
-		groups: []flagGroup{identityFlags, listenFlags, trustFlags, verifierRelayFlags, serviceFlags}},
+		about:  "Checks the documents and receipts that requesters relay, and answers a verdict; with --cosign, witnesses too.",
+		groups: []flagGroup{identityFlags, listenFlags, trustFlags, verifierRelayFlags, requireFlags, cosignFlags, serviceFlags}},
+	{role: "witness", usage: "--role witness --server MADDR [--peer MADDR ...] [flags]",
+		about:  "Follows the trusted authorities' tree heads, checks and cosigns them, and holds the evidence when one equivocates.",
+		groups: []flagGroup{identityFlags, listenFlags, trustFlags, cosignFlags, serviceFlags}},
 	{role: "requester", usage: "--role requester --server MADDR [--verifier MADDR] --file PATH ... [flags]",
 		about:  "Stamps each --file, writes its receipt, and relays it to the verifier if one is given.",
-		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, verifierPeerFlags, trustFlags, fileFlags, stampFlags, logFlagGroup}},
+		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, verifierPeerFlags, trustFlags, fileFlags, stampFlags, requesterWitnessFlags, logFlagGroup}},
 	{role: "requester", sub: "stamp", usage: "stamp --server MADDR [flags] FILE...",
 		about:  "Stamps each FILE and writes its receipt, relaying nothing.",
-		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, trustFlags, stampFlags, logFlagGroup}},
+		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, trustFlags, stampFlags, requesterWitnessFlags, logFlagGroup}},
 	{role: "requester", sub: "relay", usage: "relay --verifier MADDR --receipt R [flags] FILE",
 		about:  "Relays FILE with the receipt of an earlier stamp to the verifier, and prints its verdict.",
 		groups: []flagGroup{identityFlags, dialFlags, relayPeerFlags, trustFlags, relayFlags, logFlagGroup}},
@@ -161,9 +166,9 @@ func findRoleCommand(sub string, args []string) (*roleCommand, error) {
 		role = roleArg(args)
 		if _, ok := defaultIDs[role]; !ok {
 			if role == "" {
-				return nil, usageErr("give a subcommand (keygen, id, verify) or --role server|verifier|requester")
+				return nil, usageErr("give a subcommand (keygen, id, verify, stamp, ...) or --role server|verifier|witness|requester")
 			}
-			return nil, usageErr("--role %q: want server, verifier or requester", role)
+			return nil, usageErr("--role %q: want server, verifier, witness or requester", role)
 		}
 	}
 	for _, c := range roleCommands {

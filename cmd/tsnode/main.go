@@ -5,7 +5,7 @@
 //	tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
 //	tsnode stamp --server MADDR [flags] FILE...
 //	tsnode relay --verifier MADDR --receipt R [flags] FILE
-//	tsnode --role server|verifier|requester [flags]
+//	tsnode --role server|verifier|witness|requester [flags]
 //	tsnode version
 //
 // Run `tsnode help` for every flag.
@@ -54,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLog(args[1:], stdout, stderr)
 	case args[0] == "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case args[0] == "upgrade":
+		err = cmdUpgrade(args[1:], stdout, stderr)
 	case args[0] == "stamp" || args[0] == "relay":
 		err = cmdRole(args[0], args[1:], stdout, stderr)
 	default:
@@ -124,20 +126,25 @@ func usage(w io.Writer) {
 Usage:
   tsnode keygen --id ID [--keys DIR] [--force | --rotate] [--passphrase-file F]
   tsnode id [--keys DIR]
-  tsnode verify --receipt R [--keys DIR] [--trust ID ...] FILE
+  tsnode verify --receipt R [--keys DIR] [--trust ID ...] [--witness ID ... --witnesses K] FILE
   tsnode verify --consistency P [--keys DIR] [--trust ID ...]
+  tsnode verify --evidence F [--keys DIR] [--trust ID ...]
   tsnode log --server MADDR [--keys DIR] [--id ID] [--trust ID ...] [--from R1 [--to R2] [--out P]] [--json]
   tsnode log check [--data DIR] [--keys DIR] [--server-id ID]
   tsnode log backup [--data DIR] --out DIR
   tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
                           [--public-log] [--backup-dir DIR] [--metrics ADDR] [--drain-timeout D]
-                          [--clock-tolerance D] [--security tls,noise]
+                          [--clock-tolerance D] [--security tls,noise] [--checkpoint-interval D]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
+                          [--witness ID ... --witnesses K] [--cosign --server MADDR --data DIR]
                           [--metrics ADDR] [--drain-timeout D]
+  tsnode --role witness   [--id 3000] [--keys DIR] [--listen MADDR ...] --server MADDR [--peer MADDR ...]
+                          [--data DIR] [--trust ID ...] [--mdns] [--clock-tolerance D] [--metrics ADDR]
   tsnode --role requester [--id 1000] [--keys DIR] --server MADDR [--verifier MADDR]
                           --file PATH [--file PATH ...] [--out DIR] [--trust ID ...] [--json]
-  tsnode stamp --server MADDR [--keys DIR] [--out DIR] [--json] FILE...
+  tsnode stamp --server MADDR [--keys DIR] [--out DIR] [--json] [--witness ID ... --witnesses K] FILE...
+  tsnode upgrade --receipt R --server MADDR --witness ID ... --witnesses K [--peer MADDR ...] [--out F]
   tsnode relay --verifier MADDR --receipt R [--keys DIR] [--json] FILE
   tsnode version          (or --version: module version, VCS revision, Go version)
 

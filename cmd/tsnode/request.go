@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node"
@@ -65,6 +66,10 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, req *requ
 	if err != nil {
 		return err
 	}
+	witnesses, err := f.witnessFlags().policy(id.Dir)
+	if err != nil {
+		return err
+	}
 	prog := newProgress(stderr)
 	defer prog.Close()
 	stdout = prog.Writer(stdout)
@@ -73,7 +78,8 @@ func runRequester(ctx context.Context, id *node.Identity, f roleFlags, req *requ
 		ServerID: identity.ID(f.serverID), ServerAddr: f.server,
 		VerifierID: identity.ID(f.verifierID), VerifierAddr: f.verifier,
 		OutDir: f.out, Listen: f.listen, OneShot: f.oneShot, Parallel: f.parallel,
-		Progress: prog.Start,
+		Progress:  prog.Start,
+		Witnesses: witnesses, Peers: f.witnessFlags().peers,
 	})
 	if err != nil {
 		return err
@@ -151,6 +157,9 @@ func printResult(w io.Writer, res *node.Result) {
 		if res.StampTries > 0 {
 			fmt.Fprintf(w, "  signature  verified with %s's public key (%s)\n", rc.ServerID, rc.ServerPeer)
 		}
+		if ids := cosigners(rc); len(ids) > 0 {
+			fmt.Fprintf(w, "  witnessed  head of size %d cosigned by %s\n", rc.CosignedHead.Size, strings.Join(ids, ", "))
+		}
 	}
 	if res.ReceiptPath != "" {
 		fmt.Fprintf(w, "  receipt    %s\n", res.ReceiptPath)
@@ -174,20 +183,21 @@ func printResult(w io.Writer, res *node.Result) {
 // documentJSON is the --json line of one document (README, "JSON
 // output"): field names are stable; empty ones are left out, but for ok.
 type documentJSON struct {
-	File          string  `json:"file"`
-	SHA256        string  `json:"sha256,omitempty"`
-	Receipt       string  `json:"receipt,omitempty"`
-	ServerID      string  `json:"server_id,omitempty"`
-	Serial        *uint64 `json:"serial,omitempty"`
-	Time          string  `json:"time,omitempty"`
-	Verifier      string  `json:"verifier,omitempty"`
-	Verdict       string  `json:"verdict,omitempty"`
-	VerdictDetail string  `json:"verdict_detail,omitempty"`
-	StampTries    int     `json:"stamp_tries,omitempty"`
-	RelayTries    int     `json:"relay_tries,omitempty"`
-	Warning       string  `json:"warning,omitempty"`
-	OK            bool    `json:"ok"`
-	Error         string  `json:"error,omitempty"`
+	File          string   `json:"file"`
+	SHA256        string   `json:"sha256,omitempty"`
+	Receipt       string   `json:"receipt,omitempty"`
+	ServerID      string   `json:"server_id,omitempty"`
+	Serial        *uint64  `json:"serial,omitempty"`
+	Time          string   `json:"time,omitempty"`
+	Witnesses     []string `json:"witnesses,omitempty"`
+	Verifier      string   `json:"verifier,omitempty"`
+	Verdict       string   `json:"verdict,omitempty"`
+	VerdictDetail string   `json:"verdict_detail,omitempty"`
+	StampTries    int      `json:"stamp_tries,omitempty"`
+	RelayTries    int      `json:"relay_tries,omitempty"`
+	Warning       string   `json:"warning,omitempty"`
+	OK            bool     `json:"ok"`
+	Error         string   `json:"error,omitempty"`
 }
 
 func resultJSON(res *node.Result) documentJSON {
@@ -196,6 +206,7 @@ func resultJSON(res *node.Result) documentJSON {
 	if rc := res.Receipt; rc != nil {
 		serial := rc.Serial
 		out.ServerID, out.Serial, out.Time = rc.ServerID, &serial, rc.Time
+		out.Witnesses = cosigners(rc)
 	}
 	if v := res.Verdict; v != nil {
 		out.Verifier, out.Verdict, out.VerdictDetail = string(v.Verifier), string(v.Code), v.Message
@@ -213,4 +224,13 @@ func writeJSONLine(w io.Writer, v any) {
 		return // only our own plain structs: cannot fail
 	}
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// cosigners are the witnesses whose cosignatures a (v3) receipt carries.
+func cosigners(rc *protocol.Receipt) []string {
+	var ids []string
+	for _, c := range rc.Cosignatures {
+		ids = append(ids, c.WitnessID)
+	}
+	return ids
 }

@@ -26,6 +26,7 @@ var defaultIDs = map[string]identity.ID{
 	"server":    identity.ServerID,
 	"requester": identity.RequesterID,
 	"verifier":  identity.VerifierID,
+	"witness":   witnessID,
 }
 
 // roleFlags hold the values of every role's flags; each role registers
@@ -52,7 +53,8 @@ type roleFlags struct {
 	publicLog bool
 	backupDir string
 	req       *requestFlags
-	stderr    io.Writer // the key mode's warnings
+	wit       *witnessFlags // witnessing and required cosignatures
+	stderr    io.Writer     // the key mode's warnings
 }
 
 // cmdRole runs --role ROLE, or the requester's subcommand sub (stamp,
@@ -78,6 +80,8 @@ func cmdRole(sub string, args []string, stdout, stderr io.Writer) error {
 		return runServer(ctx, stop, id, *f, stdout)
 	case "verifier":
 		return runVerifier(ctx, stop, id, *f, stdout)
+	case "witness":
+		return runWitness(ctx, stop, id, *f, stdout)
 	default:
 		// The first signal cancels what is in progress and the results
 		// print; a second one ends the process at once, by default.
@@ -137,6 +141,9 @@ func (f *roleFlags) check() (err error) {
 	if f.role == "requester" && !f.relayOnly && (f.parallel < 1 || f.parallel > 256) {
 		return usageErr("--parallel %d: want 1 to 256", f.parallel)
 	}
+	if err := f.wit.check(f.role); err != nil {
+		return err
+	}
 	for _, s := range []struct{ flag, v string }{{"--server-id", f.serverID}, {"--verifier-id", f.verifierID}} {
 		if _, err := identity.ParseID(s.v); s.v != "" && err != nil {
 			return usageErr("%s: %v", s.flag, err)
@@ -193,8 +200,10 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 	ops := opsSignals(true)
 	o := node.ServerOptions{Authority: []authority.Option{
 		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance)}}
+	o.CheckpointInterval = f.witnessFlags().interval
 	if f.metrics != "" {
 		o.Metrics = metrics.NewServer(metrics.New())
+		o.WitnessMetrics = metrics.NewWitness(o.Metrics.Registry)
 	}
 	svc, err := node.StartServerWith(id, listenOr(f.listen, node.DefaultServerPort), f.data, o)
 	if err != nil {
@@ -236,13 +245,25 @@ func runVerifier(ctx context.Context, stop func(), id *node.Identity, f roleFlag
 	}
 	defer m.close()
 	ops := opsSignals(false)
-	vo := node.VerifierOptions{Trust: trust, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)}
+	witnesses, err := f.witnessFlags().policy(id.Dir)
+	if err != nil {
+		return err
+	}
+	vo := node.VerifierOptions{Trust: trust, Witnesses: witnesses, StoreDir: f.store, MaxDocumentSize: uint64(f.maxDocument)}
+	var wm *metrics.Witness
 	if f.metrics != "" {
 		vo.Metrics = metrics.NewVerifier(metrics.New())
+		wm = metrics.NewWitness(vo.Metrics.Registry)
 	}
 	svc, err := node.StartVerifier(id, listenOr(f.listen, node.DefaultVerifierPort), vo)
 	if err != nil {
 		return err
+	}
+	if f.wit.cosign {
+		if err := svc.StartWitnessing(id, f.wit.options(trust, wm)); err != nil {
+			svc.Close()
+			return err
+		}
 	}
 	go serveOps(ctx, ops, svc, f)
 	fmt.Fprintf(stdout, "verifier %s (peer %s) ready\n", id.Self.ID, id.Self.PeerID)

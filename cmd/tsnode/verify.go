@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/protocol"
@@ -16,9 +17,18 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	consistency := fs.String("consistency", "", "instead, check a consistency proof `file` written by tsnode log --out")
 	trust := addTrustFlag(fs, "accept only signatures of this authority `ID` (repeatable; default server)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object (fields in README)")
+	evidence := fs.String("evidence", "", "instead, check an evidence `file` of equivocation (exit 0 when it proves one)")
+	var wit witnessFlags
+	addRequireFlags(fs, &wit)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *evidence != "" {
+		if *receiptPath != "" || *consistency != "" || len(pos) != 0 {
+			return usageErr("--evidence takes no receipt, consistency file or document")
+		}
+		return verifyEvidence(*evidence, *keys, trust, *asJSON, stdout)
 	}
 	if *consistency != "" {
 		if *receiptPath != "" || len(pos) != 0 {
@@ -34,6 +44,14 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	dir, err := identity.LoadDirectory(*keys)
+	if err != nil {
+		return err
+	}
+	witnesses, err := wit.policy(dir)
+	if err != nil {
+		return err
+	}
 	out := verifyJSON{File: doc, Receipt: *receiptPath}
 	rc, err := protocol.ReadReceiptFile(*receiptPath)
 	if err != nil {
@@ -44,9 +62,12 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	out.SHA256 = fmt.Sprintf("%x", hash)
-	st, err := rc.Verify(policy, hash)
+	st, cosigs, err := rc.VerifyWitnessed(policy, witnesses, hash, nil)
 	if err != nil {
 		return invalid(stdout, *asJSON, out, fmt.Sprintf("INVALID: %s: %v", *receiptPath, err), err)
+	}
+	for _, c := range cosigs {
+		out.Witnesses = append(out.Witnesses, string(c.Cosig.WitnessID))
 	}
 	if *asJSON {
 		serial := st.Serial
@@ -56,24 +77,59 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "VALID: %s (sha-256 %x) existed at %s\n  serial %d, signed by %s (%s), requested by %s\n",
 		doc, st.DocumentHash, protocol.FormatTime(st.Time), st.Serial, st.ServerID, st.ServerPeer, st.RequesterID)
+	if len(cosigs) > 0 {
+		fmt.Fprintf(stdout, "  witnessed by %s (%d of %d required)\n", strings.Join(out.Witnesses, ", "), len(cosigs), witnesses.K())
+	}
+	return nil
+}
+
+// verifyEvidence checks an evidence file offline: exit 0 when it proves
+// that a trusted authority signed two heads that cannot both be true.
+func verifyEvidence(path, keys string, trust *trustFlag, asJSON bool, stdout io.Writer) error {
+	policy, err := loadTrust(keys, trust)
+	if err != nil {
+		return err
+	}
+	out := verifyJSON{Evidence: path}
+	f, err := protocol.ReadEvidenceFile(path)
+	if errors.Is(err, protocol.ErrMalformedEvidence) {
+		return invalid(stdout, asJSON, out, fmt.Sprintf("INVALID: %v", err), err)
+	}
+	if err != nil {
+		return err
+	}
+	kind, err := f.Verify(policy)
+	if err != nil {
+		return invalid(stdout, asJSON, out, fmt.Sprintf("INVALID: %s: %v", path, err), err)
+	}
+	out.Kind, out.ServerID, out.OK = kind, f.First.ServerIDOf(), true
+	if asJSON {
+		writeJSONLine(stdout, out)
+		return nil
+	}
+	fmt.Fprintf(stdout, "VALID: %s proves that %s equivocated (%s): it signed a head of size %d (root %s) and one of size %d (root %s) that cannot both be true\n",
+		path, out.ServerID, kind, f.First.Size, f.First.RootHash, f.Second.Size, f.Second.RootHash)
 	return nil
 }
 
 // verifyJSON is verify's --json object (README, "JSON output").
 type verifyJSON struct {
-	File        string  `json:"file,omitempty"`
-	Receipt     string  `json:"receipt,omitempty"`
-	Consistency string  `json:"consistency,omitempty"`
-	SHA256      string  `json:"sha256,omitempty"`
-	Time        string  `json:"time,omitempty"`
-	Serial      *uint64 `json:"serial,omitempty"`
-	ServerID    string  `json:"server_id,omitempty"`
-	ServerPeer  string  `json:"server_peer_id,omitempty"`
-	RequesterID string  `json:"requester_id,omitempty"`
-	OldSize     *uint64 `json:"old_size,omitempty"`
-	NewSize     *uint64 `json:"new_size,omitempty"`
-	OK          bool    `json:"ok"`
-	Error       string  `json:"error,omitempty"`
+	File        string   `json:"file,omitempty"`
+	Receipt     string   `json:"receipt,omitempty"`
+	Consistency string   `json:"consistency,omitempty"`
+	SHA256      string   `json:"sha256,omitempty"`
+	Time        string   `json:"time,omitempty"`
+	Serial      *uint64  `json:"serial,omitempty"`
+	ServerID    string   `json:"server_id,omitempty"`
+	ServerPeer  string   `json:"server_peer_id,omitempty"`
+	RequesterID string   `json:"requester_id,omitempty"`
+	OldSize     *uint64  `json:"old_size,omitempty"`
+	NewSize     *uint64  `json:"new_size,omitempty"`
+	Witnesses   []string `json:"witnesses,omitempty"`
+	Evidence    string   `json:"evidence,omitempty"`
+	Kind        string   `json:"kind,omitempty"`
+	OK          bool     `json:"ok"`
+	Error       string   `json:"error,omitempty"`
 }
 
 // invalid reports a failed check, as text or as JSON.

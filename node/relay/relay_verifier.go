@@ -52,6 +52,7 @@ type Service struct {
 	onVerdict func(remote peer.ID, v *protocol.Verdict)
 	maxSize   uint64
 	metrics   Metrics
+	witnesses *protocol.WitnessPolicy // nil: no cosignatures required
 }
 
 // Relay outcomes, as Metrics.Relayed names them.
@@ -103,6 +104,10 @@ func WithVerdictHook(f func(remote peer.ID, v *protocol.Verdict)) Option {
 // WithMaxDocumentSize refuses larger documents (default
 // protocol.DefaultMaxDocumentSize).
 func WithMaxDocumentSize(n uint64) Option { return func(s *Service) { s.maxSize = n } }
+
+// WithWitnesses accepts only receipts that p's witnesses cosigned
+// (v3 receipts with K valid cosignatures); nil: none required.
+func WithWitnesses(p *protocol.WitnessPolicy) Option { return func(s *Service) { s.witnesses = p } }
 
 // New serves the relay protocol on h as the verifier self, whose private
 // key is key: senders must be in dir, and only receipts that trust
@@ -290,11 +295,14 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 	if err != nil {
 		return &protocol.Verdict{Code: protocol.VerdictMalformedReceipt, Message: err.Error()}, nil
 	}
-	st, err := receipt.VerifyCached(v.trust.Load(), doc.hash.Sum(nil), v.heads)
+	st, cosigs, err := receipt.VerifyWitnessed(v.trust.Load(), v.witnesses, doc.hash.Sum(nil), v.heads)
 	if err != nil {
 		return &protocol.Verdict{Code: protocol.VerdictFor(err), Message: err.Error()}, nil
 	}
 	msg := fmt.Sprintf("document %x stamped %s (serial %d) by %s", st.DocumentHash, protocol.FormatTime(st.Time), st.Serial, st.ServerID)
+	if len(cosigs) > 0 {
+		msg += fmt.Sprintf(", witnessed by %d of %d", len(cosigs), v.witnesses.K())
+	}
 	if v.storeDir != "" {
 		if where, err := doc.keep(v.storeDir, st, hdr.Receipt); err != nil {
 			log.Errorw("relay: cannot store document", "err", err)
