@@ -164,7 +164,6 @@ func TestCheckCosignable(t *testing.T) {
 		proof      tlog.TreeProof
 	}{
 		{"first head", nil, next, nil},
-		{"first head, the empty tree", nil, tree.head(t, 0, now), nil},
 		{"first head, tolerance ahead", nil, tree.head(t, 9, now.Add(tol)), nil},
 		{"first head, tolerance behind", nil, tree.head(t, 9, now.Add(-tol)), nil},
 		{"a larger head", last, next, proof},
@@ -202,6 +201,7 @@ func TestCheckCosignable(t *testing.T) {
 		{"fork", trust, last, headAs(t, "server", 5, other.root(t, 5), now), nil, ErrInconsistent, "two different trees of size 5 (a forked log)"},
 		{"another log", trust, last, headAs(t, "server", 9, other.root(t, 9), now), other.proof(t, 5, 9), ErrInconsistent, "size 5 -> 9"},
 		{"bad proof", trust, last, next, damaged, ErrInconsistent, "size 5 -> 9"},
+		{"first head, the empty tree", trust, nil, tree.head(t, 0, now), nil, ErrInconsistent, "a head of the empty tree"},
 		{"no proof", trust, last, next, nil, ErrInconsistent, "size 5 -> 9"},
 		{"proof of other sizes", trust, last, next, tree.proof(t, 4, 9), ErrInconsistent, "size 5 -> 9"},
 		{"same size with a proof", trust, last, tree.head(t, 5, now), proof, ErrInconsistent, "two heads of size 5 need no proof"},
