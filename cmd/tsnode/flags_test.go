@@ -17,9 +17,9 @@ var updateCLIDoc = flag.Bool("update", false, "rewrite docs/CLI.md from the comm
 // helpCommands are the commands whose -h output docs/CLI.md holds.
 var helpCommands = [][]string{
 	{},
-	{"--role", "server"}, {"--role", "verifier"}, {"--role", "requester"},
+	{"--role", "server"}, {"--role", "verifier"}, {"--role", "witness"}, {"--role", "requester"},
 	{"stamp"}, {"relay"},
-	{"keygen"}, {"id"}, {"verify"}, {"log"}, {"log", "check"}, {"log", "backup"},
+	{"keygen"}, {"id"}, {"verify"}, {"upgrade"}, {"log"}, {"log", "check"}, {"log", "backup"},
 	{"bench"}, {"version"},
 }
 
