@@ -184,4 +184,4 @@ func OpenVerdict(key, b []byte) (*Verdict, error) {
 // verdictCodes are the codes of §9.5.
 var verdictCodes = []string{VerdictValid, VerdictHashMismatch, VerdictBadSignature, VerdictBadProof, VerdictUntrustedSigner,
 	VerdictRetiredKey, VerdictWrongServerKey, VerdictMalformedReceipt, VerdictTruncated, VerdictBadChunk,
-	VerdictSizeMismatch, VerdictPeerMismatch, VerdictTooLarge, VerdictInternal}
+	VerdictSizeMismatch, VerdictPeerMismatch, VerdictTooLarge, VerdictNotWitnessed, VerdictInternal}
