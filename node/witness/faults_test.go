@@ -1,0 +1,141 @@
+package witness
+
+import (
+	"context"
+	"crypto/sha256"
+	"strings"
+	"testing"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+
+	"github.com/tsnode/tsnode/internal/testkeys"
+	"github.com/tsnode/tsnode/internal/testnet"
+	"github.com/tsnode/tsnode/protocol"
+)
+
+// TestFloodDropped: a peer of the directory floods the topic with
+// garbage, oversized messages and heads it signed itself; the witness
+// drops them all (counted), and honest cosignatures still arrive.
+func TestFloodDropped(t *testing.T) {
+	a := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute)
+	w1 := startWitness(t, "3000", testnet.Transports[0].Listen, t.TempDir(), a.host)
+	w2 := startWitness(t, "3001", testnet.Transports[0].Listen, t.TempDir(), a.host, w1.host)
+
+	// The flooder: a raw GossipSub router without our validators.
+	fh := testnet.NewHost(t, "1000", testnet.Transports[0].Listen)
+	connect(t, fh, w1.host)
+	connect(t, fh, a.host)
+	ps, err := pubsub.NewGossipSub(context.Background(), fh, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { d := sha256.Sum256(m.Data); return string(d[:]) }),
+		pubsub.WithMaxMessageSize(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join(protocol.Topic("server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := testnet.NewHost(t, "2000", "")
+	connect(t, req, w2.host)
+	c, err := NewCollector(newGossip(t, req, testkeys.Directory(t, allIDs...)), "server", policy(t, 2, "3000", "3001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1500 * time.Millisecond)
+
+	// A head signed by the requester's key in the server's name.
+	fake := &protocol.TreeHead{ServerID: "server", ServerPeer: testnet.Entry(t, "server").PeerID, Size: 1, Time: time.Now()}
+	forged, err := protocol.SignTreeHead(testkeys.Private(t, "1000"), fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		var m []byte
+		switch i % 3 {
+		case 0:
+			m = []byte(strings.Repeat("x", i+1))
+		case 1:
+			m = make([]byte, protocol.MaxGossipMessageSize+1+i)
+		default:
+			m = append(protocol.EncodeGossipHead(forged), byte(i)) // trailing data: malformed
+			if i == 2 {
+				m = protocol.EncodeGossipHead(forged)
+			}
+		}
+		if err := topic.Publish(testnet.Ctx(t), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := stamp(t, a.auth)
+	if _, _, err := c.Wait(waitCtx(t, 15*time.Second), st.Head.Head.Size); err != nil {
+		t.Fatalf("honest cosignatures lost in the flood: %v", err)
+	}
+	eventually(t, 5*time.Second, "the flood counted as rejected", func() bool {
+		r, _, _ := w1.m.get()
+		return r["malformed"] > 0 && r["size"] > 0 && r["signature"] > 0
+	})
+	r, cosigned, _ := w1.m.get()
+	if cosigned == 0 {
+		t.Fatal("witness 3000 cosigned nothing")
+	}
+	t.Logf("rejected by 3000: %v", r)
+	// Nothing of the flood reached the second witness through the first:
+	// what a validator rejects is not forwarded.
+	if r2, _, _ := w2.m.get(); r2["size"]+r2["malformed"]+r2["signature"] >= r["size"]+r["malformed"]+r["signature"] {
+		t.Errorf("3001 rejected %v, as much as the flooder's direct peer 3000 (%v): the flood was forwarded", r2, r)
+	}
+}
+
+// TestInconsistentSizesProven: a head of another view, smaller than the
+// log the witness's server holds, is proven not to be its prefix with
+// the server's consistency proof, whether its size is a power of two
+// (the prefix root is fetched separately) or not.
+func TestInconsistentSizesProven(t *testing.T) {
+	a := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute)
+	other := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute)
+	w := startWitness(t, "3000", testnet.Transports[0].Listen, t.TempDir(), a.host)
+	// The other view stamps first: its smaller heads are dated before
+	// the larger ones of this view, so only the proof tells them apart
+	// (a smaller head dated later would prove a rollback by itself).
+	var foreign []*protocol.SignedTreeHead
+	for range 3 {
+		foreign = append(foreign, stamp(t, other.auth).Head)
+	}
+	for range 6 {
+		stamp(t, a.auth)
+	}
+	c := w.w.follows["server"].logs[0]
+	latest, _, err := c.Fetch(testnet.Ctx(t), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := testnet.Trust(t, testkeys.Directory(t, allIDs...))
+	for _, h := range foreign {
+		t.Run(string(rune('0'+h.Head.Size)), func(t *testing.T) {
+			e, err := w.w.compare(testnet.Ctx(t), c, h, latest)
+			if h.Head.Size == 1 { // 1 = m and a power of two: no prefix to fetch
+				if e != nil || err != nil {
+					t.Fatalf("size 1: evidence %v, err %v; want neither (it cannot be told)", e, err)
+				}
+				return
+			}
+			if err != nil || e == nil {
+				t.Fatalf("size %d: evidence %v, err %v", h.Head.Size, e, err)
+			}
+			if kind, err := e.Verify(trust); err != nil || kind != protocol.EquivocationInconsistent {
+				t.Fatalf("size %d: %q, %v; want %s", h.Head.Size, kind, err, protocol.EquivocationInconsistent)
+			}
+		})
+	}
+	// The witness's own heads are consistent: no evidence, no error.
+	own, _, err := c.Fetch(testnet.Ctx(t), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := w.w.compare(testnet.Ctx(t), c, own, latest); e != nil || err != nil {
+		t.Fatalf("own head: evidence %v, err %v", e, err)
+	}
+}
