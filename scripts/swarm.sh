@@ -9,8 +9,15 @@
 # each round. All requesters run at once. With --duration, each
 # requester starts new rounds until D has passed.
 #
+# With --witnesses W, W witnesses (ids 3000..) follow the server: each
+# is connected to the server and dials the next witness on a ring and two
+# others at random; every requester then wants witnessed receipts (v3,
+# --witness for every witness id, --witnesses K) and every verifier
+# checks them with the same policy.
+#
 #   scripts/swarm.sh                                  # 20 requesters, 5 verifiers, 10 documents each
 #   scripts/swarm.sh --requesters 50 --verifiers 10 --documents 4 --duration 60s
+#   scripts/swarm.sh --witnesses 10 --require 6       # receipts cosigned by 6 of 10 witnesses
 #
 # Options:
 #   --requesters N   requester processes (1 to 999; default 20)
@@ -19,16 +26,21 @@
 #   --size BYTES     size of each document (default 4096)
 #   --duration D     keep starting rounds until D (e.g. 30s, 2m) has passed (default: one round)
 #   --transport T    tcp, quic, or both (odd requesters on QUIC; default both)
+#   --witnesses W    witness processes (0 to 200; default 0: v2 receipts, no witnesses)
+#   --require K      cosignatures each receipt needs, of the W (1 to W; default a
+#                    majority, W/2+1)
 #   --work DIR       work folder (default ${TMPDIR:-/tmp}/tsnode-swarm): the keys
 #                    and their passphrase are made once and reused from
 #                    DIR/keys; the last run's logs, documents and receipts
 #                    are in DIR/run
 #   --bin PATH       use this tsnode binary instead of building one
 #
-# Prints one line per node (stamps, verdicts, failures, p50/p99 latency)
-# and a final line. Exit status: 0 when every document was stamped and
-# got a valid verdict, the server's log holds every stamp and every node
-# stopped cleanly; 1 otherwise; 2 for bad usage. Everything it starts is
+# Prints one line per node (stamps, verdicts, failures, p50/p99 latency;
+# for a witness, the tree heads it cosigned and the equivocations it
+# logged) and a final line. Exit status: 0 when every document was
+# stamped (and witnessed, with --witnesses) and got a valid verdict, the
+# server's log holds every stamp, no witness logged an equivocation and
+# every node stopped cleanly; 1 otherwise; 2 for bad usage. Everything it starts is
 # stopped on exit, also on failure or Ctrl-C.
 set -euo pipefail
 export LC_ALL=C # a '.' in $EPOCHREALTIME and in awk's numbers
@@ -45,11 +57,11 @@ bad() {
 }
 num() { [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3 && $2 <= $4)) || bad "$1 $2: want $3 to $4"; }
 
-requesters=20 verifiers=5 documents=10 size=4096 duration="" transport=both
+requesters=20 verifiers=5 documents=10 size=4096 duration="" transport=both witnesses=0 require=""
 workdir="${TMPDIR:-/tmp}/tsnode-swarm" bin=""
 while (($#)); do
 	case $1 in
-	--requesters | --verifiers | --documents | --size | --duration | --transport | --work | --bin)
+	--requesters | --verifiers | --documents | --size | --duration | --transport | --work | --bin | --witnesses | --require)
 		(($# >= 2)) || bad "$1 needs a value"
 		v=$2
 		case $1 in
@@ -61,6 +73,8 @@ while (($#)); do
 		--transport) transport=$v ;;
 		--work) workdir=$v ;;
 		--bin) bin=$v ;;
+		--witnesses) witnesses=$v ;;
+		--require) require=$v ;;
 		esac
 		shift 2
 		;;
@@ -72,6 +86,13 @@ num --requesters "$requesters" 1 999
 num --verifiers "$verifiers" 1 999
 num --documents "$documents" 1 10000
 num --size "$size" 0 $((1 << 30))
+num --witnesses "$witnesses" 0 200
+if ((witnesses > 0)); then
+	[[ -n $require ]] || require=$((witnesses / 2 + 1))
+	num --require "$require" 1 "$witnesses"
+elif [[ -n $require ]]; then
+	bad "--require needs --witnesses W"
+fi
 case $transport in tcp | quic | both) ;; *) bad "--transport $transport: want tcp, quic or both" ;; esac
 duration_s=0
 if [[ -n $duration ]]; then
@@ -83,7 +104,9 @@ if [[ -n $duration ]]; then
 	esac
 fi
 failure_message="swarm FAILED"
-for tool in awk sort split seq; do
+tools=(awk sort split seq)
+((witnesses == 0)) || tools+=(curl ss)
+for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null || { echo "swarm: $tool is needed and not on PATH" >&2; exit 1; }
 done
 
@@ -120,6 +143,7 @@ keys="$workdir/keys" pass="$workdir/passphrase"
 ids=(server)
 for ((i = 1; i <= requesters; i++)); do ids+=($((1000 + i))); done
 for ((j = 1; j <= verifiers; j++)); do ids+=($((2000 + j))); done
+for ((w = 0; w < witnesses; w++)); do ids+=($((3000 + w))); done
 if [[ ! -s $pass ]]; then
 	# Keys under a passphrase we no longer have are useless.
 	rm -rf "$keys"
@@ -155,12 +179,16 @@ fi
 # --- server and verifiers --------------------------------------------------
 loopback=(--listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1)
 common=(--keys "$keys" --passphrase-file "$pass" --log-level info)
+# The witness policy of requesters and verifiers: every witness counts.
+policy=()
+for ((w = 0; w < witnesses; w++)); do policy+=(--witness $((3000 + w))); done
+((witnesses == 0)) || policy+=(--witnesses "$require")
 daemons=()
 "$tsnode" --role server "${common[@]}" --data "$run/server-data" "${loopback[@]}" \
 	>"$run/logs/server" 2>&1 &
 pids+=($!) daemons+=("server:$!")
 for ((j = 1; j <= verifiers; j++)); do
-	"$tsnode" --role verifier --id $((2000 + j)) "${common[@]}" "${loopback[@]}" \
+	"$tsnode" --role verifier --id $((2000 + j)) "${common[@]}" "${loopback[@]}" "${policy[@]}" \
 		>"$run/logs/verifier-$((2000 + j))" 2>&1 &
 	pids+=($!) daemons+=("$((2000 + j)):$!")
 done
@@ -184,6 +212,34 @@ for ((j = 1; j <= verifiers; j++)); do
 	quic[$v]=$(addr verifier "$run/logs/verifier-$v" quic-v1)
 done
 echo "== server and $verifiers verifiers listening on 127.0.0.1" >&2
+
+# --- witnesses -------------------------------------------------------------
+# Each listens on a port picked beforehand, so that every one can be
+# told its peers' addresses at start: it dials the server, the next
+# witness of the ring and two more at random (witness_peers).
+if ((witnesses > 0)); then
+	declare -A peer_id
+	peer_ids
+	free_ports "$witnesses"
+	wports=("${ports[@]}")
+	for ((w = 0; w < witnesses; w++)); do
+		wid=$((3000 + w))
+		peers=()
+		for p in $(witness_peers "$w" "$witnesses" 2); do
+			peers+=(--peer "/ip4/127.0.0.1/tcp/${wports[p]}/p2p/${peer_id[$((3000 + p))]}")
+		done
+		mkdir -p "$run/witness-$wid"
+		"$tsnode" --role witness --id "$wid" "${common[@]}" --data "$run/witness-$wid" \
+			--listen "/ip4/127.0.0.1/tcp/${wports[w]}" --server "${tcp[server]}" "${peers[@]}" \
+			--metrics 127.0.0.1:0 >"$run/logs/witness-$wid" 2>&1 &
+		pids+=($!) daemons+=("$wid:$!")
+	done
+	for ((w = 0; w < witnesses; w++)); do
+		listen_addr witness "$run/logs/witness-$((3000 + w))" /tcp/ >/dev/null ||
+			die "witness $((3000 + w)) did not start"
+	done
+	echo "== $witnesses witnesses (ids 3000..$((3000 + witnesses - 1))) following the server; receipts need $require cosignatures" >&2
+fi
 
 # --- requesters ------------------------------------------------------------
 for ((i = 1; i <= requesters; i++)); do
@@ -221,7 +277,7 @@ requester() {
 		echo "$EPOCHREALTIME #round $r start verifier $v $tr" >>"$log"
 		"$tsnode" --role requester --id "$id" --keys "$keys" --passphrase-file "$pass" --log-level warn \
 			--server "${a[server]}" --verifier "${a[$v]}" --verifier-id "$v" \
-			--out "$run/receipts/$id/$r" --parallel 1 "${files[@]}" \
+			--out "$run/receipts/$id/$r" --parallel 1 "${policy[@]}" "${files[@]}" \
 			> >(stamp_lines >>"$log") 2>>"$log.stderr" &
 		child=$!
 		wait "$child" && rc=0 || rc=$?
@@ -248,7 +304,16 @@ elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a 
 logsize=$("$tsnode" log --id 1001 --keys "$keys" --passphrase-file "$pass" --server "${tcp[server]}" 2>"$run/logs/log.stderr" |
 	awk '$1 == "size" { print $2 }') || true
 
-# Stop the server and verifiers now, to check that each stops cleanly.
+# Each witness's count of heads cosigned, before it stops.
+declare -A cosigned
+for ((w = 0; w < witnesses; w++)); do
+	wid=$((3000 + w))
+	murl=$(grep -m1 -o 'http://127\.0\.0\.1:[0-9]*/metrics' "$run/logs/witness-$wid" || true)
+	cosigned[$wid]=$( { [[ -n $murl ]] && curl -fsS --max-time 5 "$murl"; } 2>/dev/null |
+		awk '/^tsnode_cosigned_total/ { n += $NF } END { printf "%d", n }') || cosigned[$wid]="?"
+done
+
+# Stop the server, verifiers and witnesses now, to check that each stops cleanly.
 stopped_bad=()
 for d in "${daemons[@]}"; do kill -TERM "${d#*:}" 2>/dev/null || true; done
 for d in "${daemons[@]}"; do
@@ -263,7 +328,7 @@ pct() {
 		i = int(p / 100 * NR); if (i < p / 100 * NR) i++; if (i < 1) i = 1
 		printf "%.0f", v[i] * 1000 }'
 }
-failed=0 wrong=0 vwrong=0 total_docs=0 total_stamps=0 total_valid=0
+failed=0 wrong=0 vwrong=0 total_docs=0 total_stamps=0 total_valid=0 total_witnessed=0 wbad=0
 : >"$run/lat/all"
 : >"$run/lat/first"
 row() { printf '%-6s %-9s %6s %6s %8s %8s %7s %7s %7s %7s\n' "$@"; }
@@ -272,13 +337,14 @@ row node role rounds stamps verdicts failures first_s p50_ms p99_ms wall_s
 for ((i = 1; i <= requesters; i++)); do
 	id=$((1000 + i))
 	log="$run/logs/requester-$id"
-	# Fields: rounds stamps valid verdicts wrong ok failed first-latencies wall;
-	# document latencies go to lat/<id>.
-	read -r rounds stamps valid verdicts wrongv ok firsts wall < <(awk -v lat="$run/lat/$id" '
+	# Fields: rounds stamps valid verdicts wrong ok first-latencies wall
+	# witnessed; document latencies go to lat/<id>.
+	read -r rounds stamps valid verdicts wrongv ok firsts wall witnessed < <(awk -v lat="$run/lat/$id" '
 		$2 == "#round" && $4 == "start" { prev = $1; first = 1; rounds++; if (t0 == "") t0 = $1; next }
 		$2 == "#round" && $4 == "exit" { t1 = $1; next }
 		{ text = substr($0, index($0, " ") + 1) }
 		text ~ /^  stamped / { stamps++ }
+		text ~ /^  witnessed / { witnessed++ }
 		text ~ /^  verifier .* says / { verdicts++; if (text ~ / says valid(:|$)/) valid++; else wrong++ }
 		text ~ /^  (OK$|FAILED)/ {
 			# Latencies of documents that went through only.
@@ -290,11 +356,14 @@ for ((i = 1; i <= requesters; i++)); do
 			first = 0
 			prev = $1
 		}
-		END { printf "%d %d %d %d %d %d %s %.1f\n", rounds, stamps, valid, verdicts, wrong, ok, (firsts == "" ? "-" : firsts), t1 - t0 }' "$log")
+		END { printf "%d %d %d %d %d %d %s %.1f %d\n", rounds, stamps, valid, verdicts, wrong, ok, (firsts == "" ? "-" : firsts), t1 - t0, witnessed }' "$log")
 	touch "$run/lat/$id"
 	cat "$run/lat/$id" >>"$run/lat/all"
 	docs=$((rounds * documents))
 	fails=$((docs - ok))
+	# With witnesses, a document went through only if its receipt was witnessed.
+	((witnesses == 0 || witnessed >= ok)) || fails=$((docs - witnessed))
+	total_witnessed=$((total_witnessed + witnessed))
 	total_docs=$((total_docs + docs)) total_stamps=$((total_stamps + stamps)) total_valid=$((total_valid + valid))
 	failed=$((failed + fails)) wrong=$((wrong + wrongv))
 	echo "${firsts//,/$'\n'}" | grep -v '^-$' >>"$run/lat/first" || true
@@ -310,6 +379,13 @@ for ((j = 1; j <= verifiers; j++)); do
 	vwrong=$((vwrong + bad))
 	row "$v" verifier - - "$logged" "$bad" - - - -
 done
+for ((w = 0; w < witnesses; w++)); do
+	wid=$((3000 + w))
+	# An equivocation here would be a bug: the swarm has one honest server.
+	bad=$(grep -c 'equivocation' "$run/logs/witness-$wid" || true)
+	wbad=$((wbad + bad))
+	row "$wid" witness - "${cosigned[$wid]}" - "$bad" - - - -
+done
 server_fail=0
 if [[ $logsize != "$total_stamps" ]]; then
 	server_fail=1
@@ -319,11 +395,14 @@ row server server - "${logsize:-?}" - "$server_fail" - - - -
 echo
 echo "latency per document (stamp + relay, after the first of each round): p50 $(pct 50 "$run/lat/all") ms, p99 $(pct 99 "$run/lat/all") ms, n=$(wc -l <"$run/lat/all")"
 echo "first document of a round (includes key decryption and connecting): median $(median <"$run/lat/first" || true) s"
+if ((witnesses > 0)); then
+	echo "witnesses: $total_witnessed of $total_stamps receipts cosigned by $require of $witnesses witnesses (witness rows: stamps = tree heads cosigned, failures = equivocation lines logged)"
+fi
 echo "logs, documents and receipts of this run: $run"
 for d in "${stopped_bad[@]}"; do echo "$d did not stop cleanly on SIGTERM; see $run/logs" >&2; done
-summary="$requesters requesters, $verifiers verifiers: $total_valid of $total_docs documents stamped and verified valid in $elapsed s"
+summary="$requesters requesters, $verifiers verifiers${require:+, $witnesses witnesses ($require required)}: $total_valid of $total_docs documents stamped and verified valid in $elapsed s"
 summary+=" ($(awk -v n="$total_valid" -v s="$elapsed" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }') docs/s)"
-if ((failed > 0 || wrong > 0 || vwrong > 0 || server_fail > 0 || ${#stopped_bad[@]} > 0)); then
+if ((failed > 0 || wrong > 0 || vwrong > 0 || server_fail > 0 || wbad > 0 || ${#stopped_bad[@]} > 0)); then
 	for ((i = 1; i <= requesters; i++)); do
 		f="$run/logs/requester-$((1000 + i))"
 		grep -q 'FAILED\|#round .* exit [1-9]' "$f" && { echo "--- $f" >&2; grep -m3 'FAILED' "$f" >&2; tail -n 3 "$f.stderr" >&2; }
