@@ -40,7 +40,9 @@ func NewWitness(r *Registry) *Witness {
 func (w *Witness) Rejected(reason string) { w.rejected.WithLabelValues(reason).Inc() }
 
 // Cosigned counts a head of authority cosigned.
-func (w *Witness) Cosigned(authority identity.ID) { w.cosigned.WithLabelValues(string(authority)).Inc() }
+func (w *Witness) Cosigned(authority identity.ID) {
+	w.cosigned.WithLabelValues(string(authority)).Inc()
+}
 
 // Equivocation counts evidence held against authority.
 func (w *Witness) Equivocation(authority identity.ID) {
