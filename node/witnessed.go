@@ -85,9 +85,12 @@ func (w *Witnessing) Upgrade(ctx context.Context, rc *protocol.Receipt) (*protoc
 	if err != nil {
 		return nil, err
 	}
+	// The clock is compared when the wait starts: after a wait as long
+	// as the tolerance, any head would look behind this clock.
+	asked := time.Now()
 	head, cosigs, err := w.collector.Wait(ctx, sth.Head.Size)
 	if err != nil {
-		if note := witness.ClockNote(sth.Head.Time, time.Now(), w.tolerance); note != "" {
+		if note := witness.ClockNote(sth.Head.Time, asked, w.tolerance); note != "" {
 			err = fmt.Errorf("%w (%s)", err, note)
 		}
 		return nil, notWitnessed(err)
