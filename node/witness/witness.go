@@ -150,8 +150,26 @@ func (w *Witness) Ready() error {
 	return errors.Join(errs...)
 }
 
+// run reads the topic of f's authority. What needs no network (evidence,
+// comparing a head with those seen) happens here at once; what needs the
+// server's log happens in check's own goroutine, so that a slow or
+// unreachable server never holds up the topic (pubsub drops what a slow
+// subscriber does not take).
 func (w *Witness) run(f *follow) {
 	defer w.wg.Done()
+	pending := make(chan *protocol.SignedTreeHead, pendingHeads)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for {
+			select {
+			case <-w.ctx.Done():
+				return
+			case h := <-pending:
+				w.checkWithLog(f, h)
+			}
+		}
+	}()
 	for {
 		msg, err := f.sub.Next(w.ctx)
 		if err != nil {
@@ -165,15 +183,30 @@ func (w *Witness) run(f *follow) {
 			w.hold(f.id, m.Evidence, false)
 			continue
 		}
-		w.onHead(f, m.Head)
+		if !w.onHead(f, m.Head) {
+			continue
+		}
+		select {
+		case pending <- m.Head:
+		default:
+			log.Warnw("tree head not checked: the checks of earlier heads are still waiting for the server", "authority", f.id, "size", m.Head.Head.Size)
+		}
 	}
 }
 
+// pendingHeads bounds the heads waiting for the server's log.
+const pendingHeads = 64
+
+// checkTimeout bounds the log exchanges of one head's check.
+const checkTimeout = 10 * time.Second
+
 // onHead takes a head of f's authority, validated by the topic: from the
-// authority itself or carried by another witness's cosignature.
-func (w *Witness) onHead(f *follow, h *protocol.SignedTreeHead) {
+// authority itself or carried by another witness's cosignature. It
+// reports whether the head still needs checking against the log: it is
+// new, and the authority is not known to equivocate.
+func (w *Witness) onHead(f *follow, h *protocol.SignedTreeHead) bool {
 	if !f.seen.add(h) {
-		return // seen before
+		return false // seen before
 	}
 	w.mu.Lock()
 	if h.Head.Time.After(f.latest) {
@@ -185,13 +218,19 @@ func (w *Witness) onHead(f *follow, h *protocol.SignedTreeHead) {
 	for _, x := range f.seen.all() {
 		if e := protocol.FindEquivocation(x, h, nil); e != nil {
 			w.hold(f.id, e, true)
-			return
+			return false
 		}
 	}
+	return w.ev.against(f.id) == ""
+}
+
+// checkWithLog checks h against the log of each of the authority's
+// servers in turn, until one check is conclusive.
+func (w *Witness) checkWithLog(f *follow, h *protocol.SignedTreeHead) {
 	if w.ev.against(f.id) != "" {
 		return // cosign nothing more of an authority that equivocated
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, logsync.Timeout)
+	ctx, cancel := context.WithTimeout(w.ctx, checkTimeout)
 	defer cancel()
 	for _, c := range f.logs {
 		err := w.check(ctx, f, c, h)
