@@ -3,6 +3,7 @@ package witness
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -118,9 +119,9 @@ func TestInconsistentSizesProven(t *testing.T) {
 	for _, h := range foreign {
 		t.Run(string(rune('0'+h.Head.Size)), func(t *testing.T) {
 			e, err := w.w.compare(testnet.Ctx(t), c, h, latest)
-			if h.Head.Size == 1 { // 1 = m and a power of two: no prefix to fetch
-				if e != nil || err != nil {
-					t.Fatalf("size 1: evidence %v, err %v; want neither (it cannot be told)", e, err)
+			if h.Head.Size == 1 { // no prefix root to fetch: no evidence, but no cosignature either
+				if e != nil || !errors.Is(err, protocol.ErrInconsistent) {
+					t.Fatalf("size 1: evidence %v, err %v; want no evidence and an inconsistency", e, err)
 				}
 				return
 			}
