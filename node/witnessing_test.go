@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tsnode/tsnode/identity"
@@ -194,4 +195,62 @@ func peerOf(t *testing.T, dir *identity.Directory, id identity.ID) peer.ID {
 		t.Fatal(err)
 	}
 	return e.PeerID
+}
+
+// TestVerifierCosigns: a verifier started with witnessing cosigns the
+// server's heads and reports them in its readiness; a requester that
+// requires its cosignature gets it.
+func TestVerifierCosigns(t *testing.T) {
+	s := startWitnessSwarm(t, transports[0].listen, 1)
+	trust := serverTrust(t, s.dir)
+	if err := s.verifier.StartWitnessing(testIdentity(t, "2000", s.dir), WitnessOptions{
+		Trust: trust, Servers: []string{FullAddrs(s.server.Host)[0].String()}, DataDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := protocol.NewWitnessPolicy(s.dir, 1, 5*time.Second, "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.requester(t, policy, false)
+	time.Sleep(1500 * time.Millisecond)
+	res := r.Stamp(ctxT(t), writeDoc(t, t.TempDir(), "d.txt", []byte("cosigned by the verifier")))
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got := res.Receipt.Cosignatures; len(got) != 1 || got[0].WitnessID != "2000" {
+		t.Fatalf("cosignatures %v, want one by 2000", got)
+	}
+	names := map[string]bool{}
+	for _, c := range s.verifier.Ready() {
+		names[c.Name] = true
+	}
+	if !names["witness"] {
+		t.Fatalf("the verifier's readiness has no witness check: %v", names)
+	}
+}
+
+// TestMDNSFindsWitnesses: two witnesses given no --peer find each other
+// by mDNS, where the network carries multicast.
+func TestMDNSFindsWitnesses(t *testing.T) {
+	s := startWitnessSwarm(t, transports[0].listen, 1)
+	trust := serverTrust(t, s.dir)
+	server := FullAddrs(s.server.Host)[0].String()
+	var ws []*Service
+	for _, id := range []identity.ID{"3001", "3002"} {
+		dir := testkeys.Directory(t, "server", "1000", "2000", "3000", "3001", "3002")
+		w, err := StartWitness(testIdentity(t, id, dir), []string{"/ip4/0.0.0.0/tcp/0"}, WitnessOptions{
+			Trust: trust, Servers: []string{server}, DataDir: t.TempDir(), MDNS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		ws = append(ws, w)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ws[0].Host.Network().Connectedness(ws[1].Host.ID()) != network.Connected {
+		if time.Now().After(deadline) {
+			t.Skip("no mDNS peer found in 10 s: this network carries no multicast")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
