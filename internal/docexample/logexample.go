@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/tsnode/tsnode/identity"
@@ -26,6 +27,12 @@ var batchTimes = []time.Time{
 	time.Date(2026, 11, 25, 12, 0, 1, 200000000, time.UTC),
 	time.Date(2026, 11, 25, 12, 0, 1, 300000000, time.UTC),
 }
+
+// freshTime is what the signer's clock reads when, a heartbeat (one
+// minute, PROTOCOL.md §13.2) after batch 3 and with no stamp since, it
+// signs a fresh head of the same tree: the head the witnesses of §12.7
+// cosign.
+var freshTime = time.Date(2026, 11, 25, 12, 1, 1, 300000000, time.UTC)
 
 // batchSizes splits the seven stamps into batches.
 var batchSizes = []int{1, 2, 4}
@@ -56,6 +63,9 @@ type logExample struct {
 	heads  []*protocol.SignedTreeHead
 	// consistency proof from heads[1] (size 3) to heads[2] (size 7)
 	consistency *protocol.Consistency
+	// fresh is the head of the same tree of size 7 that the authority
+	// signs at freshTime (Refresh), when the log did not grow.
+	fresh *protocol.SignedTreeHead
 }
 
 // buildLog runs the authority on a fresh log in a temporary directory. Its
@@ -63,7 +73,8 @@ type logExample struct {
 // batch is answered before the next is appended, which makes the batches
 // and their heads, and so every byte, deterministic: the signer drains
 // its queue before it reads the clock, and signs a head over whatever
-// is appended.
+// is appended. Once every stamp is answered, the clock reads freshTime
+// and the authority signs a fresh head (authority.Refresh).
 func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExample, error) {
 	tmp, err := os.MkdirTemp("", "docexample-log-")
 	if err != nil {
@@ -81,10 +92,13 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 	for i := range release {
 		release[i] = make(chan struct{})
 	}
-	calls := 0
-	now := func() time.Time { // runs on the signer's goroutine only
-		i := calls
-		calls++
+	var calls atomic.Int32
+	var done atomic.Bool // every batch is answered
+	now := func() time.Time {
+		if done.Load() {
+			return freshTime
+		}
+		i := int(calls.Add(1) - 1) // runs on the signer's goroutine only
 		entered <- i
 		<-release[i]
 		return batchTimes[i]
@@ -148,7 +162,16 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		}
 		ex.stamps = append(ex.stamps, r.st)
 	}
+	done.Store(true)
+	fresh, err := refresh(signer)
 	signer.Close()
+	if err != nil {
+		return nil, fmt.Errorf("fresh head: %w", err)
+	}
+	if fresh == nil || !fresh.Head.Time.Equal(freshTime) || fresh.Head.Size != uint64(total) {
+		return nil, errors.New("the fresh head is not of the tree of seven leaves at freshTime")
+	}
+	ex.fresh = fresh
 
 	for i := 0; i < total; {
 		h := ex.stamps[i].Head
@@ -165,6 +188,19 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 	}
 	ex.consistency = protocol.NewConsistency(old, nw, proof)
 	return ex, nil
+}
+
+// refresh asks the authority for a fresh head, again while it answers
+// ErrBusy (the pacer may not have seen the last batch through yet).
+func refresh(signer *authority.Authority) (*protocol.SignedTreeHead, error) {
+	for range 100 {
+		sth, err := signer.Refresh(context.Background())
+		if !errors.Is(err, authority.ErrBusy) {
+			return sth, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil, authority.ErrBusy
 }
 
 // checkLogExample checks the v2 receipt and the consistency proof with

@@ -3,14 +3,18 @@
 // nonces, it gets the 12-byte document "hello world\n" stamped by the real
 // server code twice: once one-shot (stamp.Stamper, a v1 receipt), and
 // once as leaf 5 of a seven-leaf Merkle log written by authority.Authority
-// in three batches (a v2 receipt). It then writes
+// in three batches (a v2 receipt). A minute later the authority signs a
+// fresh head of that tree, which the witnesses 3000 and 3001 cosign (a
+// v3 receipt). It then writes
 //
 //	docs/example/hello.txt             the document
 //	docs/example/hello.txt.receipt     its v1 receipt
 //	docs/example/hello.txt.v2.receipt  its v2 receipt
+//	docs/example/hello.txt.v3.receipt  its v3 (witnessed) receipt
 //	docs/example/consistency.json      the proof that the log of size 7
 //	                                   extends the log of size 3
 //	docs/example/server.pem            the test server's public key
+//	docs/example/3000.pem, 3001.pem    the test witnesses' public keys
 //
 // and regenerates the text between the "BEGIN GENERATED EXAMPLE" and "END
 // GENERATED EXAMPLE" markers of docs/PROTOCOL.md. RSASSA-PKCS1-v1_5 is
@@ -18,8 +22,9 @@
 // checks the specification against the code: the statement is re-encoded
 // by hand from the rules in PROTOCOL.md, the peer ID is re-derived from
 // the key, the tree hashes and both proofs are recomputed with the
-// algorithms of PROTOCOL.md §5, and the receipts and the consistency proof
-// are verified.
+// algorithms of PROTOCOL.md §5, and the receipts (the v3 one with 2 of the
+// witnesses 3000 and 3001 required) and the consistency proof are
+// verified.
 //
 // Run from anywhere inside the module:
 //
@@ -309,6 +314,10 @@ func generate(root string) ([]file, error) {
 	if _, err := parsedV2.Verify(trust, docHash[:]); err != nil {
 		return nil, fmt.Errorf("v2 example receipt: %w", err)
 	}
+	wex, err := buildWitnessed(testdata, dir, trust, lex, parsedV2, docHash[:])
+	if err != nil {
+		return nil, fmt.Errorf("witness example: %w", err)
+	}
 	consistencyJSON, err := json.MarshalIndent(lex.consistency, "", "  ")
 	if err != nil {
 		return nil, err
@@ -319,6 +328,14 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
+	var witnessPEMs [][]byte
+	for _, id := range witnessIDs {
+		b, err := os.ReadFile(identity.PublicKeyPath(testdata, id))
+		if err != nil {
+			return nil, err
+		}
+		witnessPEMs = append(witnessPEMs, b)
+	}
 	docPath := filepath.Join(root, "docs", "PROTOCOL.md")
 	doc, err := os.ReadFile(docPath)
 	if err != nil {
@@ -327,19 +344,24 @@ func generate(root string) ([]file, error) {
 	reply := protocol.EncodeRecord(stampReplyTag, signed, sig)
 	wire := wireSection(req, sealedReq, reply)
 	section := exampleSection(docHash[:], fields, signed, sig, receiptJSON, server, pid, wire) +
-		"\n" + logSection(lex, receiptV2, consistencyJSON)
+		"\n" + logSection(lex, receiptV2, consistencyJSON) + "\n" + witnessSection(lex, wex)
 	newDoc, err := replaceSection(doc, section)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", docPath, err)
 	}
 
 	ex := filepath.Join(root, "docs", "example")
-	return []file{
+	files := []file{
 		{"docs/example/hello.txt", filepath.Join(ex, "hello.txt"), document},
 		{"docs/example/hello.txt.receipt", filepath.Join(ex, "hello.txt.receipt"), receiptJSON},
 		{"docs/example/hello.txt.v2.receipt", filepath.Join(ex, "hello.txt.v2.receipt"), receiptV2},
+		{"docs/example/hello.txt.v3.receipt", filepath.Join(ex, "hello.txt.v3.receipt"), wex.receipt},
 		{"docs/example/consistency.json", filepath.Join(ex, "consistency.json"), consistencyJSON},
 		{"docs/example/server.pem", filepath.Join(ex, "server.pem"), serverPEM},
-		{"docs/PROTOCOL.md", docPath, newDoc},
-	}, nil
+	}
+	for i, id := range witnessIDs {
+		name := string(id) + ".pem"
+		files = append(files, file{"docs/example/" + name, filepath.Join(ex, name), witnessPEMs[i]})
+	}
+	return append(files, file{"docs/PROTOCOL.md", docPath, newDoc}), nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -357,7 +359,7 @@ func TestOpensslCommands(t *testing.T) {
 	// scratch copies docs/example into a new directory and applies edit.
 	scratch := func(t *testing.T, edit func(dir string)) string {
 		dir := t.TempDir()
-		for _, name := range []string{"hello.txt", "hello.txt.receipt", "hello.txt.v2.receipt", "server.pem"} {
+		for _, name := range []string{"hello.txt", "hello.txt.receipt", "hello.txt.v2.receipt", "hello.txt.v3.receipt", "server.pem", "3000.pem", "3001.pem"} {
 			b, err := os.ReadFile(filepath.Join(example, name))
 			if err != nil {
 				t.Fatal(err)
@@ -498,6 +500,8 @@ func TestOpensslCommands(t *testing.T) {
 		})
 	}
 
+	testOpensslCosignature(t, doc, setup, scratch, run, editReceipt, flipB64)
+
 	// §11.4 alone: the derived peer ID must be compared with the one the
 	// statement names. Statements naming another peer are impossible
 	// without the server's key, so give it hand-made fields.
@@ -524,6 +528,224 @@ func TestOpensslCommands(t *testing.T) {
 			t.Fatalf("§11.4 accepts the server key for the peer ID of 1000: %v\n%s", err, errOut)
 		}
 	})
+}
+
+// testOpensslCosignature runs §11.5, exactly as written, on the v3
+// receipt of docs/example/ (its first cosignature, and with `sed -n 2p`
+// and the key 3001.pem its second): it must print what §11.5 shows, and
+// reject tampered copies with the expected reason. It also runs §11.3 on
+// the v3 receipt with its v3 members removed, as §11.5 says.
+func testOpensslCosignature(t *testing.T, doc, setup string,
+	scratch func(*testing.T, func(string)) string,
+	run func(*testing.T, string, string) (string, string, error),
+	editReceipt func(string, func(*protocol.Receipt)) func(string),
+	flipB64 func(string, int) string) {
+	root := testRoot(t)
+	block := shellBlocks(t, doc, "### 11.5")
+	v3 := setup + block
+	const first, second = "| sed -n 1p |", "| sed -n 2p |"
+	if strings.Count(block, first) != 2 || !strings.Contains(block, "\nwitness=3000.pem ") {
+		t.Fatalf("PROTOCOL.md §11.5 no longer takes the first cosignature with %q and witness=3000.pem", first)
+	}
+	v3second := setup + strings.Replace(strings.ReplaceAll(block, first, second), "\nwitness=3000.pem ", "\nwitness=3001.pem ", 1)
+
+	shown := section(t, doc, "### 11.5")
+	const intro = "it prints\n\n```\n"
+	i := strings.Index(shown, intro)
+	if i < 0 {
+		t.Fatal("PROTOCOL.md §11.5 does not show the output of its commands")
+	}
+	shown = shown[i+len(intro):]
+	shown = shown[:strings.Index(shown, "```")]
+
+	t.Run("v3 cosignature valid", func(t *testing.T) {
+		out, errOut, err := run(t, scratch(t, nil), v3)
+		if err != nil {
+			t.Fatalf("the §11.5 commands reject docs/example: %v\n%s%s", err, out, errOut)
+		}
+		if out != shown {
+			t.Errorf("the §11.5 commands print\n%s\nPROTOCOL.md shows\n%s", out, shown)
+		}
+	})
+	t.Run("v3 second cosignature valid", func(t *testing.T) {
+		out, errOut, err := run(t, scratch(t, nil), v3second)
+		if err != nil {
+			t.Fatalf("the §11.5 commands (second cosignature) reject docs/example: %v\n%s%s", err, out, errOut)
+		}
+		if !strings.HasPrefix(out, "Verified OK\nVerified OK\ncosigned by 3001 (QmbxFVDxZkmhuRSD1FPBauG7LmMiVpQXac5NCpM8VHeDXE) at 2026-11-25T12:01:02.250000000Z: head of size 7 at ") {
+			t.Errorf("the §11.5 commands (second cosignature) print\n%s", out)
+		}
+	})
+	t.Run("v3 as v2", func(t *testing.T) {
+		asV2 := func(dir string) {
+			r, err := protocol.ReadReceiptFile(filepath.Join(dir, "hello.txt.v3.receipt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.CosignedHead, r.ConsistencyProof, r.Cosignatures = nil, nil, nil
+			if err := os.WriteFile(filepath.Join(dir, "hello.txt.v2.receipt"), r.Marshal(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		script := setup + shellBlocks(t, doc, "### 11.3") + shellBlocks(t, doc, "### 11.4")
+		out, errOut, err := run(t, scratch(t, asV2), script)
+		if err != nil || !strings.Contains(out, "VALID: hello.txt") {
+			t.Fatalf("§11.3 rejects the v3 receipt without its v3 members: %v\n%s%s", err, out, errOut)
+		}
+	})
+
+	testdata := filepath.Join(root, "internal", "testkeys", "testdata")
+	signAsWitness := func(id identity.ID, data []byte) string {
+		key, err := loadKey(testdata, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := protocol.Sign(key, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.StdEncoding.EncodeToString(sig)
+	}
+	// resign makes the first cosignature the record enc, validly signed
+	// by 3000.
+	resign := func(enc []byte) func(r *protocol.Receipt) {
+		return func(r *protocol.Receipt) {
+			r.Cosignatures[0].SignedData = base64.StdEncoding.EncodeToString(enc)
+			r.Cosignatures[0].Signature = signAsWitness("3000", enc)
+		}
+	}
+	v3r, err := protocol.ReadReceiptFile(filepath.Join(testRoot(t), "docs", "example", "hello.txt.v3.receipt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := v3r.WitnessedOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sth, err := v3r.TreeHeadOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherHead := *w.Cosigs[0].Cosig
+	otherHead.HeadTime = sth.Head.Time // the receipt's tree head, not the cosigned one
+	wrongTag := protocol.EncodeRecord("tsnode-cosignature-v2", parseFields(t, w.Cosigs[0].Encoded)[1:]...)
+
+	const v3name = "hello.txt.v3.receipt"
+	witnessKey := func(id string) func(dir string) {
+		return func(dir string) {
+			b, err := os.ReadFile(filepath.Join(testdata, "public", id+".pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "3000.pem"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name, want string
+		edit       func(dir string)
+	}{
+		{"v3 cosignature signature changed", "INVALID: bad cosignature",
+			editReceipt(v3name, func(r *protocol.Receipt) { r.Cosignatures[0].Signature = flipB64(r.Cosignatures[0].Signature, 9) })},
+		{"v3 cosignature changed", "INVALID: bad cosignature",
+			editReceipt(v3name, func(r *protocol.Receipt) { r.Cosignatures[0].SignedData = flipB64(r.Cosignatures[0].SignedData, 240) })},
+		{"v3 another witness's key", "INVALID: bad cosignature", witnessKey("3001")},
+		{"v3 the server's key as the witness's", "INVALID: bad cosignature", witnessKey("server")},
+		{"v3 cosignatures swapped", "INVALID: bad cosignature",
+			editReceipt(v3name, func(r *protocol.Receipt) { r.Cosignatures[0], r.Cosignatures[1] = r.Cosignatures[1], r.Cosignatures[0] })},
+		{"v3 cosigned head signature changed", "INVALID: bad server signature (cosigned head)",
+			editReceipt(v3name, func(r *protocol.Receipt) { r.CosignedHead.Signature = flipB64(r.CosignedHead.Signature, 3) })},
+		{"v3 cosigned head changed", "INVALID: bad server signature (cosigned head)",
+			editReceipt(v3name, func(r *protocol.Receipt) { r.CosignedHead.SignedData = flipB64(r.CosignedHead.SignedData, 100) })},
+		{"v3 cosigned head is the tree head", "INVALID: the cosignature is of another head",
+			editReceipt(v3name, func(r *protocol.Receipt) { h := *r.TreeHead; r.CosignedHead = &h })},
+		{"v3 cosignature of another head", "INVALID: the cosignature is of another head",
+			editReceipt(v3name, resign(otherHead.Encode()))},
+		{"v3 witness signed the head itself", "INVALID: malformed cosignature",
+			editReceipt(v3name, resign(w.Head.Encoded))},
+		{"v3 cosignature of another tag", "INVALID: not a cosignature",
+			editReceipt(v3name, resign(wrongTag))},
+		{"v3 cosignature truncated", "INVALID: malformed cosignature",
+			editReceipt(v3name, resign(w.Cosigs[0].Encoded[:len(w.Cosigs[0].Encoded)-1]))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out, errOut, err := run(t, scratch(t, c.edit), v3)
+			if err == nil {
+				t.Fatalf("the §11.5 commands accept a tampered copy:\n%s", out)
+			}
+			if !strings.Contains(errOut, c.want) {
+				t.Fatalf("the §11.5 commands fail with\n%s\nwant %q", errOut, c.want)
+			}
+		})
+	}
+}
+
+// parseFields splits a record into its fields, the tag first.
+func parseFields(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	f, err := parseRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestWitnessedExample checks docs/example/hello.txt.v3.receipt as a
+// verifier that requires 2 of the witnesses 3000 and 3001 within 5 s: it
+// is witnessed by both, and not with a tolerance shorter than the later
+// cosignature's distance from its head, nor by witnesses it does not
+// carry.
+func TestWitnessedExample(t *testing.T) {
+	root := testRoot(t)
+	testdata := filepath.Join(root, "internal", "testkeys", "testdata")
+	dir, err := identity.LoadDirectory(testdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := protocol.NewTrust(dir, nil, serverID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := protocol.ReadReceiptFile(filepath.Join(root, "docs", "example", "hello.txt.v3.receipt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docHash := sha256.Sum256(document)
+	policy := func(k int, tol time.Duration, ids ...identity.ID) *protocol.WitnessPolicy {
+		p, err := protocol.NewWitnessPolicy(dir, k, tol, ids...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	st, good, err := r.VerifyWitnessed(trust, policy(2, 5*time.Second, "3000", "3001"), docHash[:], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(good) != 2 || good[0].Cosig.WitnessID != "3000" || good[1].Cosig.WitnessID != "3001" || st.Serial != exampleIndex {
+		t.Fatalf("witnessed by %d cosignatures, serial %d", len(good), st.Serial)
+	}
+	if _, _, err := r.VerifyWitnessed(trust, policy(2, 900*time.Millisecond, "3000", "3001"), docHash[:], nil); !errors.Is(err, protocol.ErrNotWitnessed) {
+		t.Errorf("witnessed within 0.9 s: %v", err)
+	}
+	if _, _, err := r.VerifyWitnessed(trust, policy(2, 5*time.Second, "3000", "3002"), docHash[:], nil); !errors.Is(err, protocol.ErrNotWitnessed) {
+		t.Errorf("witnessed by 3000 and 3002: %v", err)
+	}
+	if _, _, err := r.VerifyWitnessed(trust, policy(1, 5*time.Second, "3002", "3001"), docHash[:], nil); err != nil {
+		t.Errorf("not witnessed by 1 of 3002 and 3001: %v", err)
+	}
+	v2, err := protocol.ReadReceiptFile(filepath.Join(root, "docs", "example", "hello.txt.v2.receipt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := r.WitnessedOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := protocol.NewWitnessedReceipt(v2, w.Head, w.Proof, w.Cosigs).Marshal(); !bytes.Equal(again, r.Marshal()) {
+		t.Error("the v3 receipt is not the v2 receipt of docs/example with its witness part")
+	}
 }
 
 // otherKeyIf returns an edit that puts the public key of id in place of
