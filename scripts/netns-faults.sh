@@ -20,6 +20,15 @@
 #   verifier-kill (TCP only) the verifier is killed (-9) as soon as it
 #               stored a document of a 30-file run, and restarted on the
 #               same address and store
+#   witness-partition (TCP) one authority key on two fresh servers (.1
+#               port 7410, and .4): a fork. Witness 3000 (.5) follows
+#               server A, 3001 (.6) server B, and 3002 (.7), cut off from
+#               both servers by nft from its start (--server A all the
+#               same), is peered with the other two only. One document
+#               is stamped on each server; 3002 must hold evidence that
+#               `tsnode verify --evidence` accepts within 30 s, learnt
+#               from the other witnesses alone (the nft counters show its
+#               packets to the servers dropped)
 #
 # After each scenario a short fault-free run must succeed (recovery).
 # Truthful means: every document the requester calls OK has a receipt
@@ -30,6 +39,7 @@
 #
 #   sudo scripts/netns-faults.sh
 #   sudo scripts/netns-faults.sh --quick     # baselines and self-tests only
+#   sudo scripts/netns-faults.sh --witness   # witness-partition only
 #   KEEP=1 sudo scripts/netns-faults.sh      # keep the work folder (logs)
 #
 # Exit status: 0 when every outcome was truthful and every recovery run
@@ -37,11 +47,12 @@
 set -euo pipefail
 
 me=netns-faults.sh
-quick=""
+quick="" witness_only=""
 case ${1:-} in
 "") ;;
 --quick) quick=1 ;;
-*) echo "$me: unknown argument $1 (want nothing, or --quick)" >&2 && exit 2 ;;
+--witness) witness_only=1 ;;
+*) echo "$me: unknown argument $1 (want nothing, --quick or --witness)" >&2 && exit 2 ;;
 esac
 skip() {
 	echo "$me: SKIPPED: $*"
@@ -88,7 +99,7 @@ done
 
 build_tsnode
 tsnode="$work/tsnode"
-make_keys server 2000 1000
+make_keys server 2000 1000 3000 3001 3002
 
 # start ROLE NS IP PORT LOG EXTRA...: a server or verifier in NS on TCP and
 # QUIC at IP:PORT; sets $started to its pid once it listens.
@@ -249,6 +260,7 @@ mkdir -p "$work/docs/large" && head -c $((64 << 20)) /dev/urandom >"$work/docs/l
 
 echo "== scenarios" >&2
 printf '%-26s %s\n' scenario outcome | tee -a "$results"
+if [[ -z $witness_only ]]; then
 for t in tcp quic; do
 	tr=$t
 	[[ $t == tcp ]] || tr=quic-v1
@@ -344,6 +356,92 @@ judge verifier-kill-tcp "$work/docs/verif" "${note:-the run ended before the kil
 recover tcp verifier-kill-tcp-after
 fi
 
+fi # not --witness
+
+# --- witness-partition -------------------------------------------------------
+# add_host NAME IP: one more host namespace on the bridge.
+add_host() {
+	local ns=$1 ip=$2
+	ip netns add "$ns" && made_ns+=("$ns")
+	ip -n "$br" link add "v${ns#"$tag-"}" type veth peer name eth0 netns "$ns"
+	ip -n "$br" link set "v${ns#"$tag-"}" master br0 up
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$ip/24" dev eth0
+	ip -n "$ns" link set eth0 up
+}
+wfail=0
+if [[ -z $quick ]]; then
+	s0=$SECONDS
+	srvb="$tag-srvb" wit0="$tag-w0" wit1="$tag-w1" wit2="$tag-w2"
+	srvb_ip=$net.4 w0_ip=$net.5 w1_ip=$net.6 w2_ip=$net.7
+	add_host "$srvb" "$srvb_ip"
+	add_host "$wit0" "$w0_ip"
+	add_host "$wit1" "$w1_ip"
+	add_host "$wit2" "$w2_ip"
+	declare -A peer_id
+	peer_ids
+	sid=${peer_id[server]}
+	srv_a="/ip4/$srv_ip/tcp/7410/p2p/$sid" srv_b="/ip4/$srvb_ip/tcp/7410/p2p/$sid"
+	w0="/ip4/$w0_ip/tcp/7402/p2p/${peer_id[3000]}" w1="/ip4/$w1_ip/tcp/7402/p2p/${peer_id[3001]}"
+	w2="/ip4/$w2_ip/tcp/7402/p2p/${peer_id[3002]}"
+	# 3002 is cut off from both servers before it starts; it can reach
+	# the other witnesses only.
+	wire_on "ip saddr $w2_ip ip daddr $srv_ip counter drop" "ip saddr $srv_ip ip daddr $w2_ip counter drop" \
+		"ip saddr $w2_ip ip daddr $srvb_ip counter drop" "ip saddr $srvb_ip ip daddr $w2_ip counter drop"
+	start server "$srv" "$srv_ip" 7410 "$work/fork-a.log" --data "$work/fork-a"
+	start server "$srvb" "$srvb_ip" 7410 "$work/fork-b.log" --data "$work/fork-b"
+	# witness NS IP ID SERVER PEER...: a witness on TCP at IP:7402.
+	witness() {
+		local ns=$1 ip=$2 id=$3 server=$4 p peers=()
+		shift 4
+		for p in "$@"; do peers+=(--peer "$p"); done
+		ip netns exec "$ns" "$tsnode" --role witness --id "$id" --keys "$keys" --passphrase-file "$pass" \
+			--log-level info --data "$work/witness-$id" --listen "/ip4/$ip/tcp/7402" --server "$server" "${peers[@]}" \
+			>>"$work/witness-$id.log" 2>&1 &
+		pids+=($!)
+	}
+	witness "$wit0" "$w0_ip" 3000 "$srv_a" "$w1"
+	witness "$wit1" "$w1_ip" 3001 "$srv_b" "$w0"
+	witness "$wit2" "$w2_ip" 3002 "$srv_a" "$w0" "$w1"
+	for id in 3000 3001 3002; do
+		for _ in $(seq 300); do grep -q '^witness listening on' "$work/witness-$id.log" && break; sleep 0.1; done
+	done
+	sleep 3 # connections and GossipSub meshes
+	head -c 100 /dev/urandom >"$work/fork-doc-a" && head -c 100 /dev/urandom >"$work/fork-doc-b"
+	stamped=0
+	for v in a b; do
+		server=$srv_a
+		[[ $v == a ]] || server=$srv_b
+		timeout 60 ip netns exec "$req" "$tsnode" stamp --keys "$keys" --passphrase-file "$pass" --log-level warn \
+			--server "$server" --out "$work/fork-receipts-$v" "$work/fork-doc-$v" >"$work/fork-stamp-$v.log" 2>&1 &&
+			stamped=$((stamped + 1))
+	done
+	fork_t=$EPOCHREALTIME
+	ev="$work/witness-3002/evidence/server.evidence.json"
+	for _ in $(seq 300); do [[ -s $ev ]] && break; sleep 0.1; done
+	dropped=$(wire list table bridge faults | awk '/counter packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") n += $(i + 1) } END { print n + 0 }')
+	wire_off
+	note="$stamped of 2 fork stamps"
+	held=""
+	for id in 3000 3001; do [[ -s $work/witness-$id/evidence/server.evidence.json ]] && held+=" $id"; done
+	if [[ $stamped != 2 ]]; then
+		wfail=1
+		printf '%-26s %s\n' witness-partition "FAILED: $note; see $work/fork-stamp-*.log" | tee -a "$results"
+	elif [[ ! -s $ev ]]; then
+		wfail=1
+		printf '%-26s %s\n' witness-partition "FAILED: the partitioned witness 3002 holds no evidence 30 s after the fork (evidence at:${held:- none}); see $work/witness-3002.log" | tee -a "$results"
+	elif ! out=$("$tsnode" verify --evidence "$ev" --keys "$keys" 2>&1); then
+		wfail=1
+		printf '%-26s %s\n' witness-partition "FAILED: tsnode verify --evidence rejects 3002's evidence: $out" | tee -a "$results"
+	elif ((dropped == 0)); then
+		wfail=1
+		printf '%-26s %s\n' witness-partition "FAILED: no packet between 3002 and the servers was dropped: the partition did not hold" | tee -a "$results"
+	else
+		printf '%-26s %s\n' witness-partition "ok: 3002, cut off from both servers ($dropped packets dropped), held verified evidence $(awk -v a="$fork_t" -v b="$(stat -c %.9Y "$ev")" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms after the second stamp returned (evidence also at:${held:- none}), $((SECONDS - s0)) s" | tee -a "$results"
+	fi
+fi
+
+if [[ -z $witness_only ]]; then
 # What the verifier kept: each folder's document and receipt verify. A
 # folder without its document is a store that the kill interrupted: the
 # verifier does not clean it up when it restarts, and would leave it
@@ -391,9 +489,11 @@ if verify_receipt "$one" "$work/altered.bin"; then
 	printf '%-26s UNTRUTHFUL: %s\n' altered-document "tsnode verify accepted $one for an altered document" | tee -a "$results"
 fi
 
+fi # not --witness
+
 echo
-echo "netns-faults: $((SECONDS - start_time)) s, $untruthful untruthful outcome(s), $unrecovered scenario(s) not recovered"
-if ((untruthful + unrecovered > 0)); then
+echo "netns-faults: $((SECONDS - start_time)) s, $untruthful untruthful outcome(s), $unrecovered scenario(s) not recovered, $wfail witness scenario(s) failed"
+if ((untruthful + unrecovered + wfail > 0)); then
 	KEEP=1 failure_message=""
 	echo "netns-faults FAILED; details in each scenario's folder (untruthful, run.log)"
 	exit 1
