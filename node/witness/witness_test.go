@@ -48,7 +48,7 @@ func (m *countMetrics) get() (rejected map[string]int, cosigned, equivoc int) {
 func TestCosignedHeads(t *testing.T) {
 	for _, tr := range testnet.Transports {
 		t.Run(tr.Name, func(t *testing.T) {
-			a := startAuthority(t, tr.Listen, 100*time.Millisecond, time.Minute)
+			a := startAuthority(t, tr.Listen, 100*time.Millisecond, time.Second)
 			var ws []*testWitness
 			for _, id := range witnesses {
 				var peers []*testWitness
@@ -98,8 +98,8 @@ func TestCosignedHeads(t *testing.T) {
 // witnesses hold evidence that verifies offline, fail /readyz, and
 // cosign nothing more.
 func TestEquivocationCaught(t *testing.T) {
-	a1 := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute)
-	a2 := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute)
+	a1 := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Second)
+	a2 := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Second)
 	w1 := startWitness(t, "3000", testnet.Transports[0].Listen, t.TempDir(), a1.host)
 	w2 := startWitness(t, "3001", testnet.Transports[0].Listen, t.TempDir(), a2.host, w1.host)
 	time.Sleep(1500 * time.Millisecond)
@@ -107,7 +107,7 @@ func TestEquivocationCaught(t *testing.T) {
 	stamp(t, a2.auth)
 	trust := testnet.Trust(t, testkeys.Directory(t, allIDs...))
 	for _, w := range []*testWitness{w1, w2} {
-		eventually(t, 10*time.Second, "witness "+string(w.id)+" holds evidence", func() bool { return w.w.Evidence("server") != "" })
+		eventually(t, 20*time.Second, "witness "+string(w.id)+" holds evidence", func() bool { return w.w.Evidence("server") != "" })
 		f, err := protocol.ReadEvidenceFile(w.w.Evidence("server"))
 		if err != nil {
 			t.Fatal(err)
@@ -150,7 +150,7 @@ func sameHead(a, b *protocol.SignedTreeHead) bool {
 func TestClockLies(t *testing.T) {
 	for _, off := range []time.Duration{-time.Hour, time.Hour} {
 		t.Run(off.String(), func(t *testing.T) {
-			a := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute,
+			a := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Second,
 				authority.WithClock(func() time.Time { return time.Now().Add(off) }))
 			w := startWitness(t, "3000", testnet.Transports[0].Listen, t.TempDir(), a.host)
 			req := testnet.NewHost(t, "1000", "")
@@ -218,13 +218,13 @@ func TestStateFailures(t *testing.T) {
 // -9 is tested with real processes in cmd/tsnode) does not cosign a
 // smaller head than the one it cosigned.
 func TestRestartKeepsState(t *testing.T) {
-	a := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Minute)
+	a := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, time.Second)
 	data := t.TempDir()
 	w := startWitness(t, "3000", testnet.Transports[0].Listen, data, a.host)
 	time.Sleep(1500 * time.Millisecond)
 	stamp(t, a.auth)
 	st := stamp(t, a.auth)
-	eventually(t, 10*time.Second, "the witness cosigned", func() bool {
+	eventually(t, 20*time.Second, "the witness cosigned", func() bool {
 		l := w.w.State().Last("server")
 		return l != nil && l.Head.Size == st.Head.Head.Size
 	})
