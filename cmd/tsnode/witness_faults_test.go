@@ -209,15 +209,19 @@ func TestWitnessFlooded(t *testing.T) {
 		defer func() { flooded <- n }()
 		for i := range 240 {
 			var msg []byte
-			switch i % 4 {
-			case 0:
+			switch {
+			case i >= 220:
+				// Last, as they end the flooder's stream: far over
+				// the RPC limit.
+				msg = make([]byte, 64<<10+i)
+			case i%4 == 0:
 				msg = make([]byte, protocol.MaxGossipMessageSize+1+i) // oversized, under the RPC limit
-			case 1:
+			case i%4 == 1:
 				msg = []byte(strings.Repeat("garbage ", i%17+1) + fmt.Sprint(i))
-			case 2:
+			case i%4 == 2:
 				msg = append(protocol.EncodeGossipHead(forged), byte(i)) // trailing bytes
 			default:
-				msg = make([]byte, 64<<10+i) // far over any limit
+				msg = []byte(fmt.Sprintf(`{"head":%d}`, i))
 			}
 			if err := topic.Publish(ctx, msg); err != nil {
 				return
@@ -251,7 +255,12 @@ func TestWitnessFlooded(t *testing.T) {
 	if after <= before {
 		t.Fatalf("tsnode_gossip_rejected_total did not move (%v) under a flood of 240 bad messages", after)
 	}
-	t.Logf("rejected: %v (of 240 sent; a flooder scored down is ignored)", by)
+	// The first message is oversized; after a few rejections the
+	// flooder is graylisted and its messages are no longer validated.
+	if by["size"] == 0 || by["malformed"] == 0 {
+		t.Errorf("rejected by reason %v: want the oversized first message and garbage counted", by)
+	}
+	t.Logf("rejected: %v (of 240 sent; a flooder scored down is graylisted)", by)
 	// It is still up and still ready: a flood is no equivocation.
 	if code, body := httpGet(t, base+"/readyz"); code != 200 {
 		t.Errorf("the flooded witness is not ready: %d %s", code, body)
