@@ -86,6 +86,11 @@ func TestWitnessCrashAndPartition(t *testing.T) {
 				}
 			}
 		}()
+		// A head published in the first seconds after the restart may
+		// not reach 3001 (over QUIC its peers still hold the killed
+		// process's connections: no FIN reaches them), and the next head
+		// comes only when the log grows or after a minute: stamp again,
+		// with a short --timeout, until 3001 cosigns.
 		restarted := time.Now()
 		var tries int
 		for tries = 1; ; tries++ {
