@@ -161,12 +161,25 @@ func (w *Witness) run(f *follow) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		// At start, and whenever the topic has been quiet for a while,
+		// ask the server for its latest head: a witness that restarted,
+		// or whose links to the mesh are still being re-established, need
+		// not wait for the log to grow or for the next fresh head.
+		t := time.NewTicker(catchUp)
+		defer t.Stop()
+		last := time.Time{}
 		for {
+			if time.Since(last) >= catchUp {
+				w.catchUp(f)
+				last = time.Now()
+			}
 			select {
 			case <-w.ctx.Done():
 				return
 			case h := <-pending:
 				w.checkWithLog(f, h)
+				last = time.Now()
+			case <-t.C:
 			}
 		}
 	}()
@@ -196,6 +209,30 @@ func (w *Witness) run(f *follow) {
 
 // pendingHeads bounds the heads waiting for the server's log.
 const pendingHeads = 64
+
+// catchUp is how long the topic may be quiet before a witness asks the
+// server for its latest head itself.
+const catchUp = 5 * time.Second
+
+// catchUp fetches the latest head of a server of f's authority and
+// checks it as if it came from the topic.
+func (w *Witness) catchUp(f *follow) {
+	if w.ev.against(f.id) != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, checkTimeout)
+	defer cancel()
+	for _, c := range f.logs {
+		latest, _, err := c.Fetch(ctx, 0, 0)
+		if err != nil {
+			continue
+		}
+		if w.onHead(f, latest) {
+			w.checkWithLog(f, latest)
+		}
+		return
+	}
+}
 
 // checkTimeout bounds the log exchanges of one head's check.
 const checkTimeout = 10 * time.Second
