@@ -208,12 +208,3 @@ func Sign(priv *rsa.PrivateKey, data []byte) ([]byte, error) {
 	}
 	return sig, nil
 }
-
-// VerifySignature checks an RSASSA-PKCS1-v1_5 SHA-256 signature.
-func VerifySignature(pub *rsa.PublicKey, data, sig []byte) error {
-	digest := sha256.Sum256(data)
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
-		return ErrBadSignature
-	}
-	return nil
-}

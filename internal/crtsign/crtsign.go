@@ -21,6 +21,8 @@ import (
 	"sync"
 
 	"filippo.io/bigmod"
+
+	"github.com/tsnode/tsnode/internal/rsaverify"
 )
 
 // ErrUnsupported reports a key this package does not sign with; use
@@ -91,7 +93,7 @@ func (s *Signer) SignSHA256(digest []byte) ([]byte, error) {
 	m1.ExpandFor(s.n).Mul(t.Mod(s.q.Nat(), s.n), s.n)
 	m1.Add(m2.ExpandFor(s.n), s.n)
 	sig := m1.Bytes(s.n)
-	if err := rsa.VerifyPKCS1v15(s.pub, crypto.SHA256, digest, sig); err != nil {
+	if !rsaverify.SHA256(s.pub, digest, sig) {
 		return nil, errors.New("crtsign: the signature does not verify (a fault, or a key whose CRT values do not match it); not released")
 	}
 	return sig, nil
