@@ -103,4 +103,3 @@ func write(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
-
