@@ -39,6 +39,7 @@ var tsnodeProtocols = []struct {
 	{protocol.SessionProtocolID, protocol.SessionServiceName},
 	{protocol.LogProtocolID, protocol.LogServiceName},
 	{protocol.RelayProtocolID, protocol.RelayServiceName},
+	{protocol.RFC3161ProtocolID, protocol.RFC3161ServiceName},
 }
 
 // newResourceManager returns go-libp2p's default resource manager, scaled

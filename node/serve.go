@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/tsnode/tsnode/node/logsync"
 	"github.com/tsnode/tsnode/node/relay"
 	"github.com/tsnode/tsnode/node/stamp"
+	"github.com/tsnode/tsnode/node/tsa"
 	"github.com/tsnode/tsnode/node/witness"
 	"github.com/tsnode/tsnode/protocol"
 )
@@ -35,6 +37,7 @@ type Service struct {
 	keys      *liveKeys       // what ReloadKeys replaces
 	dataDir   string          // server only
 	gossip    *gossiping      // the witness topics: servers and witnesses
+	tsa       *tsa.Service    // server with ServerOptions.TSA only
 }
 
 // StartServer starts a timestamp server whose Merkle log lives in
@@ -62,6 +65,19 @@ type ServerOptions struct {
 	CheckpointInterval, Heartbeat time.Duration
 	// WitnessMetrics, if set, counts the gossip's refusals.
 	WitnessMetrics witness.Metrics
+	// TSA, if set, serves RFC 3161 (node/tsa): /tsnode/rfc3161/1.0.0 on
+	// the host and, with HTTP, over HTTP; its keys and certificates are
+	// made at start where missing or due (tsa.EnsureKeys).
+	TSA *TSAOptions
+}
+
+// TSAOptions configure the RFC 3161 authority of a server.
+type TSAOptions struct {
+	KeysDir  string        // the identity directory, where the chain is published
+	Key      string        // tsa.KeyECDSA (default) or tsa.KeyIdentity
+	Policy   string        // default protocol.DefaultTSAPolicy
+	Accuracy time.Duration // the tokens' accuracy: the clock tolerance
+	HTTP     net.Listener  // nil: libp2p only; closed with the server
 }
 
 // StartServerWith is StartServer with o.
@@ -119,6 +135,21 @@ func StartServerWith(id *Identity, listen []string, dataDir string, o ServerOpti
 	}
 	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}, keys: keys, dataDir: dataDir,
 		gossip: &gossiping{gossip: g, publisher: pub}}
+	if t := o.TSA; t != nil {
+		k, err := tsa.EnsureKeys(t.KeysDir, dataDir, id.Self.ID, id.Key, t.Key, time.Now())
+		if err != nil {
+			g.Close()
+			return fail(err)
+		}
+		if svc.tsa, err = tsa.New(h, signer, k, tsa.Options{Policy: t.Policy, Accuracy: t.Accuracy, Dir: keys.dir}); err != nil {
+			g.Close()
+			return fail(err)
+		}
+		if t.HTTP != nil {
+			svc.tsa.ServeHTTP(t.HTTP)
+		}
+		svc.drainers = append(svc.drainers, svc.tsa)
+	}
 	if reg != nil {
 		svc.registerServerGauges(reg)
 	}
@@ -210,6 +241,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 func (s *Service) Close() error {
 	s.stopping.Store(true)
 	s.gossip.close()
+	if s.tsa != nil {
+		s.tsa.Close()
+	}
 	err := s.Host.Close()
 	if s.Authority != nil {
 		s.Authority.Close()

@@ -8,6 +8,9 @@ type LogStamp struct {
 	Statement *Statement
 	Proof     tlog.RecordProof
 	Head      *SignedTreeHead
+	// RFC3161 is set instead of Statement for the leaf of an RFC 3161
+	// token (§14.2).
+	RFC3161 *TSALeaf
 
 	// Leaf is Statement.EncodeLeaf(), as the authority made it for the
 	// log: a session reply sends these exact bytes. May be nil (then it
@@ -22,6 +25,9 @@ func (s *LogStamp) Receipt() *Receipt { return NewLogReceipt(s.Statement, s.Proo
 func (s *LogStamp) EncodedLeaf() []byte {
 	if s.Leaf != nil {
 		return s.Leaf
+	}
+	if s.RFC3161 != nil {
+		return s.RFC3161.Encode()
 	}
 	return s.Statement.EncodeLeaf()
 }

@@ -140,7 +140,7 @@ func addResultFlags(fs *flag.FlagSet, f *roleFlags) {
 var roleCommands = []*roleCommand{
 	{role: "server", usage: "--role server [flags]",
 		about:  "The timestamp authority: stamps hashes into its durable log and signs its tree heads.",
-		groups: []flagGroup{identityFlags, listenFlags, serverLogFlags, checkpointFlags, serviceFlags}},
+		groups: []flagGroup{identityFlags, listenFlags, serverLogFlags, checkpointFlags, serverTSAFlags, serviceFlags}},
 	{role: "verifier", usage: "--role verifier [flags]",
 		about:  "Checks the documents and receipts that requesters relay, and answers a verdict; with --cosign, witnesses too.",
 		groups: []flagGroup{identityFlags, listenFlags, trustFlags, verifierRelayFlags, requireFlags, cosignFlags, serviceFlags}},

@@ -20,7 +20,7 @@ var helpCommands = [][]string{
 	{"--role", "server"}, {"--role", "verifier"}, {"--role", "witness"}, {"--role", "requester"},
 	{"stamp"}, {"relay"},
 	{"keygen"}, {"id"}, {"verify"}, {"upgrade"}, {"log"}, {"log", "check"}, {"log", "backup"},
-	{"bench"}, {"version"},
+	{"bench"}, {"tsa", "cert"}, {"version"},
 }
 
 const cliDocHeader = `# tsnode command line

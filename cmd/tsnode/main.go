@@ -54,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLog(args[1:], stdout, stderr)
 	case args[0] == "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case args[0] == "tsa":
+		err = cmdTSA(args[1:], stdout, stderr)
 	case args[0] == "upgrade":
 		err = cmdUpgrade(args[1:], stdout, stderr)
 	case args[0] == "stamp" || args[0] == "relay":
@@ -136,6 +138,8 @@ Usage:
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
                           [--public-log] [--backup-dir DIR] [--metrics ADDR] [--drain-timeout D]
                           [--clock-tolerance D] [--security tls,noise] [--checkpoint-interval D]
+                          [--tsa] [--http ADDR] [--tsa-key ecdsa-p256|identity] [--tsa-policy OID]
+  tsnode tsa cert [--id server] [--keys DIR] [--data DIR] [--tsa-key ecdsa-p256|identity]
   tsnode --role verifier  [--id 2000] [--keys DIR] [--listen MADDR ...] [--store DIR] [--trust ID ...]
                           [--witness ID ... --witnesses K] [--cosign --server MADDR --data DIR]
                           [--metrics ADDR] [--drain-timeout D]

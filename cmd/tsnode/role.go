@@ -54,6 +54,7 @@ type roleFlags struct {
 	backupDir string
 	req       *requestFlags
 	wit       *witnessFlags // witnessing and required cosignatures
+	tsa       *tsaFlags     // the server's RFC 3161 flags (tsa.go)
 	stderr    io.Writer     // the key mode's warnings
 }
 
@@ -144,6 +145,9 @@ func (f *roleFlags) check() (err error) {
 	if err := f.wit.check(f.role); err != nil {
 		return err
 	}
+	if err := f.tsa.check(); err != nil {
+		return err
+	}
 	for _, s := range []struct{ flag, v string }{{"--server-id", f.serverID}, {"--verifier-id", f.verifierID}} {
 		if _, err := identity.ParseID(s.v); s.v != "" && err != nil {
 			return usageErr("%s: %v", s.flag, err)
@@ -205,14 +209,23 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 		o.Metrics = metrics.NewServer(metrics.New())
 		o.WitnessMetrics = metrics.NewWitness(o.Metrics.Registry)
 	}
+	if o.TSA, err = f.tsa.options(f.keys, f.clockTolerance); err != nil {
+		return err
+	}
 	svc, err := node.StartServerWith(id, listenOr(f.listen, node.DefaultServerPort), f.data, o)
 	if err != nil {
+		if o.TSA != nil && o.TSA.HTTP != nil {
+			o.TSA.HTTP.Close()
+		}
 		return err
 	}
 	go serveOps(ctx, ops, svc, f)
 	fmt.Fprintf(stdout, "server %s (peer %s) ready, log %s holds %d stamps\n", id.Self.ID, id.Self.PeerID, f.data, svc.LogSize())
 	if o.Metrics != nil {
 		m.serve(o.Metrics.Registry, svc, "server", stdout)
+	}
+	if o.TSA != nil && o.TSA.HTTP != nil {
+		fmt.Fprintf(stdout, "server RFC 3161 on http://%s/ (chain: http://%s/certchain)\n", o.TSA.HTTP.Addr(), o.TSA.HTTP.Addr())
 	}
 	svc.PrintAddrs(stdout, "server")
 	return serveUntilSignal(ctx, stop, svc, "server", f.drainTimeout, stdout)

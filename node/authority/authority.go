@@ -98,6 +98,11 @@ var (
 type Entry struct {
 	Requester   identity.Entry
 	Hash, Nonce []byte
+	// RFC3161, if set, makes the leaf an RFC 3161 token's (PROTOCOL.md
+	// §14.2) instead of a statement: the authority fills in its Time,
+	// Serial, ServerID and ServerPeer, and the Stamp carries it in
+	// RFC3161 (Statement is nil). Requester, Hash and Nonce are not used.
+	RFC3161 *protocol.TSALeaf
 }
 
 // Stamp is one stamp of the log: its statement (a leaf), and for a full
@@ -181,9 +186,11 @@ type request struct {
 	err     error
 
 	// Set by the appender.
-	stmt *protocol.Statement
-	leaf []byte
-	fail error // dropped or not appended: the answer
+	stmt   *protocol.Statement
+	tsa    *protocol.TSALeaf // for an RFC 3161 entry, instead of stmt
+	serial uint64
+	leaf   []byte
+	fail   error // dropped or not appended: the answer
 }
 
 func (r *request) resolve(st *Stamp, err error) {

@@ -156,6 +156,14 @@ func (a *Authority) append(reqs []*request) *batch {
 		mb, err := a.log.Append(func(first uint64, t time.Time) ([][]byte, error) {
 			leaves := make([][]byte, len(live))
 			for i, r := range live {
+				r.serial = first + uint64(i)
+				if r.e.RFC3161 != nil {
+					l := *r.e.RFC3161
+					l.Time, l.Serial, l.ServerID, l.ServerPeer = t, r.serial, a.self.ID, a.self.PeerID
+					r.tsa, r.leaf = &l, l.Encode()
+					leaves[i] = r.leaf
+					continue
+				}
 				r.stmt = &protocol.Statement{
 					HashAlgorithm: protocol.HashAlgorithm,
 					DocumentHash:  r.e.Hash,
@@ -198,7 +206,7 @@ func (a *Authority) append(reqs []*request) *batch {
 			if r.fail != nil {
 				r.resolve(nil, r.fail)
 			} else {
-				r.resolve(&Stamp{Statement: r.stmt, Leaf: r.leaf}, nil)
+				r.resolve(&Stamp{Statement: r.stmt, RFC3161: r.tsa, Leaf: r.leaf}, nil)
 			}
 		}
 	}
@@ -406,7 +414,7 @@ func (a *Authority) deliver(g *group) {
 			case perr != nil:
 				r.resolve(nil, perr)
 			default:
-				r.resolve(&Stamp{Statement: r.stmt, Proof: proofs[r.stmt.Serial-g.first], Head: g.sth, Leaf: r.leaf}, nil)
+				r.resolve(&Stamp{Statement: r.stmt, RFC3161: r.tsa, Proof: proofs[r.serial-g.first], Head: g.sth, Leaf: r.leaf}, nil)
 			}
 		}
 	}
