@@ -199,10 +199,17 @@ func (a *Authority) append(reqs []*request) *batch {
 			}
 		}
 	}
+	// Counted as answered before they are: whoever sees an answer sees
+	// the pipeline's health count it (Lag, CheckLag).
 	answered := 0
 	for _, r := range reqs {
 		if r.durable {
 			answered++
+		}
+	}
+	a.answered(answered)
+	for _, r := range reqs {
+		if r.durable {
 			if r.fail != nil {
 				r.resolve(nil, r.fail)
 			} else {
@@ -210,7 +217,6 @@ func (a *Authority) append(reqs []*request) *batch {
 			}
 		}
 	}
-	a.answered(answered)
 	return b
 }
 
@@ -399,14 +405,20 @@ func (a *Authority) deliver(g *group) {
 		}
 		close(r.done)
 	}
+	// Counted before they are resolved, as in append.
 	answered := 0
-	defer func() { a.answered(answered) }()
 	for _, b := range g.batches {
-		answered += len(b.reqs)
+		for _, r := range b.reqs {
+			if !r.durable { // those are answered by the appender
+				answered++
+			}
+		}
+	}
+	a.answered(answered)
+	for _, b := range g.batches {
 		for _, r := range b.reqs {
 			switch {
-			case r.durable: // answered by the appender
-				answered--
+			case r.durable:
 			case r.fail != nil:
 				r.resolve(nil, r.fail)
 			case g.err != nil:
