@@ -237,6 +237,9 @@ type Authority struct {
 	// the latest fresh head, before which no batch is dated.
 	refresh chan *refreshReq
 	floor   atomic.Int64
+	// lastSigned is the latest head the pacer signed (pacer only, after
+	// New): what a fresh head re-signs.
+	lastSigned *protocol.SignedTreeHead
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -286,6 +289,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 			return nil, err
 		}
 		a.head.Store(sth)
+		a.lastSigned = sth
 	}
 	p := newPacer(a.maxWait, a.maxBatch, signTime)
 	a.worthHint.Store(int64(p.worth()))

@@ -357,6 +357,7 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 		a.health.headErr.Store(&g.err)
 	} else {
 		a.metrics.HeadSigned(stamps, signTime)
+		a.lastSigned = g.sth
 	}
 	close(g.signed)
 	return pending[n:]

@@ -52,7 +52,10 @@ func (a *Authority) Refresh(ctx context.Context) (*protocol.SignedTreeHead, erro
 // the floor first, so that a stamp the appender dates after the check
 // below is dated after the fresh head.
 func (a *Authority) refreshHead(r *refreshReq, seen int64) {
-	prev := a.head.Load()
+	// Not a.head: the deliverer may not have stored the last head the
+	// pacer signed yet, and a fresh head of an older tree would come
+	// after it, as if the log had shrunk.
+	prev := a.lastSigned
 	if prev == nil {
 		r.err = nil
 		close(r.done)
@@ -70,6 +73,9 @@ func (a *Authority) refreshHead(r *refreshReq, seen int64) {
 	}
 	g := &group{size: prev.Head.Size, signed: make(chan struct{})}
 	g.sth, g.err = a.sign(prev.Head.Size, prev.Head.Root, t)
+	if g.err == nil {
+		a.lastSigned = g.sth
+	}
 	close(g.signed)
 	g.refreshed = r
 	a.groups <- g

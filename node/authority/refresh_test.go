@@ -75,3 +75,74 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("refresh after close: %v, want ErrClosed", err)
 	}
 }
+
+// TestRefreshUnderLoad: fresh heads asked for while stamps come and go
+// never take Head back to a smaller tree or an earlier time, and never
+// re-sign a tree older than a stamp already answered.
+func TestRefreshUnderLoad(t *testing.T) {
+	a := newAuthority(t, openLog(t, t.TempDir()), nil)
+	ctx := context.Background()
+	if _, err := await(t, a.Add(ctx, docEntry(entry(t, "1000"), 0))); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var answered atomic.Uint64 // the largest tree size an answer had
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st, err := a.Add(ctx, docEntry(entry(t, "1000"), w*100000+i))()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for n := answered.Load(); st.Head.Head.Size > n && !answered.CompareAndSwap(n, st.Head.Head.Size); n = answered.Load() {
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // Head only grows, in size and time
+		defer wg.Done()
+		last := a.Head()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			h := a.Head()
+			if h.Head.Size < last.Head.Size || h.Head.Time.Before(last.Head.Time) {
+				t.Errorf("Head went from size %d at %s to size %d at %s", last.Head.Size, protocol.FormatTime(last.Head.Time), h.Head.Size, protocol.FormatTime(h.Head.Time))
+				return
+			}
+			last = h
+		}
+	}()
+	fresh, busy := 0, 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		before := answered.Load()
+		h, err := a.Refresh(ctx)
+		switch {
+		case err == ErrBusy:
+			busy++
+		case err != nil:
+			t.Fatal(err)
+		case h.Head.Size < before:
+			t.Fatalf("fresh head of size %d after an answer under a head of size %d", h.Head.Size, before)
+		default:
+			fresh++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d fresh heads, %d refreshes refused as busy", fresh, busy)
+}
