@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 // themselves; and which members must be present (§10.1), which may depend
 // on the values read.
 type jsonShape struct {
+	max      int // the most bytes a file of this shape may have; 0: MaxReceiptSize
 	kinds    map[string]jsonKind
 	objects  map[string]*jsonShape
 	required func(v any, present map[string]bool) error
@@ -194,8 +196,8 @@ func requiredEvidenceMembers(v any, present map[string]bool) error {
 // parseStrict decodes a receipt-like file of at most MaxReceiptSize
 // bytes with parseStrictJSON; errors are ErrMalformedReceipt.
 func parseStrict[T any](b []byte, shape *jsonShape) (*T, error) {
-	if len(b) > MaxReceiptSize {
-		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), MaxReceiptSize)
+	if limit := cmp.Or(shape.max, MaxReceiptSize); len(b) > limit {
+		return nil, fmt.Errorf("%w: %d bytes, maximum %d", ErrMalformedReceipt, len(b), limit)
 	}
 	v := new(T)
 	present, err := parseStrictJSON(b, shape, v)
@@ -212,12 +214,17 @@ func parseStrict[T any](b []byte, shape *jsonShape) (*T, error) {
 // (so that parse sees a file that is too large) and parses it; what
 // names the file's kind in errors.
 func readStrictFile[T any](path, what string, parse func([]byte) (*T, error)) (*T, error) {
+	return readStrictFileMax(path, what, MaxReceiptSize, parse)
+}
+
+// readStrictFileMax is readStrictFile of a file of at most limit bytes.
+func readStrictFileMax[T any](path, what string, limit int, parse func([]byte) (*T, error)) (*T, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", what, err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxReceiptSize+1))
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s %s: %w", what, path, err)
 	}

@@ -21,7 +21,11 @@ type WitnessStateFile struct {
 	Cosigned  []*ReceiptTreeHead `json:"cosigned"` // one per authority, sorted by server id
 }
 
-var witnessStateShape = &jsonShape{kinds: jsonKinds(reflect.TypeFor[WitnessStateFile]()),
+// MaxWitnessStateSize bounds the state file: about 1.1 KB a head, so some
+// 3,700 authorities (a receipt's 64 KiB would hold 58).
+const MaxWitnessStateSize = 4 << 20
+
+var witnessStateShape = &jsonShape{max: MaxWitnessStateSize, kinds: jsonKinds(reflect.TypeFor[WitnessStateFile]()),
 	objects: map[string]*jsonShape{"cosigned": treeHeadShape}, required: requiredWitnessStateMembers}
 
 func requiredWitnessStateMembers(v any, present map[string]bool) error {
@@ -85,7 +89,7 @@ func ReadWitnessState(path string) (identity.ID, []*SignedTreeHead, error) {
 		id    identity.ID
 		heads []*SignedTreeHead
 	}
-	s, err := readStrictFile(path, "witness state", func(b []byte) (*state, error) {
+	s, err := readStrictFileMax(path, "witness state", MaxWitnessStateSize, func(b []byte) (*state, error) {
 		id, heads, err := ParseWitnessState(b)
 		return &state{id, heads}, err
 	})
