@@ -29,6 +29,7 @@ type Collector struct {
 	done      chan struct{}
 
 	mu       sync.Mutex
+	seen     *headRing // every head of the topic, to catch a fork as a witness does
 	heads    map[[32]byte]*collected
 	order    [][32]byte
 	evidence *protocol.Evidence
@@ -49,7 +50,7 @@ func NewCollector(g *Gossip, authority identity.ID, policy *protocol.WitnessPoli
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Collector{authority: authority, policy: policy, sub: sub, cancel: cancel, done: make(chan struct{}),
-		heads: map[[32]byte]*collected{}, changed: make(chan struct{})}
+		seen: newHeadRing(maxCollected), heads: map[[32]byte]*collected{}, changed: make(chan struct{})}
 	go c.run(ctx)
 	return c, nil
 }
@@ -86,6 +87,16 @@ func (c *Collector) take(m *protocol.GossipMessage) {
 			c.evidence = m.Evidence
 		}
 		return
+	}
+	// A requester that joined after the witnesses published their
+	// evidence still sees both views' heads: it finds the fork itself.
+	if c.evidence == nil && c.seen.add(m.Head) {
+		for _, x := range c.seen.all() {
+			if e := protocol.FindEquivocation(x, m.Head, nil); e != nil {
+				c.evidence = e
+				return
+			}
+		}
 	}
 	if m.Cosig == nil {
 		return

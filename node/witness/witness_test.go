@@ -264,3 +264,31 @@ func TestStaleAuthority(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "stalled")
 	})
 }
+
+// TestLateRequesterSeesTheFork: a requester that subscribes after the
+// witnesses' evidence went round finds the fork from the two views'
+// heads and fails at once, saying so.
+func TestLateRequesterSeesTheFork(t *testing.T) {
+	a1 := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, 500*time.Millisecond)
+	a2 := startAuthority(t, testnet.Transports[0].Listen, 100*time.Millisecond, 500*time.Millisecond)
+	w := startWitness(t, "3000", testnet.Transports[0].Listen, t.TempDir(), a1.host)
+	startWitness(t, "3001", testnet.Transports[0].Listen, t.TempDir(), a2.host, w.host)
+	time.Sleep(1500 * time.Millisecond)
+	stamp(t, a1.auth)
+	stamp(t, a2.auth)
+	eventually(t, 20*time.Second, "evidence", func() bool { return w.w.Evidence("server") != "" })
+	time.Sleep(time.Second) // the evidence went round before the requester joins
+	req := testnet.NewHost(t, "1000", "")
+	connect(t, req, w.host)
+	c, err := NewCollector(newGossip(t, req, testkeys.Directory(t, allIDs...)), "server", policy(t, 1, "3000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_, _, err = c.Wait(waitCtx(t, 20*time.Second), 1)
+	if err == nil || !strings.Contains(err.Error(), "equivocated") {
+		t.Fatalf("late requester: %v, want the equivocation", err)
+	}
+	t.Logf("told after %v", time.Since(start).Round(time.Millisecond))
+}
