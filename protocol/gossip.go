@@ -23,11 +23,27 @@ const (
 // larger is dropped before it is parsed.
 const MaxGossipMessageSize = 8 << 10
 
-// TopicPrefix is followed by the authority's id to name its topic.
-const TopicPrefix = "/tsnode/heads/1.0.0/"
+// Each authority has two topics: its heads and the evidence against it,
+// which every witness follows and relays; and the witnesses'
+// cosignatures, which only those who collect them (requesters, and the
+// server that relays to them) follow, so that a witness's work does not
+// grow with the number of witnesses.
+const (
+	TopicPrefix             = "/tsnode/heads/1.0.0/"
+	CosignaturesTopicPrefix = "/tsnode/cosignatures/1.0.0/"
+)
 
-// Topic is the GossipSub topic of the authority id.
+// Topic is the GossipSub topic of the heads of the authority id, and of
+// the evidence against it.
 func Topic(id identity.ID) string { return TopicPrefix + string(id) }
+
+// CosignaturesTopic is the GossipSub topic of the cosignatures of the
+// heads of the authority id.
+func CosignaturesTopic(id identity.ID) string { return CosignaturesTopicPrefix + string(id) }
+
+// IsCosigned reports whether data is a cosigned-head message (by its tag
+// alone): what goes on CosignaturesTopic, and nothing else does.
+func IsCosigned(data []byte) bool { return recordTag(data) == gossipCosignedTag }
 
 // GossipMessage is one message of a witness topic: a signed head (from
 // the authority), a cosigned head (a witness's cosignature with the head

@@ -49,6 +49,7 @@
 #   --rate R         stamps/s of the cpu run (default 8000)
 #   --inflight N     stamps in flight of the capacity runs (default 256)
 #   --capacity-witnesses W   (default 50)
+#   --cpu-witnesses W        witnesses attached in the cpu run, of which 3000-3002 are measured (3 to 50; default 3)
 #   --bin PATH       use this tsnode binary instead of building one
 #
 # Identities (server, 1000, 3000..3049) are cached in $TSNODE_KEY_CACHE
@@ -69,10 +70,10 @@ bad() {
 }
 num() { [[ $2 =~ ^[0-9]+$ ]] && (($2 >= $3 && $2 <= $4)) || bad "$1 $2: want $3 to $4"; }
 
-only="latency,gossip,cpu,capacity" n=30 duration=10 rate=8000 inflight=256 capw=50 bin=""
+only="latency,gossip,cpu,capacity" n=30 duration=10 rate=8000 inflight=256 capw=50 cpuw=3 bin=""
 while (($#)); do
 	case $1 in
-	--only | --n | --duration | --rate | --inflight | --capacity-witnesses | --bin)
+	--only | --n | --duration | --rate | --inflight | --capacity-witnesses | --cpu-witnesses | --bin)
 		(($# >= 2)) || bad "$1 needs a value"
 		case $1 in
 		--only) only=$2 ;;
@@ -81,6 +82,7 @@ while (($#)); do
 		--rate) rate=$2 ;;
 		--inflight) inflight=$2 ;;
 		--capacity-witnesses) capw=$2 ;;
+		--cpu-witnesses) cpuw=$2 ;;
 		--bin) bin=$2 ;;
 		esac
 		shift 2
@@ -94,6 +96,7 @@ num --duration "$duration" 1 120
 num --rate "$rate" 1 100000
 num --inflight "$inflight" 1 100000
 num --capacity-witnesses "$capw" 1 200
+num --cpu-witnesses "$cpuw" 3 50
 for m in ${only//,/ }; do
 	case $m in latency | gossip | cpu | capacity) ;; *) bad "--only: $m is not latency, gossip, cpu or capacity" ;; esac
 done
@@ -281,9 +284,9 @@ fi
 
 # --- witness CPU -------------------------------------------------------------
 if want cpu; then
-	echo "== cpu: 3 witnesses while the server is offered $rate stamps/s for $duration s" >&2
+	echo "== cpu: $cpuw witnesses while the server is offered $rate stamps/s for $duration s (the first 3 measured)" >&2
 	start_server cpu
-	start_witnesses cpu 3
+	start_witnesses cpu "$cpuw"
 	declare -A t0
 	for wid in 3000 3001 3002; do t0[$wid]=$(cpu_ticks "${wpid[$wid]}"); done
 	s0=$EPOCHREALTIME
@@ -298,7 +301,7 @@ if want cpu; then
 	cos=$(metric "${wurl[3000]}" tsnode_cosigned_total)
 	stop_run
 	got=$(jq -r '.flows[0].stamps_per_second | floor' "$work/cpu.json")
-	results+=("cpu (3 witnesses, offered $rate/s, achieved $got stamps/s, $cos heads cosigned by 3000): witness CPU as % of one core:$line (goal <= 2%)")
+	results+=("cpu ($cpuw witnesses, offered $rate/s, achieved $got stamps/s, $cos heads cosigned by 3000): witness CPU as % of one core:$line (goal <= 2%)")
 	echo "   ${results[-1]}" >&2
 fi
 

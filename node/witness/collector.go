@@ -24,7 +24,7 @@ const maxCollected = 256
 type Collector struct {
 	authority identity.ID
 	policy    *protocol.WitnessPolicy
-	sub       *pubsub.Subscription
+	subs      []*pubsub.Subscription // the heads' topic and the cosignatures'
 	cancel    context.CancelFunc
 	done      chan struct{}
 
@@ -44,29 +44,39 @@ type collected struct {
 // NewCollector subscribes to the topic of authority. Subscribe before
 // stamping: cosignatures are published once.
 func NewCollector(g *Gossip, authority identity.ID, policy *protocol.WitnessPolicy) (*Collector, error) {
-	sub, err := g.Subscribe(authority)
+	heads, err := g.Subscribe(authority)
 	if err != nil {
 		return nil, err
 	}
+	cosigs, err := g.SubscribeCosignatures(authority)
+	if err != nil {
+		heads.Cancel()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Collector{authority: authority, policy: policy, sub: sub, cancel: cancel, done: make(chan struct{}),
+	c := &Collector{authority: authority, policy: policy, subs: []*pubsub.Subscription{heads, cosigs}, cancel: cancel, done: make(chan struct{}),
 		seen: newHeadRing(maxCollected), heads: map[[32]byte]*collected{}, changed: make(chan struct{})}
-	go c.run(ctx)
+	var wg sync.WaitGroup
+	for _, sub := range c.subs {
+		wg.Go(func() { c.run(ctx, sub) })
+	}
+	go func() { wg.Wait(); close(c.done) }()
 	return c, nil
 }
 
 // Close stops collecting.
 func (c *Collector) Close() error {
 	c.cancel()
-	c.sub.Cancel()
+	for _, sub := range c.subs {
+		sub.Cancel()
+	}
 	<-c.done
 	return nil
 }
 
-func (c *Collector) run(ctx context.Context) {
-	defer close(c.done)
+func (c *Collector) run(ctx context.Context, sub *pubsub.Subscription) {
 	for {
-		msg, err := c.sub.Next(ctx)
+		msg, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}

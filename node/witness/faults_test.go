@@ -42,6 +42,7 @@ func TestFloodDropped(t *testing.T) {
 	}
 	req := testnet.NewHost(t, "2000", "")
 	connect(t, req, w2.host)
+	connect(t, req, a.host) // cosignatures come through the server
 	c, err := NewCollector(newGossip(t, req, testkeys.Directory(t, allIDs...)), "server", policy(t, 2, "3000", "3001"))
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +196,21 @@ func TestCheckRejects(t *testing.T) {
 		{"evidence of nothing", member, same, "signature"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Each kind of message on its topic: cosigned heads on the
+			// cosignatures' topic, the others on the heads' one; never
+			// the other way round.
+			mine := protocol.IsCosigned(c.data)
+			msg := func() *pubsub.Message {
+				return &pubsub.Message{Message: &pb.Message{Data: c.data}, ReceivedFrom: c.from}
+			}
+			if c.reason == "" {
+				if r := g.validator("server", mine)(context.Background(), c.from, msg()); r != pubsub.ValidationAccept {
+					t.Fatalf("refused on its own topic: %v", r)
+				}
+				if r := g.validator("server", !mine)(context.Background(), c.from, msg()); r != pubsub.ValidationReject {
+					t.Fatalf("accepted on the other topic: %v", r)
+				}
+			}
 			_, err := g.Check("server", c.from, c.data)
 			var r *errRejected
 			switch {

@@ -68,7 +68,7 @@ type Gossip struct {
 	cancel  context.CancelFunc
 
 	mu     sync.Mutex
-	topics map[identity.ID]*pubsub.Topic
+	topics map[string]*pubsub.Topic // by name
 }
 
 // GossipOption configures a Gossip.
@@ -90,7 +90,7 @@ func WithMetrics(m Metrics) GossipOption {
 // than the message is worth), and its id is the SHA-256 of its data.
 func NewGossip(h host.Host, dir identity.Peers, trust *protocol.Trust, opts ...GossipOption) (*Gossip, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gossip{dir: dir, trust: trust, cache: protocol.NewHeadCache(1024), metrics: noMetrics{}, cancel: cancel, topics: map[identity.ID]*pubsub.Topic{}}
+	g := &Gossip{dir: dir, trust: trust, cache: protocol.NewHeadCache(1024), metrics: noMetrics{}, cancel: cancel, topics: map[string]*pubsub.Topic{}}
 	for _, o := range opts {
 		o(g)
 	}
@@ -128,28 +128,32 @@ func NewGossip(h host.Host, dir identity.Peers, trust *protocol.Trust, opts ...G
 // Close stops the router.
 func (g *Gossip) Close() error {
 	g.mu.Lock()
-	for id, t := range g.topics {
-		_ = g.ps.UnregisterTopicValidator(protocol.Topic(id))
+	for name, t := range g.topics {
+		_ = g.ps.UnregisterTopicValidator(name)
 		_ = t.Close()
 	}
-	g.topics = map[identity.ID]*pubsub.Topic{}
+	g.topics = map[string]*pubsub.Topic{}
 	g.mu.Unlock()
 	g.cancel()
 	return nil
 }
 
-// topic joins the topic of authority, once, with its validator.
-func (g *Gossip) topic(authority identity.ID) (*pubsub.Topic, error) {
+// topic joins a topic of authority (cosignatures: its cosignatures',
+// else its heads'), once, with its validator.
+func (g *Gossip) topic(authority identity.ID, cosignatures bool) (*pubsub.Topic, error) {
 	if err := g.trust.CheckAuthority(authority); err != nil {
 		return nil, err
 	}
+	name := protocol.Topic(authority)
+	if cosignatures {
+		name = protocol.CosignaturesTopic(authority)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if t := g.topics[authority]; t != nil {
+	if t := g.topics[name]; t != nil {
 		return t, nil
 	}
-	name := protocol.Topic(authority)
-	if err := g.ps.RegisterTopicValidator(name, g.validator(authority)); err != nil {
+	if err := g.ps.RegisterTopicValidator(name, g.validator(authority, cosignatures)); err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	t, err := g.ps.Join(name)
@@ -167,13 +171,23 @@ func (g *Gossip) topic(authority identity.ID) (*pubsub.Topic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: scoring %s: %w", name, err)
 	}
-	g.topics[authority] = t
+	g.topics[name] = t
 	return t, nil
 }
 
-// Subscribe follows the topic of authority.
+// Subscribe follows the heads of authority and the evidence against it.
 func (g *Gossip) Subscribe(authority identity.ID) (*pubsub.Subscription, error) {
-	t, err := g.topic(authority)
+	t, err := g.topic(authority, false)
+	if err != nil {
+		return nil, err
+	}
+	return t.Subscribe()
+}
+
+// SubscribeCosignatures follows the witnesses' cosignatures of the heads
+// of authority.
+func (g *Gossip) SubscribeCosignatures(authority identity.ID) (*pubsub.Subscription, error) {
+	t, err := g.topic(authority, true)
 	if err != nil {
 		return nil, err
 	}
@@ -181,22 +195,14 @@ func (g *Gossip) Subscribe(authority identity.ID) (*pubsub.Subscription, error) 
 }
 
 // Publish sends data (a message of protocol's gossip encodings) on the
-// topic of authority.
+// topic of authority it belongs to: cosigned heads on its cosignatures'
+// topic, heads and evidence on its heads'.
 func (g *Gossip) Publish(ctx context.Context, authority identity.ID, data []byte) error {
-	t, err := g.topic(authority)
+	t, err := g.topic(authority, protocol.IsCosigned(data))
 	if err != nil {
 		return err
 	}
 	return t.Publish(ctx, data)
-}
-
-// Peers lists the peers on the topic of authority.
-func (g *Gossip) Peers(authority identity.ID) []peer.ID {
-	t, err := g.topic(authority)
-	if err != nil {
-		return nil
-	}
-	return t.ListPeers()
 }
 
 // errRejected is a message refused by Check, with the reason's label.
@@ -258,15 +264,18 @@ func (g *Gossip) Check(authority identity.ID, from peer.ID, data []byte) (*proto
 	return m, nil
 }
 
-func (g *Gossip) validator(authority identity.ID) pubsub.ValidatorEx {
+func (g *Gossip) validator(authority identity.ID, cosignatures bool) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		m, err := g.Check(authority, msg.ReceivedFrom, msg.Data)
+		if err == nil && protocol.IsCosigned(msg.Data) != cosignatures {
+			err = reject("topic", "a message of the other topic of %s", authority)
+		}
 		if err != nil {
 			var r *errRejected
 			if errors.As(err, &r) {
 				g.metrics.Rejected(r.reason)
 			}
-			log.Debugw("gossip message rejected", "topic", protocol.Topic(authority), "from", from, "err", err)
+			log.Debugw("gossip message rejected", "topic", msg.GetTopic(), "from", from, "err", err)
 			return pubsub.ValidationReject
 		}
 		msg.ValidatorData = m

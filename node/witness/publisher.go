@@ -31,7 +31,7 @@ type Publisher struct {
 	heartbeat time.Duration
 	cancel    context.CancelFunc
 	done      chan struct{}
-	sub       *pubsub.Subscription
+	subs      []*pubsub.Subscription // read only to be in the meshes
 
 	mu   sync.Mutex
 	last *protocol.SignedTreeHead
@@ -47,29 +47,40 @@ func NewPublisher(g *Gossip, self identity.ID, src HeadSource, interval, heartbe
 	if heartbeat <= 0 {
 		heartbeat = Heartbeat
 	}
-	// Subscribed, the authority is in the topic's mesh: it relays the
-	// witnesses' cosignatures to its requesters.
-	sub, err := g.Subscribe(self)
+	// Subscribed to both topics, the authority is in their meshes: it
+	// relays heads and evidence to the witnesses, and the witnesses'
+	// cosignatures to its requesters.
+	heads, err := g.Subscribe(self)
 	if err != nil {
 		return nil, err
 	}
+	cosigs, err := g.SubscribeCosignatures(self)
+	if err != nil {
+		heads.Cancel()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Publisher{g: g, self: self, src: src, interval: interval, heartbeat: heartbeat, cancel: cancel, done: make(chan struct{}), sub: sub}
+	p := &Publisher{g: g, self: self, src: src, interval: interval, heartbeat: heartbeat, cancel: cancel, done: make(chan struct{}),
+		subs: []*pubsub.Subscription{heads, cosigs}}
 	go p.run(ctx)
-	go func() {
-		for {
-			if _, err := sub.Next(ctx); err != nil {
-				return
+	for _, sub := range p.subs {
+		go func() {
+			for {
+				if _, err := sub.Next(ctx); err != nil {
+					return
+				}
 			}
-		}
-	}()
+		}()
+	}
 	return p, nil
 }
 
 // Close stops publishing and relaying.
 func (p *Publisher) Close() error {
 	p.cancel()
-	p.sub.Cancel()
+	for _, sub := range p.subs {
+		sub.Cancel()
+	}
 	<-p.done
 	return nil
 }
