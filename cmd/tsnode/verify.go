@@ -18,6 +18,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	trust := addTrustFlag(fs, "accept only signatures of this authority `ID` (repeatable; default server)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object (fields in README)")
 	evidence := fs.String("evidence", "", "instead, check an evidence `file` of equivocation (exit 0 when it proves one)")
+	rfc3161 := fs.String("rfc3161", "", "instead, check an RFC 3161 token `file` (.tsr: a TimeStampResp or a bare token) for the document FILE")
 	var wit witnessFlags
 	addRequireFlags(fs, &wit)
 	pos, err := parseInterspersed(fs, args)
@@ -29,6 +30,12 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 			return usageErr("--evidence takes no receipt, consistency file or document")
 		}
 		return verifyEvidence(*evidence, *keys, trust, *asJSON, stdout)
+	}
+	if *rfc3161 != "" {
+		if *receiptPath != "" || *consistency != "" || len(pos) != 1 {
+			return usageErr("--rfc3161 T.tsr takes exactly one document FILE and no receipt or consistency file")
+		}
+		return verifyRFC3161(*rfc3161, pos[0], *keys, trust, *asJSON, stdout)
 	}
 	if *consistency != "" {
 		if *receiptPath != "" || len(pos) != 0 {
@@ -116,6 +123,9 @@ func verifyEvidence(path, keys string, trust *trustFlag, asJSON bool, stdout io.
 type verifyJSON struct {
 	File        string   `json:"file,omitempty"`
 	Receipt     string   `json:"receipt,omitempty"`
+	Token       string   `json:"token,omitempty"`
+	HashAlg     string   `json:"hash_algorithm,omitempty"`
+	Imprint     string   `json:"imprint,omitempty"`
 	Consistency string   `json:"consistency,omitempty"`
 	SHA256      string   `json:"sha256,omitempty"`
 	Time        string   `json:"time,omitempty"`
