@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,8 +12,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/node/tsa"
+	"github.com/tsnode/tsnode/protocol"
 )
 
 // tsaURL is the HTTP address a server started with --http printed.
@@ -31,7 +36,8 @@ func tsaURL(t *testing.T, d *daemon) string {
 func TestStampRFC3161(t *testing.T) {
 	t.Parallel()
 	keys, pass := keysDir(t, "server", "1000")
-	server := startDaemon(t, "server", keys, pass, "--data", t.TempDir(), "--http", "127.0.0.1:0")
+	data := t.TempDir()
+	server := startDaemon(t, "server", keys, pass, "--data", data, "--http", "127.0.0.1:0")
 	url := tsaURL(t, server)
 	docs, out := t.TempDir(), t.TempDir()
 	a := writeFile(t, filepath.Join(docs, "a.txt"), "document a\n")
@@ -103,5 +109,63 @@ func TestStampRFC3161(t *testing.T) {
 	refused("a server not trusted", "untrusted signer", "stamp", "--keys", keys, "--trust", "1000", "--tsa-url", url, c)
 	if _, err := os.Stat(c + ".tsr"); err == nil {
 		t.Error("a refused token was written")
+	}
+	checkTokenInLog(t, keys, pass, data, server.addrs["tcp"], a)
+}
+
+// verify --rfc3161 --server proves a token in the log, --out writes the
+// proof that --inclusion checks offline; tokens signed with the server's
+// own key whose serial is beyond the log, or whose serial holds another
+// token's leaf, are refused.
+func checkTokenInLog(t *testing.T, keys, pass, data, server, a string) {
+	t.Helper()
+	proof := filepath.Join(t.TempDir(), "a.inclusion.json")
+	args := []string{"verify", "--keys", keys, "--passphrase-file", pass, "--rfc3161", a + ".tsr", "--server", server, "--out", proof, a}
+	var res result
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		// The token is durable before it is answered; the head covering
+		// it may come a moment later.
+		if res = tsnode(t, nil, args...); res.code == 0 || !strings.Contains(res.stdout+res.stderr, "not under the latest signed head") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if res.code != 0 || !strings.Contains(res.stdout, "in the log: leaf 0 under the tree head of size") {
+		t.Fatalf("verify --rfc3161 --server:\n%v", res)
+	}
+	res = tsnode(t, nil, "verify", "--keys", keys, "--rfc3161", a+".tsr", "--inclusion", proof, a)
+	if res.code != 0 || !strings.Contains(res.stdout, "in the log: leaf 0") {
+		t.Fatalf("verify --rfc3161 --inclusion:\n%v", res)
+	}
+	res = tsnode(t, nil, "verify", "--keys", keys, "--rfc3161", a+".tsr", "--inclusion", proof, writeFile(t, filepath.Join(t.TempDir(), "x"), "x"))
+	if res.code != exitFailed {
+		t.Fatalf("--inclusion with another document:\n%v", res)
+	}
+
+	k, err := tsa.EnsureKeys(keys, data, "server", testkeys.Private(t, "server"), tsa.KeyECDSA, time.Now())
+	if err != nil || len(k.Made) != 0 {
+		t.Fatalf("the server's TSA keys: made %v, %v", k.Made, err)
+	}
+	s := &protocol.TSASigner{Cert: k.Cert, Key: k.Signer, Chain: []*x509.Certificate{k.Root}, Policy: protocol.DefaultTSAPolicy}
+	doc := writeFile(t, filepath.Join(t.TempDir(), "forged.txt"), "never stamped\n")
+	sum := sha256.Sum256([]byte("never stamped\n"))
+	for _, c := range []struct {
+		serial uint64
+		want   string
+	}{{1 << 20, "not under the latest signed head"}, {0, "is another token's (its imprint differs)"}} {
+		tok, err := s.Token(&protocol.TSALeaf{Hash: crypto.SHA256, Imprint: sum[:], Time: time.Now(), Serial: c.serial, Policy: protocol.DefaultTSAPolicy}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tsr := filepath.Join(t.TempDir(), "forged.tsr")
+		if err := os.WriteFile(tsr, protocol.EncodeTSAGranted(tok), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if res := tsnode(t, nil, "verify", "--keys", keys, "--rfc3161", tsr, doc); res.code != 0 {
+			t.Fatalf("a token signed with the server's key fails even offline:\n%v", res)
+		}
+		res := tsnode(t, nil, "verify", "--keys", keys, "--passphrase-file", pass, "--rfc3161", tsr, "--server", server, doc)
+		if res.code != exitFailed || !strings.Contains(res.stdout+res.stderr, c.want) {
+			t.Errorf("a token of serial %d not in the log: want exit %d and %q\n%v", c.serial, exitFailed, c.want, res)
+		}
 	}
 }
