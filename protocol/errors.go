@@ -60,6 +60,12 @@ var (
 	// parse.
 	ErrMalformedEvidence = errors.New("malformed evidence")
 
+	// RFC 3161 token failures (§14.5).
+	ErrMalformedToken = errors.New("malformed rfc3161 token")
+	ErrBadTSAChain    = errors.New("bad rfc3161 certificate chain")
+	ErrCertValidity   = errors.New("rfc3161 certificate not valid at genTime")
+	ErrTokenNotLogged = errors.New("rfc3161 token not in the log")
+
 	// Relay failures seen by a verifier.
 	ErrTruncated = errors.New("document truncated")
 	ErrChunk     = errors.New("bad document chunk")
@@ -70,7 +76,8 @@ var (
 // failure to perform the check.
 func IsVerificationError(err error) bool {
 	for _, e := range []error{ErrMalformedReceipt, ErrHashMismatch, ErrBadSignature, ErrWrongServerKey, ErrBadProof,
-		ErrUntrustedSigner, ErrRetiredKey, ErrInconsistent, ErrDifferentServers, ErrBadCosignature, ErrNotWitnessed} {
+		ErrUntrustedSigner, ErrRetiredKey, ErrInconsistent, ErrDifferentServers, ErrBadCosignature, ErrNotWitnessed,
+		ErrMalformedToken, ErrBadTSAChain, ErrCertValidity, ErrTokenNotLogged} {
 		if errors.Is(err, e) {
 			return true
 		}

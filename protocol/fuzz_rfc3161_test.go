@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/digitorus/timestamp"
+
+	"github.com/tsnode/tsnode/internal/testkeys"
 )
 
 // FuzzParseTSARequest: any bytes either parse into a request whose leaf
@@ -66,6 +68,31 @@ func FuzzParseTSALeaf(f *testing.F) {
 		}
 		if !bytes.Equal(l.Encode(), b) {
 			t.Fatalf("%x parses, but encodes as %x", b, l.Encode())
+		}
+	})
+}
+
+// FuzzCheckTSAToken: any bytes as a TimeStampResp either give a token
+// that CheckTSAToken accepts or refuses with a verification error, or are
+// refused as malformed; nothing panics.
+func FuzzCheckTSAToken(f *testing.F) {
+	now := time.Now()
+	s := signerAt(f, "server", now)
+	doc := []byte("doc")
+	f.Add(EncodeTSAGranted(tokenFor(f, s, doc, crypto.SHA256, now, true)))
+	f.Add(EncodeTSAGranted(tokenFor(f, s, doc, crypto.SHA512, now, false)))
+	f.Add(EncodeTSARejection(&TSAError{Failure: TSABadAlg, Reason: "no"}))
+	trust := trustOf(f, testkeys.Directory(f, "server"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		der, err := ParseTSAResponse(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrRefused) {
+				t.Fatalf("response error %v", err)
+			}
+			return
+		}
+		if _, err := trust.CheckTSAToken(der, nil, digestOf(doc)); err != nil && !IsVerificationError(err) {
+			t.Fatalf("token error %v is not a verification error", err)
 		}
 	})
 }

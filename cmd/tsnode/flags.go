@@ -152,7 +152,7 @@ var roleCommands = []*roleCommand{
 		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, verifierPeerFlags, trustFlags, fileFlags, stampFlags, requesterWitnessFlags, logFlagGroup}},
 	{role: "requester", sub: "stamp", usage: "stamp --server MADDR [flags] FILE...",
 		about:  "Stamps each FILE and writes its receipt, relaying nothing.",
-		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, trustFlags, stampFlags, requesterWitnessFlags, logFlagGroup}},
+		groups: []flagGroup{identityFlags, dialFlags, serverPeerFlags, trustFlags, stampFlags, stampTSAFlags, requesterWitnessFlags, logFlagGroup}},
 	{role: "requester", sub: "relay", usage: "relay --verifier MADDR --receipt R [flags] FILE",
 		about:  "Relays FILE with the receipt of an earlier stamp to the verifier, and prints its verdict.",
 		groups: []flagGroup{identityFlags, dialFlags, relayPeerFlags, trustFlags, relayFlags, logFlagGroup}},

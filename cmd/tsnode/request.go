@@ -19,6 +19,8 @@ import (
 type requestFlags struct {
 	json    bool
 	receipt string
+	rfc3161 bool   // stamp --rfc3161 (stamp_tsa.go)
+	tsaURL  string // stamp --tsa-url
 }
 
 // apply takes the positional arguments: the documents of stamp and relay
@@ -31,8 +33,12 @@ func (r *requestFlags) apply(sub string, f *roleFlags, pos []string) error {
 		}
 		return nil
 	case "stamp":
-		if len(pos) == 0 || f.server == "" {
-			return usageErr("stamp needs --server and at least one document FILE")
+		r.rfc3161 = r.rfc3161 || r.tsaURL != ""
+		if r.rfc3161 && (f.oneShot || f.witnessFlags().k > 0 || len(f.witnessFlags().required) > 0) {
+			return usageErr("--rfc3161 takes no --oneshot, --witness or --witnesses")
+		}
+		if len(pos) == 0 || f.server == "" && r.tsaURL == "" {
+			return usageErr("stamp needs --server (or --rfc3161 --tsa-url URL) and at least one document FILE")
 		}
 	case "relay":
 		if r.receipt == "" || len(pos) != 1 || f.verifier == "" {

@@ -68,6 +68,11 @@ func cmdRole(sub string, args []string, stdout, stderr io.Writer) error {
 	if err := f.logs.setup(); err != nil {
 		return err
 	}
+	if f.req.tsaURL != "" { // HTTP needs no identity of ours
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runStampRFC3161HTTP(ctx, f, stdout, stderr)
+	}
 	id, err := loadIdentity(f.keys, identity.ID(f.id), f.passFile, f.keyMode)
 	if err != nil {
 		return err
@@ -87,6 +92,9 @@ func cmdRole(sub string, args []string, stdout, stderr io.Writer) error {
 		// The first signal cancels what is in progress and the results
 		// print; a second one ends the process at once, by default.
 		context.AfterFunc(ctx, stop)
+		if f.req.rfc3161 {
+			return runStampRFC3161(ctx, id, f, stdout, stderr)
+		}
 		return runRequester(ctx, id, *f, f.req, stdout, stderr)
 	}
 }
@@ -120,7 +128,7 @@ func (f *roleFlags) check() (err error) {
 	if _, err := identity.ParseID(f.id); err != nil {
 		return usageErr("--id: %v", err)
 	}
-	if f.role == "requester" && (f.server == "" || len(f.files) == 0) && !f.relayOnly {
+	if f.role == "requester" && (f.server == "" || len(f.files) == 0) && !f.relayOnly && f.req.tsaURL == "" {
 		return usageErr("--role requester needs --server and at least one --file (and --verifier to relay)")
 	}
 	// A requester has no --security: it offers TLS, then Noise.

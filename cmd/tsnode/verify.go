@@ -18,6 +18,14 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	trust := addTrustFlag(fs, "accept only signatures of this authority `ID` (repeatable; default server)")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object (fields in README)")
 	evidence := fs.String("evidence", "", "instead, check an evidence `file` of equivocation (exit 0 when it proves one)")
+	rfc3161 := fs.String("rfc3161", "", "instead, check an RFC 3161 token `file` (.tsr: a TimeStampResp or a bare token) for the document FILE")
+	lf := &tsaLogFlags{}
+	fs.StringVar(&lf.server, "server", "", "with --rfc3161, also prove that the token's serial is in the log of its authority's server at this `multiaddr` (/tsnode/log/1.1.0)")
+	fs.StringVar(&lf.out, "out", "", "with --rfc3161 --server, write the tree head, the leaf and its inclusion proof to this `file`")
+	fs.StringVar(&lf.inclusion, "inclusion", "", "with --rfc3161, check the token's inclusion offline against this `file` written by --out")
+	fs.StringVar(&lf.id, "id", "", "with --server, connect as this enrolled `ID` (as tsnode log --id; default "+string(identity.RequesterID)+" if its private key is in --keys, else an ephemeral identity)")
+	fs.StringVar(&lf.passFile, "passphrase-file", "", "with --server, read the private key's passphrase from this `file`")
+	lf.mode = addKeyModeFlag(fs, stderr)
 	var wit witnessFlags
 	addRequireFlags(fs, &wit)
 	pos, err := parseInterspersed(fs, args)
@@ -29,6 +37,18 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 			return usageErr("--evidence takes no receipt, consistency file or document")
 		}
 		return verifyEvidence(*evidence, *keys, trust, *asJSON, stdout)
+	}
+	if *rfc3161 != "" {
+		if *receiptPath != "" || *consistency != "" || len(pos) != 1 {
+			return usageErr("--rfc3161 T.tsr takes exactly one document FILE and no receipt or consistency file")
+		}
+		if lf.out != "" && lf.server == "" || lf.server != "" && lf.inclusion != "" {
+			return usageErr("--out needs --server; --server and --inclusion do not go together")
+		}
+		return verifyRFC3161(*rfc3161, pos[0], *keys, trust, lf, *asJSON, stdout)
+	}
+	if lf.server != "" || lf.out != "" || lf.inclusion != "" {
+		return usageErr("--server, --out and --inclusion go with --rfc3161")
 	}
 	if *consistency != "" {
 		if *receiptPath != "" || len(pos) != 0 {
@@ -116,6 +136,11 @@ func verifyEvidence(path, keys string, trust *trustFlag, asJSON bool, stdout io.
 type verifyJSON struct {
 	File        string   `json:"file,omitempty"`
 	Receipt     string   `json:"receipt,omitempty"`
+	Token       string   `json:"token,omitempty"`
+	HashAlg     string   `json:"hash_algorithm,omitempty"`
+	Imprint     string   `json:"imprint,omitempty"`
+	Inclusion   string   `json:"inclusion,omitempty"`
+	TreeSize    *uint64  `json:"tree_size,omitempty"`
 	Consistency string   `json:"consistency,omitempty"`
 	SHA256      string   `json:"sha256,omitempty"`
 	Time        string   `json:"time,omitempty"`

@@ -349,6 +349,15 @@ func (a *Authority) ConsistencyProof(old, new uint64) (tlog.TreeProof, error) {
 	return a.log.ConsistencyProof(old, new)
 }
 
+// Leaf returns the leaf at index (index < the log's size).
+func (a *Authority) Leaf(index uint64) ([]byte, error) { return a.log.Leaf(index) }
+
+// InclusionProof returns the proof that the leaf at index is in the tree
+// of the given size (index < size <= the log's size).
+func (a *Authority) InclusionProof(index, size uint64) (tlog.RecordProof, error) {
+	return a.log.InclusionProof(index, size)
+}
+
 // Close finishes the stamps already added, then stops. It does not close
 // the log.
 func (a *Authority) Close() error {

@@ -22,6 +22,7 @@ import (
 
 const (
 	ID          = protocol.LogProtocolID
+	IDv11       = protocol.LogProtocolV11ID
 	ServiceName = protocol.LogServiceName
 	// Timeout bounds a whole exchange, on both sides.
 	Timeout = protocol.LogStreamTimeout
@@ -32,6 +33,14 @@ const (
 type Source interface {
 	Head() *protocol.SignedTreeHead
 	ConsistencyProof(oldSize, newSize uint64) (tlog.TreeProof, error)
+}
+
+// LeafSource is a Source that also serves leaves and their inclusion
+// proofs: a Service of one serves /tsnode/log/1.1.0 as well (§8.5).
+type LeafSource interface {
+	Source
+	Leaf(index uint64) ([]byte, error)
+	InclusionProof(index, size uint64) (tlog.RecordProof, error)
 }
 
 // Service serves the log protocol from a Source.
@@ -47,17 +56,25 @@ func New(h host.Host, log Source) (*Service, error) {
 	}
 	s := &Service{host: h, log: log}
 	h.SetStreamHandler(ID, s.handle)
+	if _, ok := log.(LeafSource); ok {
+		h.SetStreamHandler(IDv11, s.handle)
+	}
 	return s, nil
 }
 
 // Close stops serving the protocol.
 func (s *Service) Close() error {
 	s.host.RemoveStreamHandler(ID)
+	s.host.RemoveStreamHandler(IDv11)
 	return nil
 }
 
 func (s *Service) handle(st network.Stream) {
-	release, err := p2pstream.Prepare(st, ServiceName, protocol.MaxLogRequestSize+protocol.MaxLogResponseSize)
+	reserve := protocol.MaxLogRequestSize + protocol.MaxLogResponseSize
+	if st.Protocol() == IDv11 {
+		reserve = protocol.MaxLogRequestSize + protocol.MaxLogLeafResponseSize
+	}
+	release, err := p2pstream.Prepare(st, ServiceName, reserve)
 	if err != nil {
 		st.Reset()
 		return
@@ -68,6 +85,13 @@ func (s *Service) handle(st network.Stream) {
 	if err != nil {
 		st.Reset()
 		return
+	}
+	if st.Protocol() == IDv11 {
+		if serial, err := protocol.ParseLogLeafRequest(frame); err == nil {
+			_ = protocol.WriteFrame(st, s.answerLeaf(serial).Encode())
+			st.Close()
+			return
+		}
 	}
 	oldSize, newSize, err := protocol.ParseLogRequest(frame)
 	if err != nil {

@@ -25,11 +25,15 @@ const (
 	PathTimestamp = "/api/v1/timestamp"
 	PathCertChain = "/api/v1/timestamp/certchain"
 
+	httpMaxHeaderBytes = 16 << 10
+)
+
+// The HTTP timeouts (variables so that tests can shorten them).
+var (
 	httpReadHeaderTimeout = 5 * time.Second
 	httpReadTimeout       = 10 * time.Second
 	httpWriteTimeout      = StampTimeout + 10*time.Second
 	httpIdleTimeout       = time.Minute
-	httpMaxHeaderBytes    = 16 << 10
 )
 
 // Handler serves the TSA: POST / and POST /api/v1/timestamp take a
