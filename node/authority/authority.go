@@ -139,15 +139,33 @@ func WithClockTolerance(d time.Duration) Option {
 	return func(a *Authority) { a.tolerance = max(d, 0) }
 }
 
-// WithHeadStore makes the authority hand every head it signs to save,
-// and answer no stamp with a head before save returned nil: a server
-// keeps its latest head on disk so that at start it can tell a log that
-// lost published stamps (node/logstore). If save fails, the stamps of
-// that head fail as if the signature had. The head of the stored log
-// that New signs is saved too, before New returns.
-func WithHeadStore(save func(*protocol.SignedTreeHead) error) Option {
-	return func(a *Authority) { a.saveHead = save }
+// HeadStore is where a server keeps what protects its log (node/logstore).
+type HeadStore interface {
+	// Guard makes durable that the log must reproduce the tree of size
+	// and root (t: its last batch's time). No stamp under a head of that
+	// tree is answered, and Head never returns one, before Guard
+	// returned nil; it runs while the head is being signed.
+	Guard(size uint64, root tlog.Hash, t time.Time) error
+	// SaveHead keeps a signed head for auditors and backups. It is off
+	// the critical path: called after its stamps were answered, at most
+	// once per headSaveInterval, and with the last head at Close.
+	SaveHead(sth *protocol.SignedTreeHead) error
 }
+
+// WithHeadStore makes the authority guard the tree of every head it
+// signs before answering under it, so that at start a server can tell a
+// log that lost published stamps, and save signed heads now and then.
+// If Guard fails, the stamps of that head fail as if the signature had.
+// The tree of the stored log is guarded, and the head New signs of it
+// saved, before New returns.
+func WithHeadStore(s HeadStore) Option {
+	return func(a *Authority) { a.store = s }
+}
+
+// headSaveInterval spaces the saves of signed heads (HeadStore.SaveHead):
+// each is a full file replacement (two fsyncs), and the guard, not the
+// saved head, is what protects the log.
+const headSaveInterval = time.Second
 
 // Metrics is told what the pipeline does (--metrics); its methods must be
 // quick, since the pipeline's goroutines call them.
@@ -156,7 +174,8 @@ type Metrics interface {
 	Appended(stamps int, d time.Duration)
 	// HeadSigned: a tree head over stamps new stamps, signed in d.
 	HeadSigned(stamps int, d time.Duration)
-	// HeadSaved: a signed head saved by the head store in d.
+	// HeadSaved: a head's tree guarded by the head store in d (the
+	// save on the critical path; HeadStore.Guard).
 	HeadSaved(d time.Duration)
 }
 
@@ -211,8 +230,12 @@ type Authority struct {
 	tolerance time.Duration
 	maxBatch  int
 	maxWait   time.Duration
-	saveHead  func(*protocol.SignedTreeHead) error // nil: heads are not saved
+	store     HeadStore // nil: nothing is guarded or saved
+	saveEvery time.Duration
 	metrics   Metrics
+	// hook, in tests, is called at the points of delivery a crash can
+	// fall between (crash_test.go).
+	hook func(point string)
 
 	queue    chan *request
 	appended chan *batch // appender → pacer
@@ -240,6 +263,11 @@ type Authority struct {
 	// lastSigned is the latest head the pacer signed (pacer only, after
 	// New): what a fresh head re-signs.
 	lastSigned *protocol.SignedTreeHead
+	// Deliverer only, after New: the tree last guarded, the head last
+	// saved and when.
+	guarded treeID
+	saved   *protocol.SignedTreeHead
+	savedAt time.Time
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -258,6 +286,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		log: log, signer: signer, self: self, now: time.Now, tolerance: DefaultClockTolerance,
 		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait, metrics: noMetrics{},
 		start:     time.Now(),
+		saveEvery: headSaveInterval,
 		stopped:   make(chan struct{}),
 		peerStrs:  map[peer.ID]string{},
 		signEnded: make(chan struct{}, 1),
@@ -279,13 +308,16 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		// start: stamping resumes once it catches up, and the log stays
 		// readable meanwhile.
 		_ = a.checkClock(a.now())
+		if err := a.guard(size, root, t); err != nil {
+			return nil, err
+		}
 		t0 := time.Now()
 		sth, err := a.sign(size, root, t)
 		if err != nil {
 			return nil, fmt.Errorf("authority: signing the head of the stored log: %w", err)
 		}
 		signTime = time.Since(t0)
-		if err := a.save(sth); err != nil {
+		if err := a.saveHead(sth); err != nil {
 			return nil, err
 		}
 		a.head.Store(sth)
@@ -368,14 +400,35 @@ func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.Si
 	return signHead(a.signer, h)
 }
 
-// save hands sth to the head store, if there is one.
-func (a *Authority) save(sth *protocol.SignedTreeHead) error {
-	if a.saveHead == nil {
+// treeID is a tree's size and root.
+type treeID struct {
+	size uint64
+	root tlog.Hash
+}
+
+// guard makes the tree of size and root durable with the head store, if
+// there is one, unless it is the tree last guarded (a fresh head's).
+func (a *Authority) guard(size uint64, root tlog.Hash, t time.Time) error {
+	id := treeID{size, root}
+	if a.store == nil || id == a.guarded {
 		return nil
 	}
-	if err := a.saveHead(sth); err != nil {
+	if err := a.store.Guard(size, root, t); err != nil {
+		return fmt.Errorf("authority: guarding the tree of size %d: %w", size, err)
+	}
+	a.guarded = id
+	return nil
+}
+
+// saveHead hands sth to the head store, if there is one.
+func (a *Authority) saveHead(sth *protocol.SignedTreeHead) error {
+	if a.store == nil {
+		return nil
+	}
+	if err := a.store.SaveHead(sth); err != nil {
 		return fmt.Errorf("authority: saving the tree head of size %d: %w", sth.Head.Size, err)
 	}
+	a.saved, a.savedAt = sth, time.Now()
 	return nil
 }
 

@@ -32,7 +32,9 @@ type group struct {
 	batches []*batch
 	first   uint64 // index of the first leaf
 	size    uint64 // tree size of the head
-	proofs  bool   // some stamp of Add needs an inclusion proof
+	root    tlog.Hash
+	time    time.Time // of the tree's last batch
+	proofs  bool      // some stamp of Add needs an inclusion proof
 	signed  chan struct{}
 	sth     *protocol.SignedTreeHead
 	err     error
@@ -330,8 +332,9 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 		}
 	}
 	g.batches = pending[:n:n]
-	g.size = last.b.Size
-	// The deliverer computes the proofs while the head is being signed.
+	g.size, g.root, g.time = last.b.Size, last.b.Root, last.b.Time
+	// The deliverer computes the proofs, and guards the tree, while the
+	// head is being signed.
 	a.groups <- g
 	before := a.added.Load()
 	t0 := time.Now()
@@ -342,7 +345,7 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	default:
 	}
 	a.signEnd.Store(t0.Add(p.signTime).UnixNano())
-	g.sth, g.err = a.sign(g.size, last.b.Root, last.b.Time)
+	g.sth, g.err = a.sign(g.size, g.root, g.time)
 	a.signEnd.Store(0)
 	select {
 	case a.signEnded <- struct{}{}:
@@ -363,12 +366,35 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	return pending[n:]
 }
 
-// deliverLoop answers the stamps of each group in order; it stops the
-// authority once every group is answered.
+// deliverLoop answers the stamps of each group in order; it saves the
+// last head and stops the authority once every group is answered.
 func (a *Authority) deliverLoop() {
 	defer close(a.stopped)
 	for g := range a.groups {
 		a.deliver(g)
+		a.hookAt("answered")
+		a.maybeSaveHead(false)
+	}
+	a.maybeSaveHead(true)
+}
+
+// maybeSaveHead saves the latest head if it is not saved yet and the
+// last save is headSaveInterval old (or at once, if final). Its stamps
+// are answered already: the guard protects them, so a failed save is
+// only logged.
+func (a *Authority) maybeSaveHead(final bool) {
+	sth := a.head.Load()
+	if sth == nil || sth == a.saved || (!final && time.Since(a.savedAt) < a.saveEvery) {
+		return
+	}
+	if err := a.saveHead(sth); err != nil {
+		log.Errorw("tree head not saved (its tree is guarded)", "size", sth.Head.Size, "err", err)
+	}
+}
+
+func (a *Authority) hookAt(point string) {
+	if a.hook != nil {
+		a.hook(point)
 	}
 }
 
@@ -380,21 +406,31 @@ func (a *Authority) deliver(g *group) {
 			perr = fmt.Errorf("authority: inclusion proofs in the tree of size %d: %w", g.size, perr)
 		}
 	}
-	<-g.signed
-	// The head is saved here rather than by the pacer, so that the next
-	// signature overlaps the save's fsyncs; groups come in order, so
-	// saved heads only grow. No reply carries, and Head never returns,
-	// a head the server could forget.
-	if g.err == nil && g.sth != nil {
+	// The tree is guarded here, while the pacer signs its head: its
+	// batches are durable, and its size and root are known before the
+	// signature. Groups come in order, so guards only grow. No reply
+	// carries, and Head never returns, a head whose tree the server
+	// could forget.
+	var gerr error
+	if g.size > 0 {
 		t0 := time.Now()
-		if g.err = a.save(g.sth); g.err != nil {
-			log.Errorw("tree head not saved", "size", g.size, "err", g.err)
-			a.health.headErr.Store(&g.err)
+		if gerr = a.guard(g.size, g.root, g.time); gerr != nil {
+			log.Errorw("tree not guarded", "size", g.size, "err", gerr)
+			a.health.headErr.Store(&gerr)
 		} else {
 			a.metrics.HeadSaved(time.Since(t0))
+		}
+		a.hookAt("guarded")
+	}
+	<-g.signed
+	if g.err == nil && g.sth != nil {
+		if g.err = gerr; g.err == nil {
 			a.health.headErr.Store(nil)
 			a.head.Store(g.sth)
 		}
+	}
+	if g.size > 0 {
+		a.hookAt("signed")
 	}
 	if perr != nil && g.err == nil {
 		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
