@@ -387,6 +387,7 @@ func (a *Authority) maybeSaveHead(final bool) {
 	if sth == nil || sth == a.saved || (!final && time.Since(a.savedAt) < a.saveEvery) {
 		return
 	}
+	a.savedAt = time.Now() // a failing save is retried once per interval, not per head
 	if err := a.saveHead(sth); err != nil {
 		log.Errorw("tree head not saved (its tree is guarded)", "size", sth.Head.Size, "err", err)
 	}
