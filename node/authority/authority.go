@@ -10,8 +10,10 @@
 //   - the pacer collects appended batches and decides when a head is worth
 //     a signature (see pace.go), then signs the head of the tree that ends
 //     with the latest batch it holds;
-//   - the deliverer computes the inclusion proofs of each group while its
-//     head is being signed, then resolves the group's futures.
+//   - the deliverer computes the inclusion proofs of each group, and
+//     guards its tree (HeadStore.Guard), while its head is being signed,
+//     then resolves the group's futures; now and then it saves the
+//     latest signed head (HeadStore.SaveHead), after answering.
 //
 // Because each stage keeps the order it was given, futures resolve in
 // the order of Add (those of AddDurable in the order of AddDurable).
@@ -138,34 +140,6 @@ func WithClock(now func() time.Time) Option {
 func WithClockTolerance(d time.Duration) Option {
 	return func(a *Authority) { a.tolerance = max(d, 0) }
 }
-
-// HeadStore is where a server keeps what protects its log (node/logstore).
-type HeadStore interface {
-	// Guard makes durable that the log must reproduce the tree of size
-	// and root (t: its last batch's time). No stamp under a head of that
-	// tree is answered, and Head never returns one, before Guard
-	// returned nil; it runs while the head is being signed.
-	Guard(size uint64, root tlog.Hash, t time.Time) error
-	// SaveHead keeps a signed head for auditors and backups. It is off
-	// the critical path: called after its stamps were answered, at most
-	// once per headSaveInterval, and with the last head at Close.
-	SaveHead(sth *protocol.SignedTreeHead) error
-}
-
-// WithHeadStore makes the authority guard the tree of every head it
-// signs before answering under it, so that at start a server can tell a
-// log that lost published stamps, and save signed heads now and then.
-// If Guard fails, the stamps of that head fail as if the signature had.
-// The tree of the stored log is guarded, and the head New signs of it
-// saved, before New returns.
-func WithHeadStore(s HeadStore) Option {
-	return func(a *Authority) { a.store = s }
-}
-
-// headSaveInterval spaces the saves of signed heads (HeadStore.SaveHead):
-// each is a full file replacement (two fsyncs), and the guard, not the
-// saved head, is what protects the log.
-const headSaveInterval = time.Second
 
 // Metrics is told what the pipeline does (--metrics); its methods must be
 // quick, since the pipeline's goroutines call them.
@@ -398,38 +372,6 @@ func (a *Authority) Close() error {
 func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.SignedTreeHead, error) {
 	h := &protocol.TreeHead{ServerID: a.self.ID, ServerPeer: a.self.PeerID, Size: size, Root: root, Time: t}
 	return signHead(a.signer, h)
-}
-
-// treeID is a tree's size and root.
-type treeID struct {
-	size uint64
-	root tlog.Hash
-}
-
-// guard makes the tree of size and root durable with the head store, if
-// there is one, unless it is the tree last guarded (a fresh head's).
-func (a *Authority) guard(size uint64, root tlog.Hash, t time.Time) error {
-	id := treeID{size, root}
-	if a.store == nil || id == a.guarded {
-		return nil
-	}
-	if err := a.store.Guard(size, root, t); err != nil {
-		return fmt.Errorf("authority: guarding the tree of size %d: %w", size, err)
-	}
-	a.guarded = id
-	return nil
-}
-
-// saveHead hands sth to the head store, if there is one.
-func (a *Authority) saveHead(sth *protocol.SignedTreeHead) error {
-	if a.store == nil {
-		return nil
-	}
-	if err := a.store.SaveHead(sth); err != nil {
-		return fmt.Errorf("authority: saving the tree head of size %d: %w", sth.Head.Size, err)
-	}
-	a.saved, a.savedAt = sth, time.Now()
-	return nil
 }
 
 // SignerFor is the crypto.Signer an authority with the private key key

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -364,110 +363,6 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	}
 	close(g.signed)
 	return pending[n:]
-}
-
-// deliverLoop answers the stamps of each group in order; it saves the
-// last head and stops the authority once every group is answered.
-func (a *Authority) deliverLoop() {
-	defer close(a.stopped)
-	for g := range a.groups {
-		a.deliver(g)
-		a.hookAt("answered")
-		a.maybeSaveHead(false)
-	}
-	a.maybeSaveHead(true)
-}
-
-// maybeSaveHead saves the latest head if it is not saved yet and the
-// last save is headSaveInterval old (or at once, if final). Its stamps
-// are answered already: the guard protects them, so a failed save is
-// only logged.
-func (a *Authority) maybeSaveHead(final bool) {
-	sth := a.head.Load()
-	if sth == nil || sth == a.saved || (!final && time.Since(a.savedAt) < a.saveEvery) {
-		return
-	}
-	a.savedAt = time.Now() // a failing save is retried once per interval, not per head
-	if err := a.saveHead(sth); err != nil {
-		log.Errorw("tree head not saved (its tree is guarded)", "size", sth.Head.Size, "err", err)
-	}
-}
-
-func (a *Authority) hookAt(point string) {
-	if a.hook != nil {
-		a.hook(point)
-	}
-}
-
-func (a *Authority) deliver(g *group) {
-	var proofs []tlog.RecordProof
-	var perr error
-	if g.proofs {
-		if proofs, perr = a.log.InclusionProofs(g.first, g.size-g.first, g.size); perr != nil {
-			perr = fmt.Errorf("authority: inclusion proofs in the tree of size %d: %w", g.size, perr)
-		}
-	}
-	// The tree is guarded here, while the pacer signs its head: its
-	// batches are durable, and its size and root are known before the
-	// signature. Groups come in order, so guards only grow. No reply
-	// carries, and Head never returns, a head whose tree the server
-	// could forget.
-	var gerr error
-	if g.size > 0 {
-		t0 := time.Now()
-		if gerr = a.guard(g.size, g.root, g.time); gerr != nil {
-			log.Errorw("tree not guarded", "size", g.size, "err", gerr)
-			a.health.headErr.Store(&gerr)
-		} else {
-			a.metrics.HeadSaved(time.Since(t0))
-		}
-		a.hookAt("guarded")
-	}
-	<-g.signed
-	if g.err == nil && g.sth != nil {
-		if g.err = gerr; g.err == nil {
-			a.health.headErr.Store(nil)
-			a.head.Store(g.sth)
-		}
-	}
-	if g.size > 0 {
-		a.hookAt("signed")
-	}
-	if perr != nil && g.err == nil {
-		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
-	}
-	if r := g.refreshed; r != nil {
-		r.sth, r.err = a.head.Load(), g.err
-		if g.err == nil && a.head.Load() != g.sth {
-			r.err = errors.New("authority: the fresh head was not stored")
-		}
-		close(r.done)
-	}
-	// Counted before they are resolved, as in append.
-	answered := 0
-	for _, b := range g.batches {
-		for _, r := range b.reqs {
-			if !r.durable { // those are answered by the appender
-				answered++
-			}
-		}
-	}
-	a.answered(answered)
-	for _, b := range g.batches {
-		for _, r := range b.reqs {
-			switch {
-			case r.durable:
-			case r.fail != nil:
-				r.resolve(nil, r.fail)
-			case g.err != nil:
-				r.resolve(nil, g.err)
-			case perr != nil:
-				r.resolve(nil, perr)
-			default:
-				r.resolve(&Stamp{Statement: r.stmt, RFC3161: r.tsa, Proof: proofs[r.serial-g.first], Head: g.sth, Leaf: r.leaf}, nil)
-			}
-		}
-	}
 }
 
 // signHead signs h: PKCS#1 v1.5 over SHA-256 of its encoding.
