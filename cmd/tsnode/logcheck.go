@@ -50,6 +50,16 @@ func cmdLogCheck(args []string, stdout, stderr io.Writer) error {
 	if rep.Size > 0 {
 		fmt.Fprintf(stdout, "  time  %s\n", protocol.FormatTime(rep.Time))
 	}
+	guardPath := filepath.Join(*data, logstore.GuardFileName)
+	if g := rep.Guard; g != nil {
+		torn := ""
+		if g.Torn {
+			torn = " (one slot torn, as a power cut during a write leaves it; the other slot taken)"
+		}
+		fmt.Fprintf(stdout, "%s: size %d, root %x: the log holds it%s\n", guardPath, g.Size, g.Root[:], torn)
+	} else {
+		fmt.Fprintf(stdout, "%s: none yet (the server writes it with its first tree head)\n", guardPath)
+	}
 	headPath := filepath.Join(*data, logstore.HeadFileName)
 	if h := rep.Head; h != nil {
 		fmt.Fprintf(stdout, "%s: signed by %s, size %d, root %x: the log holds it\n", headPath, h.Head.ServerID, h.Head.Size, h.Head.Root[:])

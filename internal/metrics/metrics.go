@@ -117,7 +117,7 @@ func NewServer(r *Registry) *Server {
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "log_append_seconds",
 			Help: "Time to append one batch of stamps to the log, fsync included.", Buckets: secondsBuckets}),
 		saveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "head_save_seconds",
-			Help: "Time to save a signed tree head (head.json, fsync included).", Buckets: secondsBuckets}),
+			Help: "Time to guard a tree head's size and root before answering under it (the guard file, fdatasync included).", Buckets: secondsBuckets}),
 		sessionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "sessions_open",
 			Help: "Stamp sessions open now."}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "sessions_opened_total",

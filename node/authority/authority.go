@@ -10,8 +10,10 @@
 //   - the pacer collects appended batches and decides when a head is worth
 //     a signature (see pace.go), then signs the head of the tree that ends
 //     with the latest batch it holds;
-//   - the deliverer computes the inclusion proofs of each group while its
-//     head is being signed, then resolves the group's futures.
+//   - the deliverer computes the inclusion proofs of each group, and
+//     guards its tree (HeadStore.Guard), while its head is being signed,
+//     then resolves the group's futures; now and then it saves the
+//     latest signed head (HeadStore.SaveHead), after answering.
 //
 // Because each stage keeps the order it was given, futures resolve in
 // the order of Add (those of AddDurable in the order of AddDurable).
@@ -139,16 +141,6 @@ func WithClockTolerance(d time.Duration) Option {
 	return func(a *Authority) { a.tolerance = max(d, 0) }
 }
 
-// WithHeadStore makes the authority hand every head it signs to save,
-// and answer no stamp with a head before save returned nil: a server
-// keeps its latest head on disk so that at start it can tell a log that
-// lost published stamps (node/logstore). If save fails, the stamps of
-// that head fail as if the signature had. The head of the stored log
-// that New signs is saved too, before New returns.
-func WithHeadStore(save func(*protocol.SignedTreeHead) error) Option {
-	return func(a *Authority) { a.saveHead = save }
-}
-
 // Metrics is told what the pipeline does (--metrics); its methods must be
 // quick, since the pipeline's goroutines call them.
 type Metrics interface {
@@ -156,7 +148,8 @@ type Metrics interface {
 	Appended(stamps int, d time.Duration)
 	// HeadSigned: a tree head over stamps new stamps, signed in d.
 	HeadSigned(stamps int, d time.Duration)
-	// HeadSaved: a signed head saved by the head store in d.
+	// HeadSaved: a head's tree guarded by the head store in d (the
+	// save on the critical path; HeadStore.Guard).
 	HeadSaved(d time.Duration)
 }
 
@@ -211,8 +204,12 @@ type Authority struct {
 	tolerance time.Duration
 	maxBatch  int
 	maxWait   time.Duration
-	saveHead  func(*protocol.SignedTreeHead) error // nil: heads are not saved
+	store     HeadStore // nil: nothing is guarded or saved
+	saveEvery time.Duration
 	metrics   Metrics
+	// hook, in tests, is called at the points of delivery a crash can
+	// fall between (crash_test.go).
+	hook func(point string)
 
 	queue    chan *request
 	appended chan *batch // appender → pacer
@@ -240,6 +237,11 @@ type Authority struct {
 	// lastSigned is the latest head the pacer signed (pacer only, after
 	// New): what a fresh head re-signs.
 	lastSigned *protocol.SignedTreeHead
+	// Deliverer only, after New: the tree last guarded, the head last
+	// saved and when.
+	guarded treeID
+	saved   *protocol.SignedTreeHead
+	savedAt time.Time
 
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
@@ -258,6 +260,7 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		log: log, signer: signer, self: self, now: time.Now, tolerance: DefaultClockTolerance,
 		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait, metrics: noMetrics{},
 		start:     time.Now(),
+		saveEvery: headSaveInterval,
 		stopped:   make(chan struct{}),
 		peerStrs:  map[peer.ID]string{},
 		signEnded: make(chan struct{}, 1),
@@ -279,13 +282,16 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 		// start: stamping resumes once it catches up, and the log stays
 		// readable meanwhile.
 		_ = a.checkClock(a.now())
+		if err := a.guard(size, root, t); err != nil {
+			return nil, err
+		}
 		t0 := time.Now()
 		sth, err := a.sign(size, root, t)
 		if err != nil {
 			return nil, fmt.Errorf("authority: signing the head of the stored log: %w", err)
 		}
 		signTime = time.Since(t0)
-		if err := a.save(sth); err != nil {
+		if err := a.saveHead(sth); err != nil {
 			return nil, err
 		}
 		a.head.Store(sth)
@@ -375,17 +381,6 @@ func (a *Authority) Close() error {
 func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.SignedTreeHead, error) {
 	h := &protocol.TreeHead{ServerID: a.self.ID, ServerPeer: a.self.PeerID, Size: size, Root: root, Time: t}
 	return signHead(a.signer, h)
-}
-
-// save hands sth to the head store, if there is one.
-func (a *Authority) save(sth *protocol.SignedTreeHead) error {
-	if a.saveHead == nil {
-		return nil
-	}
-	if err := a.saveHead(sth); err != nil {
-		return fmt.Errorf("authority: saving the tree head of size %d: %w", sth.Head.Size, err)
-	}
-	return nil
 }
 
 // SignerFor is the crypto.Signer an authority with the private key key

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node/logstore"
-	"github.com/tsnode/tsnode/protocol"
 )
 
 // Benchmarks of the whole pipeline, in process, with a real merklelog in
@@ -41,11 +40,15 @@ type newStamper struct {
 }
 
 func newNew(b *testing.B) stamper {
-	// Each head is saved as a server saves it (write, fsync, rename,
-	// fsync of the directory) before its stamps are answered.
+	// Each head's tree is guarded as a server guards it (the guard file,
+	// pwrite and fdatasync) before its stamps are answered.
 	dir := b.TempDir()
-	save := WithHeadStore(func(sth *protocol.SignedTreeHead) error { return logstore.SaveHead(dir, sth) })
-	s := &newStamper{a: newAuthority(b, openLog(b, dir), nil, save), futures: make(chan func(), 1<<16)}
+	lg, store, err := logstore.Open(dir, "server", trust(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { lg.Close() })
+	s := &newStamper{a: newAuthority(b, lg, nil, WithHeadStore(store)), futures: make(chan func(), 1<<16)}
 	// One goroutine waits on the futures one by one: they resolve in Add
 	// order, as a session server would use them.
 	s.wg.Go(func() {

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/tsnode/tsnode/protocol"
 )
 
 // metricsRecorder counts what the pipeline reports.
@@ -24,14 +22,14 @@ func (r *metricsRecorder) HeadSaved(time.Duration)           { r.saves.Add(1) }
 func TestLagAndErrFollowAStuckHeadStore(t *testing.T) {
 	release := make(chan error)
 	var blocking atomic.Bool
-	save := func(*protocol.SignedTreeHead) error {
+	guard := func(uint64) error {
 		if blocking.Load() {
 			return <-release
 		}
 		return nil
 	}
 	rec := &metricsRecorder{}
-	a := newAuthority(t, openLog(t, t.TempDir()), nil, WithHeadStore(save), WithMetrics(rec))
+	a := newAuthority(t, openLog(t, t.TempDir()), nil, WithHeadStore(testStore{guard: guard}), WithMetrics(rec))
 	if err := a.CheckLag(0); err != nil || a.Err() != nil {
 		t.Fatalf("idle: lag %v, err %v", err, a.Err())
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/crtsign"
 	"github.com/tsnode/tsnode/internal/merklelog"
@@ -155,4 +157,25 @@ func isDone(r *request) bool {
 	default:
 		return false
 	}
+}
+
+// testStore is a HeadStore of functions: guard sees each tree's size,
+// save each head saved; either may be nil.
+type testStore struct {
+	guard func(size uint64) error
+	save  func(*protocol.SignedTreeHead) error
+}
+
+func (s testStore) Guard(size uint64, _ tlog.Hash, _ time.Time) error {
+	if s.guard == nil {
+		return nil
+	}
+	return s.guard(size)
+}
+
+func (s testStore) SaveHead(sth *protocol.SignedTreeHead) error {
+	if s.save == nil {
+		return nil
+	}
+	return s.save(sth)
 }

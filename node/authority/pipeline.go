@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,7 +31,9 @@ type group struct {
 	batches []*batch
 	first   uint64 // index of the first leaf
 	size    uint64 // tree size of the head
-	proofs  bool   // some stamp of Add needs an inclusion proof
+	root    tlog.Hash
+	time    time.Time // of the tree's last batch
+	proofs  bool      // some stamp of Add needs an inclusion proof
 	signed  chan struct{}
 	sth     *protocol.SignedTreeHead
 	err     error
@@ -330,8 +331,9 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 		}
 	}
 	g.batches = pending[:n:n]
-	g.size = last.b.Size
-	// The deliverer computes the proofs while the head is being signed.
+	g.size, g.root, g.time = last.b.Size, last.b.Root, last.b.Time
+	// The deliverer computes the proofs, and guards the tree, while the
+	// head is being signed.
 	a.groups <- g
 	before := a.added.Load()
 	t0 := time.Now()
@@ -342,7 +344,7 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	default:
 	}
 	a.signEnd.Store(t0.Add(p.signTime).UnixNano())
-	g.sth, g.err = a.sign(g.size, last.b.Root, last.b.Time)
+	g.sth, g.err = a.sign(g.size, g.root, g.time)
 	a.signEnd.Store(0)
 	select {
 	case a.signEnded <- struct{}{}:
@@ -361,76 +363,6 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	}
 	close(g.signed)
 	return pending[n:]
-}
-
-// deliverLoop answers the stamps of each group in order; it stops the
-// authority once every group is answered.
-func (a *Authority) deliverLoop() {
-	defer close(a.stopped)
-	for g := range a.groups {
-		a.deliver(g)
-	}
-}
-
-func (a *Authority) deliver(g *group) {
-	var proofs []tlog.RecordProof
-	var perr error
-	if g.proofs {
-		if proofs, perr = a.log.InclusionProofs(g.first, g.size-g.first, g.size); perr != nil {
-			perr = fmt.Errorf("authority: inclusion proofs in the tree of size %d: %w", g.size, perr)
-		}
-	}
-	<-g.signed
-	// The head is saved here rather than by the pacer, so that the next
-	// signature overlaps the save's fsyncs; groups come in order, so
-	// saved heads only grow. No reply carries, and Head never returns,
-	// a head the server could forget.
-	if g.err == nil && g.sth != nil {
-		t0 := time.Now()
-		if g.err = a.save(g.sth); g.err != nil {
-			log.Errorw("tree head not saved", "size", g.size, "err", g.err)
-			a.health.headErr.Store(&g.err)
-		} else {
-			a.metrics.HeadSaved(time.Since(t0))
-			a.health.headErr.Store(nil)
-			a.head.Store(g.sth)
-		}
-	}
-	if perr != nil && g.err == nil {
-		log.Errorw("inclusion proofs failed", "size", g.size, "err", perr)
-	}
-	if r := g.refreshed; r != nil {
-		r.sth, r.err = a.head.Load(), g.err
-		if g.err == nil && a.head.Load() != g.sth {
-			r.err = errors.New("authority: the fresh head was not stored")
-		}
-		close(r.done)
-	}
-	// Counted before they are resolved, as in append.
-	answered := 0
-	for _, b := range g.batches {
-		for _, r := range b.reqs {
-			if !r.durable { // those are answered by the appender
-				answered++
-			}
-		}
-	}
-	a.answered(answered)
-	for _, b := range g.batches {
-		for _, r := range b.reqs {
-			switch {
-			case r.durable:
-			case r.fail != nil:
-				r.resolve(nil, r.fail)
-			case g.err != nil:
-				r.resolve(nil, g.err)
-			case perr != nil:
-				r.resolve(nil, perr)
-			default:
-				r.resolve(&Stamp{Statement: r.stmt, RFC3161: r.tsa, Proof: proofs[r.serial-g.first], Head: g.sth, Leaf: r.leaf}, nil)
-			}
-		}
-	}
 }
 
 // signHead signs h: PKCS#1 v1.5 over SHA-256 of its encoding.

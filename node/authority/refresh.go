@@ -25,7 +25,7 @@ type refreshReq struct {
 	err  error
 }
 
-// Refresh signs, saves and returns a head of the current tree dated now
+// Refresh signs, guards and returns a head of the current tree dated now
 // (at least after the latest head), or fails with ErrBusy while stamps
 // are in progress. On an empty log it returns nil, nil.
 func (a *Authority) Refresh(ctx context.Context) (*protocol.SignedTreeHead, error) {
@@ -71,7 +71,7 @@ func (a *Authority) refreshHead(r *refreshReq, seen int64) {
 		close(r.done)
 		return
 	}
-	g := &group{size: prev.Head.Size, signed: make(chan struct{})}
+	g := &group{size: prev.Head.Size, root: prev.Head.Root, time: prev.Head.Time, signed: make(chan struct{})}
 	g.sth, g.err = a.sign(prev.Head.Size, prev.Head.Root, t)
 	if g.err == nil {
 		a.lastSigned = g.sth

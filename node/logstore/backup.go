@@ -13,10 +13,10 @@ import (
 
 // Backup copies the data directory dataDir, whose log lg is open, into
 // out, a directory that must not exist yet and that is itself a data
-// directory a server can start on: head.json as last saved, then log.db
-// as of one read transaction begun after reading it, so that the copy
-// holds every stamp the copied head covers (heads are saved only after
-// their stamps are appended). The copy is written under a temporary
+// directory a server can start on: the guard and head.json as last
+// saved, then log.db as of one read transaction begun after reading
+// them, so that the copy holds every stamp they cover (both are saved
+// only after their stamps are appended). The copy is written under a temporary
 // name, fsynced and renamed: out appears whole or not at all. It
 // returns the number of stamps copied.
 func Backup(lg *merklelog.Log, dataDir, out string) (uint64, error) {
@@ -49,14 +49,19 @@ func Backup(lg *merklelog.Log, dataDir, out string) (uint64, error) {
 }
 
 func backupInto(lg *merklelog.Log, dataDir, tmp string) (uint64, error) {
-	head, err := os.ReadFile(filepath.Join(dataDir, HeadFileName))
-	switch {
-	case errors.Is(err, fs.ErrNotExist): // no head signed yet
-	case err != nil:
-		return 0, err
-	default:
-		if err := durable.WriteFile(filepath.Join(tmp, HeadFileName), head, 0o600); err != nil {
+	// A guard slot rewritten during the read may come out torn: the
+	// copy's other slot then holds the guard before it, which the copy
+	// of log.db reproduces too (ReadGuard takes it).
+	for _, name := range []string{GuardFileName, HeadFileName} {
+		b, err := os.ReadFile(filepath.Join(dataDir, name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist): // no head signed yet
+		case err != nil:
 			return 0, err
+		default:
+			if err := durable.WriteFile(filepath.Join(tmp, name), b, 0o600); err != nil {
+				return 0, err
+			}
 		}
 	}
 	f, err := os.OpenFile(filepath.Join(tmp, merklelog.FileName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

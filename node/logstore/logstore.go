@@ -1,9 +1,11 @@
 // Package logstore is the server's data directory: the Merkle log,
-// log.db (internal/merklelog), and head.json, the latest tree head the
-// server signed (PROTOCOL.md §5.5). A head is saved before any reply
-// carries it, so the log must always reproduce the saved head: Open
-// refuses a log that is missing, empty, damaged or shorter than the
-// head, rather than issue serials a second time.
+// log.db (internal/merklelog); the guard, the size and root of the
+// latest tree the server signed a head of, made durable before any
+// stamp under that head is answered; and head.json, the latest signed
+// head, saved after answering (PROTOCOL.md §5.5). The log must always
+// reproduce both: Open refuses a log that is missing, empty, damaged or
+// shorter than the guard or the head, rather than issue serials a
+// second time.
 package logstore
 
 import (
@@ -30,31 +32,52 @@ const restore = "restore log.db from a backup (keep the damaged file for inspect
 
 // Open opens the log in dir for the server self, whose heads trust must
 // accept (its current key and retired ones), and returns it with the
-// function that saves each new head (authority.WithHeadStore). A log is
+// store of its guard and head (authority.WithHeadStore). A log is
 // created only in an empty or absent dir (Init creates one elsewhere).
 // It checks the file's structure (every page), the stored hashes of the
 // newest merklelog.StartCheckLeaves leaves (Check checks all), and that
-// the log holds the saved head: its size at least the head's,
-// its tree hash at the head's size the head's root.
-func Open(dir string, self identity.ID, trust *protocol.Trust) (*merklelog.Log, func(*protocol.SignedTreeHead) error, error) {
-	sth, err := readHead(dir, self, trust)
+// the log holds the guard and the saved head: its size at least theirs,
+// its tree hash at each one's size that one's root. A directory with a
+// head file but no guard (made before guards) gets a guard of that head.
+func Open(dir string, self identity.ID, trust *protocol.Trust) (*merklelog.Log, *Store, error) {
+	sth, g, err := readState(dir, self, trust)
 	if err != nil {
 		return nil, nil, err
 	}
 	lg, err := merklelog.Open(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		lg, err = create(dir, sth)
+		lg, err = create(dir, sth, g)
 	} else if err != nil {
 		err = fmt.Errorf("%w; %s", err, restore)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkLog(lg, sth, dir, false); err != nil {
+	if err := checkLog(lg, sth, g, dir, false); err != nil {
 		lg.Close()
 		return nil, nil, err
 	}
-	return lg, func(sth *protocol.SignedTreeHead) error { return SaveHead(dir, sth) }, nil
+	st := &Store{dir: dir, g: guardWriter{path: filepath.Join(dir, GuardFileName), self: self, last: g}}
+	if g == nil && sth != nil {
+		if err := st.Guard(sth.Head.Size, sth.Head.Root, sth.Head.Time); err != nil {
+			lg.Close()
+			return nil, nil, err
+		}
+	}
+	return lg, st, nil
+}
+
+// readState reads dir's head file and guard.
+func readState(dir string, self identity.ID, trust *protocol.Trust) (*protocol.SignedTreeHead, *Guard, error) {
+	sth, err := readHead(dir, self, trust)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := ReadGuard(dir, self)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sth, g, nil
 }
 
 // Report is what Check found in a data directory that passed it.
@@ -65,37 +88,40 @@ type Report struct {
 	// Head is the saved head, nil if there is none (a log that never
 	// signed one, or one older than head files).
 	Head *protocol.SignedTreeHead
+	// Guard is the guard, nil if there is none (a log that never signed
+	// a head, or one older than guards).
+	Guard *Guard
 }
 
 // Check runs Open's checks on dir without changing anything: the log is
 // opened read-only, so Check fails (in use) while a server runs on it.
 func Check(dir string, self identity.ID, trust *protocol.Trust) (*Report, error) {
-	sth, err := readHead(dir, self, trust)
+	sth, g, err := readState(dir, self, trust)
 	if err != nil {
 		return nil, err
 	}
 	lg, err := merklelog.OpenReadOnly(dir)
-	if errors.Is(err, fs.ErrNotExist) && sth != nil {
-		_, err = create(dir, sth) // says what is wrong
+	if errors.Is(err, fs.ErrNotExist) && (sth != nil || g != nil) {
+		_, err = create(dir, sth, g) // says what is wrong
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer lg.Close()
-	if err := checkLog(lg, sth, dir, true); err != nil {
+	if err := checkLog(lg, sth, g, dir, true); err != nil {
 		return nil, err
 	}
 	size, root, t, err := lg.Root()
 	if err != nil {
 		return nil, err
 	}
-	return &Report{Size: size, Root: root, Time: t, Head: sth}, nil
+	return &Report{Size: size, Root: root, Time: t, Head: sth, Guard: g}, nil
 }
 
 // checkLog checks the hashes of lg (every one if full, else those of
 // the newest merklelog.StartCheckLeaves leaves), and that lg reproduces
-// sth.
-func checkLog(lg *merklelog.Log, sth *protocol.SignedTreeHead, dir string, full bool) error {
+// the guard g and the head sth (the guard first: it is the newer).
+func checkLog(lg *merklelog.Log, sth *protocol.SignedTreeHead, g *Guard, dir string, full bool) error {
 	var first uint64
 	if size := lg.Size(); !full && size > merklelog.StartCheckLeaves {
 		first = size - merklelog.StartCheckLeaves
@@ -103,15 +129,25 @@ func checkLog(lg *merklelog.Log, sth *protocol.SignedTreeHead, dir string, full 
 	if err := lg.VerifyFrom(first); err != nil {
 		return fmt.Errorf("%w; %s", err, restore)
 	}
+	logPath := filepath.Join(dir, merklelog.FileName)
+	if g != nil {
+		if err := matches(lg, g.Size, g.Root, logPath, filepath.Join(dir, GuardFileName)); err != nil {
+			return err
+		}
+	}
 	if sth == nil {
 		return nil
 	}
-	return matches(lg, sth, filepath.Join(dir, merklelog.FileName), filepath.Join(dir, HeadFileName))
+	return matches(lg, sth.Head.Size, sth.Head.Root, logPath, filepath.Join(dir, HeadFileName))
 }
 
 // create makes a new log in dir if nothing says that one was lost.
-func create(dir string, sth *protocol.SignedTreeHead) (*merklelog.Log, error) {
+func create(dir string, sth *protocol.SignedTreeHead, g *Guard) (*merklelog.Log, error) {
 	logPath := filepath.Join(dir, merklelog.FileName)
+	if g != nil {
+		return nil, fmt.Errorf("%s is missing, but %s says a tree head was published at size %d: the log of those stamps is gone; %s",
+			logPath, filepath.Join(dir, GuardFileName), g.Size, restore)
+	}
 	if sth != nil {
 		return nil, fmt.Errorf("%s is missing, but %s holds a published tree head of size %d: the log of those stamps is gone; %s",
 			logPath, filepath.Join(dir, HeadFileName), sth.Head.Size, restore)
@@ -132,7 +168,7 @@ func create(dir string, sth *protocol.SignedTreeHead) (*merklelog.Log, error) {
 }
 
 // Init creates a new, empty log in dir, which may hold other files, but
-// neither a log nor a head file.
+// neither a log nor a head file nor a guard.
 func Init(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, merklelog.FileName)); !errors.Is(err, fs.ErrNotExist) {
 		return nil // a log is there: Open checks it
@@ -140,6 +176,10 @@ func Init(dir string) error {
 	headPath := filepath.Join(dir, HeadFileName)
 	if _, err := os.Stat(headPath); !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("--init: %s exists: this directory held a log that published stamps; %s (to abandon that log deliberately, move the head file away first)", headPath, restore)
+	}
+	guardPath := filepath.Join(dir, GuardFileName)
+	if _, err := os.Stat(guardPath); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--init: %s exists: this directory held a log that published stamps; %s (to abandon that log deliberately, move the guard file away first)", guardPath, restore)
 	}
 	lg, err := merklelog.Create(dir)
 	if err != nil {
@@ -168,24 +208,27 @@ func readHead(dir string, self identity.ID, trust *protocol.Trust) (*protocol.Si
 	return sth, nil
 }
 
-// matches checks that lg reproduces sth.
-func matches(lg *merklelog.Log, sth *protocol.SignedTreeHead, logPath, headPath string) error {
+// matches checks that lg reproduces the tree of size and root that the
+// file from (the guard or the head file) says was published.
+func matches(lg *merklelog.Log, hsize uint64, hroot tlog.Hash, logPath, from string) error {
+	if hsize == 0 {
+		return nil
+	}
 	size, root, _, err := lg.Root()
 	if err != nil {
 		return err
 	}
-	h := sth.Head
-	if size < h.Size {
-		return fmt.Errorf("%s holds %d stamps (root %s) but %s was published at size %d (root %s): the log lost stamps; %s",
-			logPath, size, hexHash(root), headPath, h.Size, hexHash(h.Root), restore)
+	if size < hsize {
+		return fmt.Errorf("%s holds %d stamps (root %s) but %s says a tree head was published at size %d (root %s): the log lost stamps; %s",
+			logPath, size, hexHash(root), from, hsize, hexHash(hroot), restore)
 	}
-	at, err := lg.TreeHash(h.Size)
+	at, err := lg.TreeHash(hsize)
 	if err != nil {
 		return err
 	}
-	if at != h.Root {
-		return fmt.Errorf("%s (%d stamps) has root %s at size %d, but %s was published with root %s at that size: the log was changed; %s",
-			logPath, size, hexHash(at), h.Size, headPath, hexHash(h.Root), restore)
+	if at != hroot {
+		return fmt.Errorf("%s (%d stamps) has root %s at size %d, but %s says a tree head was published with root %s at that size: the log was changed; %s",
+			logPath, size, hexHash(at), hsize, from, hexHash(hroot), restore)
 	}
 	return nil
 }

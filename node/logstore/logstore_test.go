@@ -25,16 +25,17 @@ func serverTrust(t testing.TB) *protocol.Trust {
 }
 
 // serve opens dir as a server does, makes n stamps (in batches of 10,
-// each answered with a saved head), checks that every head that answers
-// a stamp is already on disk, closes, and returns the serials issued.
+// each answered with a guarded head), checks that the tree of every
+// head that answers a stamp is already guarded on disk, closes, and
+// returns the serials issued.
 func serve(t *testing.T, dir string, n int) []uint64 {
 	t.Helper()
-	lg, save, err := Open(dir, "server", serverTrust(t))
+	lg, store, err := Open(dir, "server", serverTrust(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lg.Close()
-	a, err := authority.New(lg, authority.SignerFor(testkeys.Private(t, "server")), testnet.Entry(t, "server"), authority.WithHeadStore(save))
+	a, err := authority.New(lg, authority.SignerFor(testkeys.Private(t, "server")), testnet.Entry(t, "server"), authority.WithHeadStore(store))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +54,12 @@ func serve(t *testing.T, dir string, n int) []uint64 {
 			if err != nil {
 				t.Fatal(err)
 			}
-			saved, err := protocol.ReadHeadFile(filepath.Join(dir, HeadFileName))
+			g, err := ReadGuard(dir, "server")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if saved.Head.Size < st.Head.Head.Size {
-				t.Fatalf("a reply carries a head of size %d, the head file holds only %d", st.Head.Head.Size, saved.Head.Size)
+			if g == nil || g.Size < st.Head.Head.Size {
+				t.Fatalf("a reply carries a head of size %d, the guard holds only %+v", st.Head.Head.Size, g)
 			}
 			serials = append(serials, st.Statement.Serial)
 		}
