@@ -16,7 +16,7 @@ import (
 // --backup-dir.
 func cmdLogBackup(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode log backup", stderr)
-	data := fs.String("data", node.DefaultDataDir, "the stopped server's data `DIR` (log.db and head.json)")
+	data := fs.String("data", node.DefaultDataDir, "the stopped server's data `DIR` (log.db, guard and head.json)")
 	out := fs.String("out", "", "write the copy into this new `DIR`, itself a data directory a server can start on (required)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {

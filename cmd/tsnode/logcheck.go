@@ -19,7 +19,7 @@ import (
 // a running server's lock refuses: stop the server first.
 func cmdLogCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("tsnode log check", stderr)
-	data := fs.String("data", node.DefaultDataDir, "the server's data `DIR` (log.db and head.json)")
+	data := fs.String("data", node.DefaultDataDir, "the server's data `DIR` (log.db, guard and head.json)")
 	keys := fs.String("keys", defaultKeysDir, "keys directory `DIR`: the server's public key checks the head file's signature")
 	serverID := fs.String("server-id", string(identity.ServerID), "the server's id in the identity directory")
 	pos, err := parseInterspersed(fs, args)
