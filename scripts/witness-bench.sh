@@ -222,7 +222,7 @@ if want latency; then
 			out=$("$tsnode" stamp "${common[@]}" --log-level warn --server "$srv" --out "$work/lat-docs" --json \
 				--timeout 30s "${args[@]}" "$d" 2>>"$work/logs/latency-stamps" |
 				while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done) ||
-				die "a $kind stamp failed: $(tail -n 3 "$work/logs/latency-stamps")"
+				die "a $kind stamp failed: ${out#* } $(tail -n 3 "$work/logs/latency-stamps")"
 			t1=${out%% *}
 			js=${out#* }
 			[[ $(jq -r .ok <<<"$js") == true ]] || die "a $kind stamp failed: $js"

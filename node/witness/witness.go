@@ -227,9 +227,10 @@ func (w *Witness) catchUp(f *follow) {
 		if err != nil {
 			continue
 		}
-		if w.onHead(f, latest) {
-			w.checkWithLog(f, latest)
-		}
+		// Checked even if seen before: a head whose check failed (the
+		// server did not answer in time, say) is tried again here.
+		w.onHead(f, latest)
+		w.checkWithLog(f, latest)
 		return
 	}
 }
