@@ -5,10 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 	lpswarm "github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/durable"
 	"github.com/tsnode/tsnode/node/relay"
 	"github.com/tsnode/tsnode/node/stamp"
 	"github.com/tsnode/tsnode/protocol"
@@ -265,33 +263,11 @@ func (r *Requester) receiptBase(doc string) string {
 // writeReceipt writes <base>.receipt, or <base>.N.receipt when that
 // exists: an earlier receipt is never overwritten.
 func writeReceipt(base string, rc *protocol.Receipt) (string, error) {
-	data := rc.Marshal()
-	for n := 0; n < 1000; n++ {
-		path := base + ".receipt"
-		if n > 0 {
-			path = fmt.Sprintf("%s.%d.receipt", base, n)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("cannot write receipt: %w", err)
-		}
-		_, werr := f.Write(data)
-		if serr := f.Sync(); werr == nil {
-			werr = serr
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			os.Remove(path)
-			return "", fmt.Errorf("cannot write receipt %s: %w", path, werr)
-		}
-		return path, nil
+	path, err := durable.CreateNew(base, ".receipt", rc.Marshal(), 0o644)
+	if err != nil {
+		return "", fmt.Errorf("cannot write receipt: %w", err)
 	}
-	return "", fmt.Errorf("cannot write receipt: %s.receipt and 999 numbered ones exist", strings.TrimSuffix(base, "/"))
+	return path, nil
 }
 
 // sessionRetry marks a failure to open a session as final unless asking

@@ -5,11 +5,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/big"
 	"net/http"
 	"os"
@@ -20,6 +18,7 @@ import (
 	"github.com/digitorus/timestamp"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/durable"
 	"github.com/tsnode/tsnode/node"
 	"github.com/tsnode/tsnode/node/tsa"
 	"github.com/tsnode/tsnode/protocol"
@@ -122,7 +121,10 @@ func stampOneRFC3161(ctx context.Context, f *roleFlags, trust *protocol.Trust, s
 	if f.out != "" {
 		base = filepath.Join(f.out, filepath.Base(doc))
 	}
-	path, err := writeNew(base, ".tsr", resp)
+	path, err := durable.CreateNew(base, ".tsr", resp, 0o644)
+	if err != nil {
+		err = fmt.Errorf("cannot write the token: %w", err)
+	}
 	return tok, path, err
 }
 
@@ -133,36 +135,6 @@ func nonceContent(n *big.Int) []byte {
 		b = append([]byte{0}, b...)
 	}
 	return b
-}
-
-// writeNew writes data to <base><ext>, or <base>.N<ext> when that exists.
-func writeNew(base, ext string, data []byte) (string, error) {
-	for n := 0; n < 1000; n++ {
-		path := base + ext
-		if n > 0 {
-			path = fmt.Sprintf("%s.%d%s", base, n, ext)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("cannot write %s: %w", path, err)
-		}
-		_, werr := f.Write(data)
-		if serr := f.Sync(); werr == nil {
-			werr = serr
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			os.Remove(path)
-			return "", fmt.Errorf("cannot write %s: %w", path, werr)
-		}
-		return path, nil
-	}
-	return "", fmt.Errorf("cannot write %s%s: it and 999 numbered ones exist", base, ext)
 }
 
 // httpTSA asks the RFC 3161 server at url over HTTP.

@@ -3,7 +3,9 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -53,4 +55,37 @@ func ReplaceFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// CreateNew writes data to a file that did not exist: <base><ext>, or the
+// first free <base>.N<ext> (N from 1 to 999), created exclusively and
+// fsynced, so that an earlier file (a receipt, a token) is never
+// overwritten. It returns the path written.
+func CreateNew(base, ext string, data []byte, perm os.FileMode) (string, error) {
+	for n := 0; n < 1000; n++ {
+		path := base + ext
+		if n > 0 {
+			path = fmt.Sprintf("%s.%d%s", base, n, ext)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, werr := f.Write(data)
+		if serr := f.Sync(); werr == nil {
+			werr = serr
+		}
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			os.Remove(path)
+			return "", fmt.Errorf("%s: %w", path, werr)
+		}
+		return path, nil
+	}
+	return "", fmt.Errorf("%s%s and 999 numbered ones exist", base, ext)
 }

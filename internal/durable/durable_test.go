@@ -35,3 +35,21 @@ func TestFailures(t *testing.T) {
 		t.Fatal("SyncDir of a missing directory succeeded")
 	}
 }
+
+// TestCreateNew: the first free name is taken, an existing file is never
+// overwritten, and a missing folder is an error naming nothing written.
+func TestCreateNew(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "doc")
+	for n, want := range []string{base + ".receipt", base + ".1.receipt", base + ".2.receipt"} {
+		got, err := CreateNew(base, ".receipt", []byte{byte(n)}, 0o644)
+		if err != nil || got != want {
+			t.Fatalf("write %d: %q, %v; want %q", n, got, err, want)
+		}
+	}
+	if b, err := os.ReadFile(base + ".receipt"); err != nil || len(b) != 1 || b[0] != 0 {
+		t.Fatalf("the first file was changed: %v, %v", b, err)
+	}
+	if _, err := CreateNew(filepath.Join(t.TempDir(), "absent", "doc"), ".tsr", nil, 0o644); err == nil {
+		t.Fatal("wrote into a missing folder")
+	}
+}
