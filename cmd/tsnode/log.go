@@ -33,6 +33,7 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	to := fs.String("to", "", "... up to the tree head of this later `receipt` (default: the server's latest head)")
 	out := fs.String("out", "", "write the consistency proof to this `file` (check it with tsnode verify --consistency)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON object (server_id, server_peer, size, root, time, empty; with --from: from_size, from_root, consistent, proof_hashes, proof_file, error); nothing on stdout when the command fails otherwise")
+	serial := fs.Int64("serial", -1, "prove that the stamp or RFC 3161 token of this `serial` is in the log, under the latest signed head")
 	trust := addTrustFlag(fs, "accept only tree heads of this authority `ID` (repeatable; default server)")
 	mode := addKeyModeFlag(fs, stderr)
 	logs := addLogFlags(fs, ptr("warn"), false)
@@ -51,6 +52,9 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	}
 	if *out != "" && *from == "" {
 		return usageErr("--out needs --from")
+	}
+	if *serial >= 0 && *from != "" {
+		return usageErr("--serial and --from are two different proofs: give one")
 	}
 	id, ephemeral, err := auditorIdentity(*keys, *idFlag, *passFile, mode)
 	if err != nil {
@@ -97,6 +101,9 @@ func cmdLog(args []string, stdout, stderr io.Writer) error {
 	}
 	c := logsync.NewClient(h, entry, policy)
 	p := logPrinter{w: stdout, json: *jsonOut, server: entry}
+	if *serial >= 0 {
+		return proveSerial(ctx, c, p, uint64(*serial), explain)
+	}
 	if oldHead == nil {
 		latest, _, err := c.Fetch(ctx, 0, 0)
 		if errors.Is(err, logsync.ErrEmptyLog) {

@@ -26,7 +26,13 @@ type logResult struct {
 	Consistent  *bool   `json:"consistent,omitempty"`
 	ProofHashes *int    `json:"proof_hashes,omitempty"`
 	ProofFile   string  `json:"proof_file,omitempty"`
-	Error       string  `json:"error,omitempty"`
+	// With --serial: the leaf and whether its inclusion proof holds.
+	Serial   *uint64 `json:"serial,omitempty"`
+	LeafKind string  `json:"leaf_kind,omitempty"` // stamp or rfc3161
+	LeafTime string  `json:"leaf_time,omitempty"`
+	LeafHash string  `json:"leaf_hash,omitempty"` // hex: document hash or message imprint
+	Included *bool   `json:"included,omitempty"`
+	Error    string  `json:"error,omitempty"`
 }
 
 // logPrinter prints tsnode log's results as text or as JSON.

@@ -131,7 +131,7 @@ Usage:
   tsnode verify --receipt R [--keys DIR] [--trust ID ...] [--witness ID ... --witnesses K] FILE
   tsnode verify --consistency P [--keys DIR] [--trust ID ...]
   tsnode verify --evidence F [--keys DIR] [--trust ID ...]
-  tsnode log --server MADDR [--keys DIR] [--id ID] [--trust ID ...] [--from R1 [--to R2] [--out P]] [--json]
+  tsnode log --server MADDR [--keys DIR] [--id ID] [--trust ID ...] [--from R1 [--to R2] [--out P] | --serial N] [--json]
   tsnode log check [--data DIR] [--keys DIR] [--server-id ID]
   tsnode log backup [--data DIR] --out DIR
   tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
