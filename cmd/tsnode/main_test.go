@@ -131,8 +131,19 @@ func (d *daemon) output() string {
 // and waits for its addresses. It is stopped with SIGTERM at cleanup.
 func startDaemon(t *testing.T, role, keys, passFile string, extra ...string) *daemon {
 	t.Helper()
-	args := append([]string{"--role", role, "--keys", keys, "--passphrase-file", passFile,
-		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
+	return startDaemonOn(t, role, keys, passFile, []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
+}
+
+// startDaemonOn is startDaemon listening on listen (TCP and QUIC
+// multiaddrs) instead of on ports picked by the system: a restarted
+// process gets its old ports back.
+func startDaemonOn(t *testing.T, role, keys, passFile string, listen []string, extra ...string) *daemon {
+	t.Helper()
+	args := []string{"--role", role, "--keys", keys, "--passphrase-file", passFile}
+	for _, l := range listen {
+		args = append(args, "--listen", l)
+	}
+	args = append(args, extra...)
 	d := &daemon{addrs: map[string]string{}, exited: make(chan struct{})}
 	d.cmd = tsnodeCmd(t, context.Background(), nil, args...)
 	d.cmd.Stderr = &lockedWriter{mu: &d.mu, w: &d.stderr}
@@ -168,7 +179,11 @@ func startDaemon(t *testing.T, role, keys, passFile string, extra ...string) *da
 		d.err = d.cmd.Wait()
 		close(d.exited)
 	}()
-	t.Cleanup(func() { d.stop(t) })
+	t.Cleanup(func() {
+		// A stopped process cannot drain: let it go on first.
+		_ = d.cmd.Process.Signal(syscall.SIGCONT)
+		d.stop(t)
+	})
 	select {
 	case <-ready:
 	case <-d.exited:

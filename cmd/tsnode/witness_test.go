@@ -5,7 +5,6 @@ package main
 // over TCP and QUIC on loopback.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -28,66 +27,6 @@ var witnessKeys = []identity.ID{"server", "1000", "3000", "3001", "3002"}
 
 // anyPort listens on TCP and QUIC on ports the system picks.
 var anyPort = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-
-// startDaemonOn is startDaemon listening on listen (TCP and QUIC
-// multiaddrs) instead of on ports picked by the system: a restarted
-// process gets its old ports back.
-func startDaemonOn(t *testing.T, role, keys, passFile string, listen []string, extra ...string) *daemon {
-	t.Helper()
-	args := []string{"--role", role, "--keys", keys, "--passphrase-file", passFile}
-	for _, l := range listen {
-		args = append(args, "--listen", l)
-	}
-	args = append(args, extra...)
-	d := &daemon{addrs: map[string]string{}, exited: make(chan struct{})}
-	d.cmd = tsnodeCmd(t, context.Background(), nil, args...)
-	d.cmd.Stderr = &lockedWriter{mu: &d.mu, w: &d.stderr}
-	stdout, err := d.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		prefix := role + " listening on "
-		announced := false
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.stdout.WriteString(line + "\n")
-			if a, ok := strings.CutPrefix(line, prefix); ok {
-				for _, tr := range []string{"tcp", "quic-v1"} {
-					if strings.Contains(a, "/"+tr+"/") && d.addrs[tr] == "" {
-						d.addrs[tr] = a
-					}
-				}
-				if len(d.addrs) == 2 && !announced {
-					close(ready)
-					announced = true
-				}
-			}
-			d.mu.Unlock()
-		}
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		// A stopped process cannot drain: let it go on first.
-		_ = d.cmd.Process.Signal(syscall.SIGCONT)
-		d.stop(t)
-	})
-	select {
-	case <-ready:
-	case <-d.exited:
-		t.Fatalf("%s exited before it listened: %v\n%s", role, d.err, d.output())
-	case <-time.After(cmdTimeout):
-		t.Fatalf("%s did not print its addresses\n%s", role, d.output())
-	}
-	return d
-}
 
 // kill9 ends d at once, as a crash would.
 func kill9(t *testing.T, d *daemon) {
