@@ -2,8 +2,8 @@
 // with the health endpoints, over HTTP (--metrics). Each node gets its own
 // registry, so that one process (a test) can run several nodes; the
 // services see only the narrow hook interfaces they define themselves
-// (authority.Metrics, stamp.Metrics, relay.Metrics), which *Server and
-// *Verifier implement.
+// (authority.Metrics, stamp.Metrics, relay.Metrics, tsa.Metrics, ...),
+// which *Server, *Verifier, *TSA and *Witness implement.
 package metrics
 
 import (
