@@ -67,7 +67,8 @@ type ServerOptions struct {
 	WitnessMetrics witness.Metrics
 	// TSA, if set, serves RFC 3161 (node/tsa): /tsnode/rfc3161/1.0.0 on
 	// the host and, with HTTP, over HTTP; its keys and certificates are
-	// made at start where missing or due (tsa.EnsureKeys).
+	// made at start where missing or due (tsa.Config.Ensure), and renewed
+	// while it runs.
 	TSA *TSAOptions
 }
 
@@ -78,6 +79,8 @@ type TSAOptions struct {
 	Policy   string        // default protocol.DefaultTSAPolicy
 	Accuracy time.Duration // the tokens' accuracy: the clock tolerance
 	HTTP     net.Listener  // nil: libp2p only; closed with the server
+	Lifetime time.Duration // of a signing certificate (0: protocol.TSALeafValidity)
+	Metrics  tsa.Metrics   // nil: none
 }
 
 // StartServerWith is StartServer with o.
@@ -136,12 +139,14 @@ func StartServerWith(id *Identity, listen []string, dataDir string, o ServerOpti
 	svc := &Service{Host: h, Authority: signer, log: lg, key: id.Key, drainers: []interface{ Drain(context.Context) error }{stamps}, keys: keys, dataDir: dataDir,
 		gossip: &gossiping{gossip: g, publisher: pub}}
 	if t := o.TSA; t != nil {
-		k, err := tsa.EnsureKeys(t.KeysDir, dataDir, id.Self.ID, id.Key, t.Key, time.Now())
+		certs := &tsa.Config{KeysDir: t.KeysDir, DataDir: dataDir, ID: id.Self.ID, Key: id.Key, Mode: t.Key, Lifetime: t.Lifetime}
+		k, err := certs.Ensure(time.Now())
 		if err != nil {
 			g.Close()
 			return fail(err)
 		}
-		if svc.tsa, err = tsa.New(h, signer, k, tsa.Options{Policy: t.Policy, Accuracy: t.Accuracy, Dir: keys.dir}); err != nil {
+		to := tsa.Options{Policy: t.Policy, Accuracy: t.Accuracy, Dir: keys.dir, Renew: certs, Metrics: t.Metrics}
+		if svc.tsa, err = tsa.New(h, signer, k, to); err != nil {
 			g.Close()
 			return fail(err)
 		}

@@ -22,9 +22,11 @@ const (
 	// TSARootValidity is how long a root certificate is valid. Trust is in
 	// the identity key it certifies, not in the certificate.
 	TSARootValidity = 10 * 365 * 24 * time.Hour
-	// TSALeafValidity is how long a signing certificate is valid.
+	// TSALeafValidity is how long a signing certificate is valid unless
+	// --tsa-cert-lifetime says otherwise.
 	TSALeafValidity = 30 * 24 * time.Hour
-	// TSARenewBefore is how close to its end a certificate is renewed.
+	// TSARenewBefore is how close to its end a certificate is renewed
+	// (a signing certificate of a shorter lifetime: TSARenewWithin).
 	TSARenewBefore = 7 * 24 * time.Hour
 	// tsaBackdate is how long before its making a certificate is valid,
 	// for verifiers whose clock is a little behind.
@@ -39,6 +41,17 @@ var (
 		return pkix.Extension{Id: oidExtKeyUsage, Critical: true, Value: v}
 	}()
 )
+
+// TSARenewWithin is how close to its end a signing certificate of the
+// given lifetime is renewed: TSARenewBefore, or a quarter of a lifetime
+// shorter than four times that (a test's), so that a certificate is
+// never due the moment it is made.
+func TSARenewWithin(lifetime time.Duration) time.Duration {
+	if q := lifetime / 4; q < TSARenewBefore {
+		return q
+	}
+	return TSARenewBefore
+}
 
 func certSerial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
@@ -69,9 +82,13 @@ func NewTSARoot(id identity.ID, key *rsa.PrivateKey, now time.Time) (*x509.Certi
 }
 
 // NewTSALeafCert issues, under root (whose key is rootKey), the signing
-// certificate of the authority id for pub: critical extended key usage
-// id-kp-timeStamping only, digitalSignature.
-func NewTSALeafCert(id identity.ID, root *x509.Certificate, rootKey crypto.Signer, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+// certificate of the authority id for pub, valid from an hour before now
+// until lifetime after it (never past the root's end): critical extended
+// key usage id-kp-timeStamping only, digitalSignature.
+func NewTSALeafCert(id identity.ID, root *x509.Certificate, rootKey crypto.Signer, pub crypto.PublicKey, now time.Time, lifetime time.Duration) (*x509.Certificate, error) {
+	if lifetime <= 0 {
+		return nil, fmt.Errorf("the RFC 3161 signing certificate of %s: lifetime %v", id, lifetime)
+	}
 	serial, err := certSerial()
 	if err != nil {
 		return nil, err
@@ -80,7 +97,7 @@ func NewTSALeafCert(id identity.ID, root *x509.Certificate, rootKey crypto.Signe
 		SerialNumber:          serial,
 		Subject:               pkix.Name{Organization: []string{"tsnode"}, CommonName: "tsnode " + string(id) + " TSA"},
 		NotBefore:             now.Add(-tsaBackdate),
-		NotAfter:              now.Add(TSALeafValidity),
+		NotAfter:              now.Add(lifetime),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		ExtraExtensions:       []pkix.Extension{criticalEKUTimeStp},

@@ -166,7 +166,7 @@ func testSigner(t testing.TB) *TSASigner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := NewTSALeafCert("server", root, key, &ec.PublicKey, now)
+	leaf, err := NewTSALeafCert("server", root, key, &ec.PublicKey, now, TSALeafValidity)
 	if err != nil {
 		t.Fatal(err)
 	}

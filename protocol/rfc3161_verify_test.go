@@ -28,7 +28,7 @@ func signerAt(t testing.TB, id identity.ID, made time.Time) *TSASigner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := NewTSALeafCert(id, root, key, &ec.PublicKey, made)
+	leaf, err := NewTSALeafCert(id, root, key, &ec.PublicKey, made, TSALeafValidity)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,8 @@ func TestUsageErrors(t *testing.T) {
 		{"max-wait negative", []string{"--role", "server", "--max-wait", "-1ms"}, "--max-wait -1ms"},
 		{"max-batch too large", []string{"--role", "server", "--max-batch", "5000"}, "--max-batch 5000: want 1 to 4096"},
 		{"stray argument", []string{"--role", "server", "extra"}, "unexpected arguments"},
+		{"tsa-cert-lifetime too short", []string{"--role", "server", "--http", "127.0.0.1:0", "--tsa-cert-lifetime", "1s"}, "--tsa-cert-lifetime 1s: want 10s to"},
+		{"tsa cert lifetime too long", []string{"tsa", "cert", "--keys", keys, "--tsa-cert-lifetime", "100000h"}, "--tsa-cert-lifetime 100000h0m0s: want 10s to"},
 		{"keygen without id", []string{"keygen", "--keys", keys}, "--id"},
 		{"keygen path id", []string{"keygen", "--id", "../../x", "--keys", keys, "--passphrase-file", pass}, "invalid id"},
 		{"verify without receipt", []string{"verify", "doc"}, "--receipt"},

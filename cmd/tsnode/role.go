@@ -220,6 +220,9 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 	if o.TSA, err = f.tsa.options(f.keys, f.clockTolerance); err != nil {
 		return err
 	}
+	if o.TSA != nil && o.Metrics != nil {
+		o.TSA.Metrics = metrics.NewTSA(o.Metrics.Registry)
+	}
 	svc, err := node.StartServerWith(id, listenOr(f.listen, node.DefaultServerPort), f.data, o)
 	if err != nil {
 		if o.TSA != nil && o.TSA.HTTP != nil {

@@ -18,10 +18,25 @@ import (
 
 // tsaFlags are the server's RFC 3161 flags (PROTOCOL.md §14).
 type tsaFlags struct {
-	on     bool
-	http   string
-	key    string
-	policy string
+	on       bool
+	http     string
+	key      string
+	policy   string
+	lifetime time.Duration
+}
+
+// minCertLifetime bounds --tsa-cert-lifetime below: shorter, the server
+// would renew (and grow the past file) every few seconds. Lifetimes of
+// seconds are for tests that watch a renewal.
+const minCertLifetime = 10 * time.Second
+
+const certLifetimeUsage = "a signing certificate is valid for `D`; the running server renews it when it ends within 7 days (a quarter of a shorter D), and keeps the replaced one in <keys>/public/tsa/<id>.past.pem"
+
+func checkCertLifetime(d time.Duration) error {
+	if d < minCertLifetime || d > protocol.TSARootValidity {
+		return usageErr("--tsa-cert-lifetime %v: want %v to %v", d, minCertLifetime, protocol.TSARootValidity)
+	}
+	return nil
 }
 
 var serverTSAFlags = flagGroup{"RFC 3161", func(fs *flag.FlagSet, f *roleFlags) {
@@ -30,6 +45,7 @@ var serverTSAFlags = flagGroup{"RFC 3161", func(fs *flag.FlagSet, f *roleFlags) 
 	fs.BoolVar(&t.on, "tsa", false, "serve RFC 3161 time-stamping to the directory's peers over libp2p ("+tsa.ProtocolID+"); every token is a leaf of the log")
 	fs.StringVar(&t.key, "tsa-key", tsa.KeyECDSA, "what signs the tokens: "+tsa.KeyECDSA+" (an online key in --data, certified by the identity key) or "+tsa.KeyIdentity+" (the RSA-4096 identity key itself)")
 	fs.StringVar(&t.policy, "tsa-policy", protocol.DefaultTSAPolicy, "the tokens' policy `OID`; requests naming another are refused (unacceptedPolicy)")
+	fs.DurationVar(&t.lifetime, "tsa-cert-lifetime", protocol.TSALeafValidity, certLifetimeUsage)
 }}
 
 func (f *roleFlags) tsaFlags() *tsaFlags {
@@ -49,7 +65,7 @@ func (t *tsaFlags) check() error {
 	if _, err := protocol.TSAPolicyDER(t.policy); err != nil {
 		return usageErr("--tsa-policy: %v", err)
 	}
-	return nil
+	return checkCertLifetime(t.lifetime)
 }
 
 // options are the server's TSA options, nil when it serves none; the
@@ -58,7 +74,7 @@ func (t *tsaFlags) options(keys string, tolerance time.Duration) (*node.TSAOptio
 	if t == nil || !t.on && t.http == "" {
 		return nil, nil
 	}
-	o := &node.TSAOptions{KeysDir: keys, Key: t.key, Policy: t.policy, Accuracy: tolerance}
+	o := &node.TSAOptions{KeysDir: keys, Key: t.key, Policy: t.policy, Accuracy: tolerance, Lifetime: t.lifetime}
 	if t.http != "" {
 		ln, err := tsa.ListenHTTP(t.http)
 		if err != nil {
@@ -79,6 +95,7 @@ func cmdTSA(args []string, stdout, stderr io.Writer) error {
 	keys := fl.String("keys", defaultKeysDir, "keys directory `DIR`: the chain goes to DIR/public/tsa/<id>.chain.pem and the root to DIR/public/tsa/<id>.root.pem")
 	data := fl.String("data", node.DefaultDataDir, "the server's data directory `DIR` (holding its log): the ECDSA signing key goes to DIR/tsa-signing-key.pem (0600)")
 	key := fl.String("tsa-key", tsa.KeyECDSA, "what signs the tokens: "+tsa.KeyECDSA+" or "+tsa.KeyIdentity)
+	lifetime := fl.Duration("tsa-cert-lifetime", protocol.TSALeafValidity, certLifetimeUsage)
 	passFile := fl.String("passphrase-file", "", "read the identity key's passphrase from this `file` (else $TSNODE_PASSPHRASE, else a prompt)")
 	mode := addKeyModeFlag(fl, stderr)
 	pos, err := parseInterspersed(fl, args[1:])
@@ -91,6 +108,9 @@ func cmdTSA(args []string, stdout, stderr io.Writer) error {
 	id, err := identity.ParseID(*idFlag)
 	if err != nil {
 		return usageErr("--id: %v", err)
+	}
+	if err := checkCertLifetime(*lifetime); err != nil {
+		return err
 	}
 	// The signing key goes next to the log: a data directory without
 	// one would no longer be empty, and the server would not create it.
@@ -105,7 +125,8 @@ func cmdTSA(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return mode.explain(err)
 	}
-	k, err := tsa.EnsureKeys(*keys, *data, id, priv, *key, time.Now())
+	certs := &tsa.Config{KeysDir: *keys, DataDir: *data, ID: id, Key: priv, Mode: *key, Lifetime: *lifetime}
+	k, err := certs.Ensure(time.Now())
 	if err != nil {
 		return err
 	}

@@ -163,11 +163,13 @@ func checkTokenFile(policy *protocol.Trust, b []byte, extra []*x509.Certificate,
 }
 
 // publishedChains are the certificates published in keys/public/tsa for
-// the trusted authorities, for tokens that carry none.
+// the trusted authorities, for tokens that carry none: the current chain
+// and root, and the past ones (signing certificates renewed, roots of
+// rotated keys), for tokens signed before.
 func publishedChains(keys string, policy *protocol.Trust) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for _, id := range policy.Authorities() {
-		for _, p := range []string{tsa.ChainPath(keys, id), tsa.RootPath(keys, id)} {
+		for _, p := range []string{tsa.ChainPath(keys, id), tsa.RootPath(keys, id), tsa.PastPath(keys, id)} {
 			b, err := os.ReadFile(p)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue

@@ -29,12 +29,24 @@ type fixture struct {
 
 func newFixture(t *testing.T, mode string, opts ...authority.Option) *fixture {
 	t.Helper()
+	return newFixtureWith(t, &Config{Mode: mode}, Options{}, opts...)
+}
+
+// newFixtureWith is newFixture with the certificates of cfg (its
+// directories, id and key are the fixture's) and the options o: with a
+// cfg.Lifetime, the service renews them (o.Renew).
+func newFixtureWith(t *testing.T, cfg *Config, o Options, opts ...authority.Option) *fixture {
+	t.Helper()
 	f := &fixture{dir: t.TempDir()}
 	f.keys, f.data = filepath.Join(f.dir, "keys"), filepath.Join(f.dir, "data")
 	key := testkeys.Private(t, "server")
-	k, err := EnsureKeys(f.keys, f.data, "server", key, mode, time.Now())
+	cfg.KeysDir, cfg.DataDir, cfg.ID, cfg.Key = f.keys, f.data, "server", key
+	k, err := cfg.Ensure(time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Lifetime != 0 {
+		o.Renew = cfg
 	}
 	f.k = k
 	f.log = testnet.OpenLog(t, f.data)
@@ -44,7 +56,8 @@ func newFixture(t *testing.T, mode string, opts ...authority.Option) *fixture {
 	}
 	f.auth = a
 	t.Cleanup(func() { a.Close() })
-	svc, err := New(nil, a, k, Options{Accuracy: authority.DefaultClockTolerance})
+	o.Accuracy = authority.DefaultClockTolerance
+	svc, err := New(nil, a, k, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func (s *Service) serveChain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/pem-certificate-chain")
-	_, _ = w.Write(s.chain)
+	_, _ = w.Write(s.signing.Load().chain)
 }
 
 // ListenHTTP takes addr (host:port; port 0 picks one), so that a taken

@@ -45,102 +45,160 @@ func RootPath(keysDir string, id identity.ID) string {
 // KeyPath is the online signing key in the data directory (0600).
 func KeyPath(dataDir string) string { return filepath.Join(dataDir, "tsa-signing-key.pem") }
 
+// PastPath holds every certificate of id that the chain and root files
+// held before they were replaced (signing certificates renewed, roots of
+// rotated identity keys), oldest first: keys/public/tsa/<id>.past.pem. A
+// token without certificates, signed before a renewal or a rotation, is
+// checked with it.
+func PastPath(keysDir string, id identity.ID) string {
+	return filepath.Join(keysDir, "public", "tsa", string(id)+".past.pem")
+}
+
 // Keys are what the TSA signs with: the signing certificate and its key,
 // and the root above it.
 type Keys struct {
 	Cert, Root *x509.Certificate
 	Signer     crypto.Signer
-	// Made names the files written by EnsureKeys, for its caller to print.
+	// Made names the files written by Ensure, for its caller to print.
 	Made []string
 }
 
 // ChainPEM is the chain as served at /certchain: signing certificate, root.
 func (k *Keys) ChainPEM() []byte { return protocol.EncodeCertsPEM(k.Cert, k.Root) }
 
-// EnsureKeys loads the TSA keys of id, making what is missing or due: a
-// root certificate for the identity key (again if it is for another key,
-// after a rotation, or ends within protocol.TSARenewBefore), the signing
-// key (mode KeyECDSA: made once, kept in dataDir), and a signing
-// certificate under the root (again if it is not for the signing key or
-// the root, or ends within protocol.TSARenewBefore).
+// Config is where an authority's TSA keys and certificates live and how
+// they are made.
+type Config struct {
+	KeysDir, DataDir string
+	ID               identity.ID
+	// Key is the identity key: the root's key, which certifies the
+	// signing key.
+	Key *rsa.PrivateKey
+	// Mode is KeyECDSA (the default) or KeyIdentity.
+	Mode string
+	// Lifetime is how long a signing certificate is valid (0:
+	// protocol.TSALeafValidity).
+	Lifetime time.Duration
+}
+
+func (c *Config) lifetime() time.Duration {
+	if c.Lifetime <= 0 {
+		return protocol.TSALeafValidity
+	}
+	return c.Lifetime
+}
+
+// RenewWithin is how close to its end the signing certificate is renewed.
+func (c *Config) RenewWithin() time.Duration { return protocol.TSARenewWithin(c.lifetime()) }
+
+// EnsureKeys is Config.Ensure with the default lifetime.
 func EnsureKeys(keysDir, dataDir string, id identity.ID, key *rsa.PrivateKey, mode string, now time.Time) (*Keys, error) {
+	c := &Config{KeysDir: keysDir, DataDir: dataDir, ID: id, Key: key, Mode: mode}
+	return c.Ensure(now)
+}
+
+// Ensure loads the TSA keys, making what is missing or due: a root
+// certificate for the identity key (again if it is for another key,
+// after a rotation, or ends within protocol.TSARenewBefore), the signing
+// key (mode KeyECDSA: made once, kept in DataDir), and a signing
+// certificate under the root (again if it is not for the signing key or
+// the root, ends within RenewWithin, or ends later than Lifetime from
+// now). What a root or chain file held before it is replaced goes into
+// the past file first (PastPath), so that the tokens it signed stay
+// verifiable without certificates of their own.
+func (c *Config) Ensure(now time.Time) (*Keys, error) {
 	k := &Keys{}
-	root, err := loadRoot(RootPath(keysDir, id), key, now)
+	rootPath, chainPath := RootPath(c.KeysDir, c.ID), ChainPath(c.KeysDir, c.ID)
+	oldRoot, err := readCerts(rootPath, "root certificate")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (remove it to make a new one)", err)
 	}
-	if root == nil {
-		if root, err = protocol.NewTSARoot(id, key, now); err != nil {
+	if k.Root = usableRoot(oldRoot, c.Key, now); k.Root == nil {
+		if k.Root, err = protocol.NewTSARoot(c.ID, c.Key, now); err != nil {
 			return nil, err
 		}
-		if err := writePublic(RootPath(keysDir, id), protocol.EncodeCertsPEM(root)); err != nil {
+		if err := c.retire(k, oldRoot); err != nil {
 			return nil, err
 		}
-		k.Made = append(k.Made, RootPath(keysDir, id))
+		if err := writePublic(rootPath, protocol.EncodeCertsPEM(k.Root)); err != nil {
+			return nil, err
+		}
+		k.Made = append(k.Made, rootPath)
 	}
-	k.Root = root
-	switch mode {
+	switch c.Mode {
 	case KeyIdentity:
-		k.Signer = authority.SignerFor(key)
+		k.Signer = authority.SignerFor(c.Key)
 	case KeyECDSA, "":
-		made, err := ensureECKey(KeyPath(dataDir), &k.Signer)
+		made, err := ensureECKey(KeyPath(c.DataDir), &k.Signer)
 		if err != nil {
 			return nil, err
 		}
 		if made {
-			k.Made = append(k.Made, KeyPath(dataDir))
+			k.Made = append(k.Made, KeyPath(c.DataDir))
 		}
 	default:
-		return nil, fmt.Errorf("--tsa-key %q: want %s or %s", mode, KeyECDSA, KeyIdentity)
+		return nil, fmt.Errorf("--tsa-key %q: want %s or %s", c.Mode, KeyECDSA, KeyIdentity)
 	}
-	if k.Cert = loadLeaf(ChainPath(keysDir, id), root, k.Signer.Public(), &key.PublicKey, now); k.Cert == nil {
-		if k.Cert, err = protocol.NewTSALeafCert(id, root, key, k.Signer.Public(), now); err != nil {
+	oldChain, err := readCerts(chainPath, "chain")
+	if err != nil {
+		return nil, fmt.Errorf("%w (remove it to make a new one)", err)
+	}
+	if k.Cert = c.usableLeaf(oldChain, k.Root, k.Signer.Public(), now); k.Cert == nil {
+		if k.Cert, err = protocol.NewTSALeafCert(c.ID, k.Root, c.Key, k.Signer.Public(), now, c.lifetime()); err != nil {
 			return nil, err
 		}
-		if err := writePublic(ChainPath(keysDir, id), k.ChainPEM()); err != nil {
+		if err := c.retire(k, oldChain); err != nil {
 			return nil, err
 		}
-		k.Made = append(k.Made, ChainPath(keysDir, id))
+		if err := writePublic(chainPath, k.ChainPEM()); err != nil {
+			return nil, err
+		}
+		k.Made = append(k.Made, chainPath)
 	}
 	return k, nil
 }
 
-// loadRoot is the root certificate at path if it is for key and not due
-// for renewal; nil if it is missing or not; an error if unreadable.
-func loadRoot(path string, key *rsa.PrivateKey, now time.Time) (*x509.Certificate, error) {
+// readCerts reads the certificates of the PEM file at path; none if it
+// is missing; an error naming it if it is unreadable or not certificates.
+func readCerts(path, what string) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("RFC 3161 root certificate: %w", err)
+		return nil, fmt.Errorf("RFC 3161 %s: %w", what, err)
 	}
 	certs, err := protocol.ParseCertsPEM(b)
 	if err != nil {
-		return nil, fmt.Errorf("RFC 3161 root certificate %s: %v (remove it to make a new one)", path, err)
+		return nil, fmt.Errorf("RFC 3161 %s %s: %v", what, path, err)
 	}
-	root := certs[0]
-	if len(certs) != 1 || !key.PublicKey.Equal(root.PublicKey) || root.CheckSignatureFrom(root) != nil ||
-		!now.Add(protocol.TSARenewBefore).Before(root.NotAfter) {
-		return nil, nil
-	}
-	return root, nil
+	return certs, nil
 }
 
-// loadLeaf is the signing certificate of the chain at path if the chain
-// is (leaf, root) with the profile of §14.1, for pub, and not due; else nil.
-func loadLeaf(path string, root *x509.Certificate, pub crypto.PublicKey, idKey *rsa.PublicKey, now time.Time) *x509.Certificate {
-	b, err := os.ReadFile(path)
-	if err != nil {
+// usableRoot is the root certificate of a root file if it is one
+// self-signed certificate for key, not due for renewal; else nil.
+func usableRoot(certs []*x509.Certificate, key *rsa.PrivateKey, now time.Time) *x509.Certificate {
+	if len(certs) != 1 {
 		return nil
 	}
-	chain, err := protocol.ParseCertsPEM(b)
-	if err != nil || len(chain) != 2 || !chain[1].Equal(root) || protocol.CheckTSAChain(chain, idKey) != nil {
+	root := certs[0]
+	if !key.PublicKey.Equal(root.PublicKey) || root.CheckSignatureFrom(root) != nil ||
+		!now.Add(protocol.TSARenewBefore).Before(root.NotAfter) {
+		return nil
+	}
+	return root
+}
+
+// usableLeaf is the signing certificate of a chain file if the chain is
+// (leaf, root) with the profile of §14.1, for pub, not due for renewal
+// and not valid longer than the lifetime allows; else nil.
+func (c *Config) usableLeaf(chain []*x509.Certificate, root *x509.Certificate, pub crypto.PublicKey, now time.Time) *x509.Certificate {
+	if len(chain) != 2 || !chain[1].Equal(root) || protocol.CheckTSAChain(chain, &c.Key.PublicKey) != nil {
 		return nil
 	}
 	leaf := chain[0]
 	if p, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(pub) ||
-		!now.Add(protocol.TSARenewBefore).Before(leaf.NotAfter) {
+		!now.Add(c.RenewWithin()).Before(leaf.NotAfter) || leaf.NotAfter.After(now.Add(c.lifetime())) {
 		return nil
 	}
 	return leaf

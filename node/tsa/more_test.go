@@ -2,6 +2,7 @@ package tsa
 
 import (
 	"context"
+	"crypto/x509"
 	"os"
 	"strings"
 	"testing"
@@ -91,31 +92,65 @@ func TestClockBehindAndShutdown(t *testing.T) {
 }
 
 // EnsureKeys makes the keys once, keeps them, and renews a signing
-// certificate that ends within TSARenewBefore.
+// certificate that ends within TSARenewBefore; what it replaces goes to
+// the past file, once.
 func TestEnsureKeys(t *testing.T) {
 	dir := t.TempDir()
+	keys := dir + "/keys"
 	key := testkeys.Private(t, "server")
 	now := time.Now()
-	k1, err := EnsureKeys(dir+"/keys", dir+"/data", "server", key, KeyECDSA, now)
+	k1, err := EnsureKeys(keys, dir+"/data", "server", key, KeyECDSA, now)
 	if err != nil || len(k1.Made) != 3 {
 		t.Fatalf("made %v: %v", k1.Made, err)
 	}
 	if fi, err := os.Stat(KeyPath(dir + "/data")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("signing key: %v %v", fi.Mode(), err)
 	}
-	k2, err := EnsureKeys(dir+"/keys", dir+"/data", "server", key, KeyECDSA, now.Add(time.Hour))
+	k2, err := EnsureKeys(keys, dir+"/data", "server", key, KeyECDSA, now.Add(time.Hour))
 	if err != nil || len(k2.Made) != 0 || !k2.Cert.Equal(k1.Cert) || !k2.Root.Equal(k1.Root) {
 		t.Fatalf("second start made %v: %v", k2.Made, err)
 	}
-	k3, err := EnsureKeys(dir+"/keys", dir+"/data", "server", key, KeyECDSA, now.Add(protocol.TSALeafValidity-protocol.TSARenewBefore))
-	if err != nil || len(k3.Made) != 1 || k3.Made[0] != ChainPath(dir+"/keys", "server") || !k3.Root.Equal(k1.Root) {
+	k3, err := EnsureKeys(keys, dir+"/data", "server", key, KeyECDSA, now.Add(protocol.TSALeafValidity-protocol.TSARenewBefore))
+	if err != nil || len(k3.Made) != 2 || k3.Made[0] != PastPath(keys, "server") || k3.Made[1] != ChainPath(keys, "server") || !k3.Root.Equal(k1.Root) {
 		t.Fatalf("renewal made %v: %v", k3.Made, err)
 	}
-	k4, err := EnsureKeys(dir+"/keys", dir+"/data", "server", testkeys.Private(t, "1000"), KeyECDSA, now)
-	if err != nil || k4.Root.Equal(k1.Root) || len(k4.Made) != 2 {
+	past := readPast(t, keys)
+	if len(past) != 2 || !past[0].Equal(k1.Cert) || !past[1].Equal(k1.Root) {
+		t.Fatalf("past file after a renewal: %d certificates, want the old signing certificate and the root", len(past))
+	}
+	k4, err := EnsureKeys(keys, dir+"/data", "server", testkeys.Private(t, "1000"), KeyECDSA, now)
+	if err != nil || k4.Root.Equal(k1.Root) || len(k4.Made) != 3 {
 		t.Fatalf("another identity key (a rotation) made %v: %v", k4.Made, err)
 	}
-	if _, err := EnsureKeys(dir+"/keys", dir+"/data", "server", key, "dsa", now); err == nil {
+	// The root was there already: the rotation adds the renewed signing
+	// certificate alone.
+	past = readPast(t, keys)
+	if len(past) != 3 || !past[2].Equal(k3.Cert) {
+		t.Fatalf("past file after a rotation: %d certificates, want 3 ending with the last signing certificate", len(past))
+	}
+	if _, err := EnsureKeys(keys, dir+"/data", "server", key, "dsa", now); err == nil {
 		t.Fatal("--tsa-key dsa accepted")
 	}
+	// A past file that does not parse is not replaced: renewing fails,
+	// naming it.
+	write(t, PastPath(keys, "server"), []byte("not PEM"))
+	if _, err := EnsureKeys(keys, dir+"/data", "server", key, KeyECDSA, now); err == nil || !strings.Contains(err.Error(), PastPath(keys, "server")) {
+		t.Fatalf("a damaged past file: %v", err)
+	}
+	if b, _ := os.ReadFile(PastPath(keys, "server")); string(b) != "not PEM" {
+		t.Fatal("a damaged past file was replaced")
+	}
+}
+
+func readPast(t *testing.T, keys string) []*x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(PastPath(keys, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := protocol.ParseCertsPEM(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs
 }
