@@ -56,7 +56,14 @@ type ReceiptTreeHead struct {
 	RootHash   string `json:"root_hash"` // lowercase hex
 	Time       string `json:"time"`
 	SignedData string `json:"signed_data"` // base64 of TreeHead.Encode()
-	Signature  string `json:"signature"`   // base64, RSASSA-PKCS1-v1_5 SHA-256
+	// Signature is base64 of the identity key's RSASSA-PKCS1-v1_5
+	// SHA-256 signature, or, with Delegation, of the online key's ECDSA
+	// signature (§5.6).
+	Signature string `json:"signature"`
+	// A head signed by an online key: base64 of the delegation's bytes
+	// and of the identity key's signature of them. Both or neither.
+	Delegation          string `json:"delegation,omitempty"`
+	DelegationSignature string `json:"delegation_signature,omitempty"`
 }
 
 // NewReceipt builds the receipt for a signed statement.
@@ -81,13 +88,22 @@ func NewLogReceipt(s *Statement, proof tlog.RecordProof, sth *SignedTreeHead) *R
 }
 
 func newReceiptTreeHead(sth *SignedTreeHead) *ReceiptTreeHead {
-	return &ReceiptTreeHead{
+	th := &ReceiptTreeHead{
 		Size:       sth.Head.Size,
 		RootHash:   hex.EncodeToString(sth.Head.Root[:]),
 		Time:       FormatTime(sth.Head.Time),
 		SignedData: base64.StdEncoding.EncodeToString(sth.Encoded),
 		Signature:  base64.StdEncoding.EncodeToString(sth.Signature),
 	}
+	// A delegated signature is written in its parts, so that each can be
+	// checked by hand (§11.6); one that does not parse is written whole,
+	// and refused when read.
+	if hs, err := ParseHeadSignature(sth.Signature); err == nil && hs.Delegation != nil {
+		th.Signature = base64.StdEncoding.EncodeToString(hs.Signature)
+		th.Delegation = base64.StdEncoding.EncodeToString(hs.Delegation)
+		th.DelegationSignature = base64.StdEncoding.EncodeToString(hs.DelegationSignature)
+	}
+	return th
 }
 
 func readableFields(s *Statement) *Receipt {
@@ -289,6 +305,9 @@ func (th *ReceiptTreeHead) decode(name string) (*SignedTreeHead, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sig, err = th.headSignature(name, sig); err != nil {
+		return nil, err
+	}
 	h, err := ParseTreeHead(enc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s.signed_data: %v", ErrMalformedReceipt, name, err)
@@ -303,6 +322,37 @@ func (th *ReceiptTreeHead) decode(name string) (*SignedTreeHead, error) {
 		}
 	}
 	return &SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
+}
+
+// headSignature joins sig and the delegation, if any, into the head
+// signature SignedTreeHead carries.
+func (th *ReceiptTreeHead) headSignature(name string, sig []byte) ([]byte, error) {
+	switch {
+	case th.Delegation == "" && th.DelegationSignature == "":
+		// Anything but an RSA signature fails its check later, as a bad
+		// signature; a delegated one written whole is refused here, so
+		// that a head has one way to be written.
+		if len(sig) != identitySignatureSize {
+			if _, err := DecodeRecord(sig, HeadSignatureTag, 3); err == nil {
+				return nil, fmt.Errorf("%w: %s.signature holds a delegation: write it in delegation and delegation_signature", ErrMalformedReceipt, name)
+			}
+		}
+		return sig, nil
+	case th.Delegation == "" || th.DelegationSignature == "":
+		return nil, fmt.Errorf("%w: %s has one of delegation and delegation_signature without the other", ErrMalformedReceipt, name)
+	}
+	d, err := decodeB64(name+".delegation", th.Delegation)
+	if err != nil {
+		return nil, err
+	}
+	dsig, err := decodeB64(name+".delegation_signature", th.DelegationSignature)
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) == identitySignatureSize {
+		return nil, fmt.Errorf("%w: %s.signature is an RSA-4096 signature's size, but it has a delegation", ErrMalformedReceipt, name)
+	}
+	return (&HeadSignature{Delegation: d, DelegationSignature: dsig, Signature: sig}).Encode(), nil
 }
 
 // ProofOf decodes a v2 receipt's inclusion proof.

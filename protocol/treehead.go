@@ -152,17 +152,29 @@ func headCacheKey(keyDigest [32]byte, encoded, sig []byte) [32]byte {
 	return k
 }
 
-// verify checks the head's signature with pub, once per cache. A
+// verify checks an RSA signature by pub over encoded, once per cache. A
 // signature that fails is not remembered.
 func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
+	return c.check(pub, encoded, sig, func() error { return VerifySignature(pub, encoded, sig) })
+}
+
+// verifyDelegated checks a delegated head signature (§5.6) whose
+// delegation the identity key pub must have signed, once per cache; the
+// delegation's own signature is remembered too, so that each online key
+// costs one RSA verification.
+func (c *HeadCache) verifyDelegated(pub *rsa.PublicKey, sth *SignedTreeHead) error {
+	return c.check(pub, sth.Encoded, sth.Signature, func() error { return checkDelegated(c, pub, sth) })
+}
+
+// check runs verify, unless the cache remembers (pub, encoded, sig) as
+// verified or another caller is verifying it right now.
+func (c *HeadCache) check(pub *rsa.PublicKey, encoded, sig []byte, verify func() error) error {
 	if c == nil {
-		return VerifySignature(pub, encoded, sig)
+		return verify()
 	}
 	c.mu.Lock()
 	kd := c.keyDigest(pub)
-	c.mu.Unlock()
 	k := headCacheKey(kd, encoded, sig)
-	c.mu.Lock()
 	if _, ok := c.checked[k]; ok {
 		c.mu.Unlock()
 		return nil
@@ -177,7 +189,7 @@ func (c *HeadCache) verify(pub *rsa.PublicKey, encoded, sig []byte) error {
 	c.mu.Unlock()
 
 	c.verified.Add(1)
-	r.err = VerifySignature(pub, encoded, sig)
+	r.err = verify()
 	c.mu.Lock()
 	delete(c.running, k)
 	if r.err == nil {

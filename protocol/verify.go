@@ -2,6 +2,9 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha256"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -52,15 +55,49 @@ func (t *Trust) CheckTreeHead(encoded, sig []byte, cache *HeadCache) (*SignedTre
 }
 
 // checkHeadSignature checks sth's signature with the trusted key for its
-// server at its time.
+// server at its time: the identity key's own signature, or a delegated
+// one (§5.6): the identity key signed the delegation, the delegation
+// names the head's server, the head's time is within its window, and
+// the online key signed the head.
 func (t *Trust) checkHeadSignature(sth *SignedTreeHead, cache *HeadCache) error {
 	h := sth.Head
 	key, err := t.keyFor(h.ServerID, h.ServerPeer, h.Time)
 	if err != nil {
 		return err
 	}
+	if len(sth.Signature) != identitySignatureSize {
+		return cache.verifyDelegated(key, sth)
+	}
 	if err := cache.verify(key, sth.Encoded, sth.Signature); err != nil {
 		return fmt.Errorf("%w: the tree head of size %d does not verify with the key of %s (%s)", ErrBadSignature, h.Size, h.ServerID, h.ServerPeer)
+	}
+	return nil
+}
+
+// checkDelegated checks a delegated head signature with the identity key
+// key; the delegation's own signature goes through the cache.
+func checkDelegated(c *HeadCache, key *rsa.PublicKey, sth *SignedTreeHead) error {
+	h := sth.Head
+	hs, err := ParseHeadSignature(sth.Signature)
+	if err != nil {
+		return fmt.Errorf("the tree head of size %d: %w", h.Size, err)
+	}
+	d, err := ParseDelegation(hs.Delegation)
+	if err != nil {
+		return fmt.Errorf("%w: the tree head of size %d: %v", ErrBadDelegation, h.Size, err)
+	}
+	if d.ServerID != h.ServerID || d.ServerPeer != h.ServerPeer {
+		return fmt.Errorf("%w: the tree head of size %d is of %s (%s), its online key is delegated by %s (%s)", ErrBadDelegation, h.Size, h.ServerID, h.ServerPeer, d.ServerID, d.ServerPeer)
+	}
+	if err := c.verify(key, hs.Delegation, hs.DelegationSignature); err != nil {
+		return fmt.Errorf("%w: its delegation, for the tree head of size %d, does not verify with the key of %s (%s)", ErrBadDelegation, h.Size, h.ServerID, h.ServerPeer)
+	}
+	if !d.Covers(h.Time) {
+		return fmt.Errorf("%w: the tree head of size %d is dated %s, outside its window %s to %s", ErrBadDelegation, h.Size, FormatTime(h.Time), FormatTime(d.NotBefore), FormatTime(d.NotAfter))
+	}
+	digest := sha256.Sum256(sth.Encoded)
+	if !ecdsa.VerifyASN1(d.Key, digest[:], hs.Signature) {
+		return fmt.Errorf("%w: the tree head of size %d does not verify with the online key %s delegated by %s", ErrBadSignature, h.Size, d.Fingerprint(), h.ServerID)
 	}
 	return nil
 }

@@ -87,8 +87,11 @@ done
 # One line per run and flow: side flow achieved cpu_us p50 p99 dropped errors.
 for f in "$work"/[AB]-*.json; do
 	side=$(basename "$f" | cut -c1)
-	jq -r --arg s "$side" '.flows[] | [$s, .flow, .stamps_per_second, (.server_cpu_us_per_stamp // "n/a"),
-		.latency.p50_ms, .latency.p99_ms, (.open_loop.dropped // 0), .errors] | map(tostring) | join(" ")' "$f"
+	# Figures rounded to 3 decimals, so that a median is printed as short
+	# as the others.
+	jq -r --arg s "$side" 'def r: if type == "number" then (. * 1000 | round / 1000) else . end;
+		.flows[] | [$s, .flow, (.stamps_per_second | r), (.server_cpu_us_per_stamp // "n/a" | r),
+		(.latency.p50_ms | r), (.latency.p99_ms | r), (.open_loop.dropped // 0), .errors] | map(tostring) | join(" ")' "$f"
 done >"$work/runs"
 
 col() { # side flow column -> median

@@ -93,6 +93,7 @@ var (
 		fs.StringVar(&f.backupDir, "backup-dir", "", "on SIGUSR1, write a consistent backup of --data into a new folder of this `DIR`")
 		fs.DurationVar(&f.maxWait, "max-wait", authority.DefaultMaxWait, "the longest a stamp waits for its tree head to start being signed (0: sign as soon as the previous head is signed; longer: fewer signatures, less CPU, more latency)")
 		fs.IntVar(&f.maxBatch, "max-batch", authority.DefaultMaxBatch, "the most stamps one tree head covers")
+		fs.DurationVar(&f.onlineKeyLifetime, "online-key-lifetime", authority.DefaultOnlineKeyLifetime, "sign tree heads with an ECDSA P-256 online key, kept in memory only, that the identity key delegates and replaces after this long (its window: a quarter longer); 0: the identity key signs every head (PROTOCOL.md §5.6)")
 		fs.DurationVar(&f.clockTolerance, "clock-tolerance", authority.DefaultClockTolerance, "how far a stamp's time may run ahead of the clock; a clock further behind the last issued time pauses stamping (refused as clock-behind) until it catches up")
 	}}
 	verifierRelayFlags = flagGroup{"Relays", func(fs *flag.FlagSet, f *roleFlags) {

@@ -43,6 +43,7 @@ type roleFlags struct {
 	timeout, maxWait                   time.Duration
 	drainTimeout, clockTolerance       time.Duration
 	maxBatch                           int
+	onlineKeyLifetime                  time.Duration
 	trust                              *trustFlag // nil for a server
 	security                           string     // parsed into listenSecurity
 	listenSecurity                     []string
@@ -147,6 +148,9 @@ func (f *roleFlags) check() (err error) {
 	if f.role == "server" && (f.maxBatch < 1 || f.maxBatch > authority.DefaultMaxBatch) {
 		return usageErr("--max-batch %d: want 1 to %d", f.maxBatch, authority.DefaultMaxBatch)
 	}
+	if f.role == "server" && (f.onlineKeyLifetime < 0 || f.onlineKeyLifetime > authority.MaxOnlineKeyLifetime || (f.onlineKeyLifetime > 0 && f.onlineKeyLifetime < time.Minute)) {
+		return usageErr("--online-key-lifetime %s: want 0 (off) or 1m to %s", f.onlineKeyLifetime, authority.MaxOnlineKeyLifetime)
+	}
 	if f.role == "requester" && !f.relayOnly && (f.parallel < 1 || f.parallel > 256) {
 		return usageErr("--parallel %d: want 1 to 256", f.parallel)
 	}
@@ -211,7 +215,8 @@ func runServer(ctx context.Context, stop func(), id *node.Identity, f roleFlags,
 	}
 	ops := opsSignals(true)
 	o := node.ServerOptions{Authority: []authority.Option{
-		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance)}}
+		authority.WithMaxWait(f.maxWait), authority.WithMaxBatch(f.maxBatch), authority.WithClockTolerance(f.clockTolerance),
+		authority.WithOnlineKeyLifetime(f.onlineKeyLifetime)}}
 	o.CheckpointInterval = f.witnessFlags().interval
 	if f.metrics != "" {
 		o.Metrics = metrics.NewServer(metrics.New())

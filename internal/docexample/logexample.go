@@ -103,7 +103,7 @@ func buildLog(key *rsa.PrivateKey, server, requester identity.Entry) (*logExampl
 		<-release[i]
 		return batchTimes[i]
 	}
-	signer, err := authority.New(lg, key, server, authority.WithClock(now))
+	signer, err := authority.New(lg, key, server, authority.WithClock(now), authority.WithOnlineKeyLifetime(0))
 	if err != nil {
 		return nil, err
 	}

@@ -228,7 +228,7 @@ func generate(root string) ([]file, error) {
 		return nil, err
 	}
 	defer lg.Close()
-	auth, err := authority.New(lg, serverKey, server, authority.WithClock(func() time.Time { return stampTime }))
+	auth, err := authority.New(lg, serverKey, server, authority.WithClock(func() time.Time { return stampTime }), authority.WithOnlineKeyLifetime(0))
 	if err != nil {
 		return nil, err
 	}

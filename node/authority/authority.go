@@ -207,6 +207,10 @@ type Authority struct {
 	store     HeadStore // nil: nothing is guarded or saved
 	saveEvery time.Duration
 	metrics   Metrics
+	// onlineLifetime is each online key's (0: the identity key signs
+	// heads); online rotates them.
+	onlineLifetime time.Duration
+	online         *onlineKeys
 	// hook, in tests, is called at the points of delivery a crash can
 	// fall between (crash_test.go).
 	hook func(point string)
@@ -259,15 +263,19 @@ func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...
 	a := &Authority{
 		log: log, signer: signer, self: self, now: time.Now, tolerance: DefaultClockTolerance,
 		maxBatch: DefaultMaxBatch, maxWait: DefaultMaxWait, metrics: noMetrics{},
-		start:     time.Now(),
-		saveEvery: headSaveInterval,
-		stopped:   make(chan struct{}),
-		peerStrs:  map[peer.ID]string{},
-		signEnded: make(chan struct{}, 1),
-		refresh:   make(chan *refreshReq),
+		onlineLifetime: DefaultOnlineKeyLifetime,
+		start:          time.Now(),
+		saveEvery:      headSaveInterval,
+		stopped:        make(chan struct{}),
+		peerStrs:       map[peer.ID]string{},
+		signEnded:      make(chan struct{}, 1),
+		refresh:        make(chan *refreshReq),
 	}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.onlineLifetime > 0 {
+		a.online = &onlineKeys{identity: signer, self: self, lifetime: a.onlineLifetime, now: a.now}
 	}
 	a.queue = make(chan *request, a.maxBatch)
 	a.appended = make(chan *batch, appendedDepth)
@@ -380,7 +388,18 @@ func (a *Authority) Close() error {
 // sign signs the head of the tree of the given size.
 func (a *Authority) sign(size uint64, root tlog.Hash, t time.Time) (*protocol.SignedTreeHead, error) {
 	h := &protocol.TreeHead{ServerID: a.self.ID, ServerPeer: a.self.PeerID, Size: size, Root: root, Time: t}
-	return signHead(a.signer, h)
+	enc := h.Encode()
+	var sig []byte
+	var err error
+	if a.online != nil {
+		sig, err = a.online.signHead(enc, t)
+	} else {
+		sig, err = signIdentity(a.signer, enc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &protocol.SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
 }
 
 // SignerFor is the crypto.Signer an authority with the private key key

@@ -259,7 +259,8 @@ func TestSignerFails(t *testing.T) {
 		}
 		return nil
 	}}
-	a := newAuthority(t, lg, s)
+	// The identity key signs every head, so the hook sees each one.
+	a := newAuthority(t, lg, s, WithOnlineKeyLifetime(0))
 	requester := entry(t, "1000")
 	tr := trust(t)
 	for i := range 3 {
@@ -311,7 +312,7 @@ func TestAddDurableDoesNotWaitForHead(t *testing.T) {
 	lg := openLog(t, t.TempDir())
 	unblock := make(chan struct{})
 	s := &hookSigner{Signer: serverSigner(t), hook: func(int) error { <-unblock; return nil }}
-	a := newAuthority(t, lg, s)
+	a := newAuthority(t, lg, s, WithOnlineKeyLifetime(0))
 	requester := entry(t, "1000")
 	full := a.add(context.Background(), docEntry(requester, 0), false)
 	for i := 1; i < 4; i++ {

@@ -1,9 +1,6 @@
 package authority
 
 import (
-	"crypto"
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -363,17 +360,6 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	}
 	close(g.signed)
 	return pending[n:]
-}
-
-// signHead signs h: PKCS#1 v1.5 over SHA-256 of its encoding.
-func signHead(s crypto.Signer, h *protocol.TreeHead) (*protocol.SignedTreeHead, error) {
-	enc := h.Encode()
-	digest := sha256.Sum256(enc)
-	sig, err := s.Sign(rand.Reader, digest[:], crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	return &protocol.SignedTreeHead{Head: h, Encoded: enc, Signature: sig}, nil
 }
 
 // peerString is p.String(), remembered for the peers that stamp: base58
