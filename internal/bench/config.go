@@ -214,6 +214,9 @@ func (cfg *Config) Defaults() {
 	if cfg.OneShotDuration == 0 {
 		cfg.OneShotDuration = cfg.Duration
 	}
+	if len(cfg.Flows) == 0 && cfg.TSAURL != "" {
+		cfg.Flows = []string{FlowRFC3161} // the only flow such a server speaks
+	}
 	if len(cfg.Flows) == 0 {
 		cfg.Flows = []string{FlowOneShot, FlowSession}
 	}

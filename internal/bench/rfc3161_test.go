@@ -201,9 +201,9 @@ func signingTSA(t *testing.T, s *protocol.TSASigner, wrongImprint bool) func(htt
 	}
 }
 
-// tsaConfig loads a TSA given by URL: no keys.
+// tsaConfig loads a TSA given by URL: no keys, and the flow by default.
 func tsaConfig(url string) Config {
-	return Config{TSAURL: url, Flows: []string{FlowRFC3161}, InFlight: 4, Duration: 20 * time.Second, Count: 20, MaxErrors: 5}
+	return Config{TSAURL: url, InFlight: 4, Duration: 20 * time.Second, Count: 20, MaxErrors: 5}
 }
 
 func TestRunTSAURL(t *testing.T) {
@@ -224,7 +224,7 @@ func TestRunTSAURL(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := rep.Flows[0]
-		if f.Stamps != 20 || f.Errors != 0 || f.TSAURL != cfg.TSAURL || f.ServerCPUPerStamp == nil || rep.TokenCheck != tokenCheckChain {
+		if len(rep.Flows) != 1 || f.Flow != FlowRFC3161 || f.Stamps != 20 || f.Errors != 0 || f.TSAURL != cfg.TSAURL || f.ServerCPUPerStamp == nil || rep.TokenCheck != tokenCheckChain {
 			t.Fatalf("chain file %q: %d tokens, %d errors (%s), url %q, CPU %v, check %q", file, f.Stamps, f.Errors, f.FirstError, f.TSAURL, f.ServerCPUPerStamp, rep.TokenCheck)
 		}
 	}
