@@ -15,6 +15,7 @@ import (
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/bench"
 	"github.com/tsnode/tsnode/node"
+	"github.com/tsnode/tsnode/node/tsa"
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
@@ -34,13 +35,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "open loop: seed of the poisson schedule")
 	fs.IntVar(&cfg.MaxOutstanding, "max-outstanding", bench.DefaultMaxOutstanding, "open loop: at most `N` stamps unanswered; a request due while N are is dropped and counted")
 	serverBin := fs.String("server-bin", "", "spawn this tsnode `binary` as the server instead of this one (to compare two builds)")
-	serverPID := fs.Int("server-pid", 0, "with --server: measure the CPU time and peak RSS of this `pid`, the server's process on this machine (Linux)")
+	serverPID := fs.Int("server-pid", 0, "with --server or --tsa-url: measure the CPU time and peak RSS of this `pid`, the server's process on this machine (Linux)")
+	fs.StringVar(&cfg.TSAURL, "tsa-url", "", "load the RFC 3161 server at this `URL` over HTTP instead of starting tsnode servers (the rfc3161 flow; needs no keys): any RFC 3161 server, sigstore's say, whose tokens get the standard check (CMS signature, X.509 chain to the root of --tsa-chain at genTime), not tsnode's trust rule")
+	fs.StringVar(&cfg.TSAChain, "tsa-chain", "", "with --tsa-url: the PEM `file` of the chain to check its tokens against, signing certificate first, root last (default: the chain the server serves at /api/v1/timestamp/certchain, trusted as served)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long each flow runs (at most 1h)")
 	fs.DurationVar(&cfg.OneShotDuration, "oneshot-duration", 0, "how long the one-shot flow runs (default: --duration)")
 	fs.IntVar(&cfg.Count, "count", 0, "stop each flow after this many stamps (0: only --duration bounds it)")
-	flows := fs.String("flows", "oneshot,session", "comma-separated flows to run: oneshot (prototype-style, /tsnode/stamp/1.0.0), session (/tsnode/stamp/2.0.0)")
-	fs.IntVar(&cfg.Reverify, "reverify", bench.DefaultReverify, "also verify every `N`th stamp as a receipt with the offline verifier (1: all, 0: none); the protocol client checks every stamp anyway")
-	fs.IntVar(&cfg.MaxErrors, "max-errors", 100, "end a flow once more than this many stamps failed")
+	flows := fs.String("flows", "oneshot,session", "comma-separated flows to run: oneshot (prototype-style, /tsnode/stamp/1.0.0), session (/tsnode/stamp/2.0.0), rfc3161 (RFC 3161 tokens over HTTP: the server the bench starts gets --http on a free port of 127.0.0.1), rfc3161-p2p (RFC 3161 tokens over "+tsa.ProtocolID+"); every token's signature, chain, imprint and nonce are checked (default with --tsa-url: rfc3161)")
+	fs.IntVar(&cfg.Reverify, "reverify", bench.DefaultReverify, "also verify every `N`th stamp as a receipt with the offline verifier (1: all, 0: none); the protocol client checks every stamp anyway. RFC 3161 flows against tsnode: every Nth token (and the first of each signing certificate) also gets tsnode's trust rule, Trust.CheckTSAToken, three RSA-4096 verifications; every token gets the signature and chain check")
+	fs.IntVar(&cfg.MaxErrors, "max-errors", 100, "end a flow once more than this many stamps (or tokens) failed")
 	fs.DurationVar(&cfg.StampTimeout, "timeout", 30*time.Second, "give up on one stamp after this long")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
@@ -67,8 +70,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return usageErr("--max-outstanding %d: want 1 to %d", cfg.MaxOutstanding, bench.MaxOutstandingCap)
 	case *serverBin != "" && *server != "":
 		return usageErr("--server-bin is for the server the bench starts, not with --server")
-	case set["server-pid"] && *server == "":
-		return usageErr("--server-pid is for a server given with --server (the bench measures the servers it starts anyway)")
+	case set["server-pid"] && *server == "" && cfg.TSAURL == "":
+		return usageErr("--server-pid is for a server given with --server or --tsa-url (the bench measures the servers it starts anyway)")
+	case cfg.TSAURL != "" && (*server != "" || *serverBin != ""):
+		return usageErr("--tsa-url loads a server that is running: not with --server or --server-bin")
+	case cfg.TSAChain != "" && cfg.TSAURL == "":
+		return usageErr("--tsa-chain is for --tsa-url (a tsnode server's tokens are checked against its identity key)")
+	}
+	if cfg.TSAURL != "" && !set["flows"] {
+		*flows = bench.FlowRFC3161
 	}
 	if !set["rate"] {
 		cfg.Schedule, cfg.Seed, cfg.MaxOutstanding = "", 0, 0
@@ -108,7 +118,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	cfg.Listen = *listen
 	cfg.Flows = bench.ParseFlows(*flows)
 	if len(cfg.Flows) == 0 {
-		return usageErr("--flows: give oneshot, session or both")
+		return usageErr("--flows: give oneshot, session, rfc3161 or rfc3161-p2p")
 	}
 	if cfg.ServerID, err = identity.ParseID(*serverID); err != nil {
 		return usageErr("--server-id: %v", err)
@@ -142,10 +152,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err := logs.setup(); err != nil {
 		return err
 	}
-	if cfg.Passphrase, err = readPassphrase(*passFile, false, nil); err != nil {
-		return err
+	if cfg.TSAURL == "" { // a server given by URL needs no keys
+		if cfg.Passphrase, err = readPassphrase(*passFile, false, nil); err != nil {
+			return err
+		}
+		cfg.PassphraseFile = *passFile
 	}
-	cfg.PassphraseFile = *passFile
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -166,7 +178,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if n := rep.Errors(); n > 0 {
-		fmt.Fprintf(stderr, "tsnode bench: %d stamps failed\n", n)
+		fmt.Fprintf(stderr, "tsnode bench: %d stamps or tokens failed\n", n)
 		return errReported
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,13 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"server-pid without server", []string{"--server-pid", "1"}, []string{"--server-pid is for a server given with --server"}},
 		{"server-pid not a process", []string{"--server", srv, "--server-pid", "2147483647"}, []string{"--server-pid", "2147483647", "no such process"}},
 		{"server-pid zero", []string{"--server", srv, "--server-pid", "0"}, []string{"--server-pid", "want a process id"}},
+		{"tsa-chain without tsa-url", []string{"--tsa-chain", "chain.pem"}, []string{"--tsa-chain is for --tsa-url"}},
+		{"tsa-url with server", []string{"--tsa-url", "http://127.0.0.1:1/", "--server", srv}, []string{"--tsa-url loads a server that is running"}},
+		{"tsa-url with server-bin", []string{"--tsa-url", "http://127.0.0.1:1/", "--server-bin", notExec}, []string{"not with --server or --server-bin"}},
+		{"tsa-url not http", []string{"--tsa-url", "ftp://127.0.0.1/"}, []string{`TSA URL "ftp://127.0.0.1/"`}},
+		{"tsa-url with a stamp flow", []string{"--tsa-url", "http://127.0.0.1:1/", "--flows", "session"}, []string{"flow session with a TSA URL"}},
+		{"http flow with server", []string{"--server", srv, "--flows", "rfc3161"}, []string{"give the running server's HTTP address as the TSA URL"}},
+		{"unknown flow", []string{"--flows", "rfc3162"}, []string{`flow "rfc3162"`, "rfc3161-p2p"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := tsnode(t, nil, append([]string{"bench"}, tc.args...)...)
@@ -86,5 +94,52 @@ func TestBenchOpenLoop(t *testing.T) {
 	f := rep.Flows[0]
 	if f.Stamps != 40 || f.Offered == nil || *f.Offered != 200 || f.CPUPerStmp == nil || f.Open == nil || f.Open.Sent != 40 || f.Open.Dropped != 0 {
 		t.Errorf("flow:\n%s", b)
+	}
+}
+
+// A short run of both RFC 3161 flows against servers spawned from
+// --server-bin (this test binary, acting as tsnode: its real --http and
+// the line that says where it listens), every token checked.
+func TestBenchRFC3161(t *testing.T) {
+	keys, pass := keysDir(t, "server", "1000")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "bench.json")
+	res := tsnode(t, nil, "bench", "--keys", keys, "--passphrase-file", pass, "--ids", "1000",
+		"--flows", "rfc3161,rfc3161-p2p", "--inflight", "4", "--count", "20",
+		"--server-bin", exe, "--json", out, "--quiet")
+	if res.code != 0 {
+		t.Fatalf("bench:\n%v", res)
+	}
+	mustContain(t, "bench table", res, "tokens/s", "CPU µs/token", "every token checked")
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Flows []struct {
+			Flow    string   `json:"flow"`
+			URL     string   `json:"tsa_url"`
+			Tokens  uint64   `json:"tokens"`
+			Errors  uint64   `json:"errors"`
+			PerSec  float64  `json:"tokens_per_second"`
+			CPUPerT *float64 `json:"server_cpu_us_per_token"`
+		} `json:"flows"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Flows) != 2 {
+		t.Fatalf("report:\n%s", b)
+	}
+	for _, f := range rep.Flows {
+		if f.Tokens != 20 || f.Errors != 0 || f.PerSec <= 0 || f.CPUPerT == nil {
+			t.Errorf("%s: %+v", f.Flow, f)
+		}
+	}
+	if u := rep.Flows[0].URL; !strings.HasPrefix(u, "http://127.0.0.1:") {
+		t.Errorf("rfc3161 asked %q, want the server's --http on 127.0.0.1", u)
 	}
 }

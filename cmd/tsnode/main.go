@@ -137,7 +137,7 @@ Usage:
   tsnode log --server MADDR [--keys DIR] [--id ID] [--trust ID ...] [--from R1 [--to R2] [--out P] | --serial N] [--json]
   tsnode log check [--data DIR] [--keys DIR] [--server-id ID]
   tsnode log backup [--data DIR] --out DIR
-  tsnode bench [--server MADDR] [--keys DIR] [--duration D] [--inflight N | --rate R] [--requesters N] [--json F]
+  tsnode bench [--server MADDR | --tsa-url URL] [--keys DIR] [--flows F] [--duration D] [--inflight N | --rate R] [--json F]
   tsnode --role server    [--id server] [--keys DIR] [--listen MADDR ...] [--data DIR] [--init] [--max-wait D]
                           [--public-log] [--backup-dir DIR] [--metrics ADDR] [--drain-timeout D]
                           [--clock-tolerance D] [--security tls,noise] [--checkpoint-interval D]

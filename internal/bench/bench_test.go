@@ -21,6 +21,7 @@ import (
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/node"
+	"github.com/tsnode/tsnode/node/tsa"
 )
 
 // serverEnv makes the test binary act as `tsnode --role server`, so the
@@ -35,7 +36,8 @@ func TestMain(m *testing.M) {
 }
 
 // testServer is the part of `tsnode --role server` the bench relies on:
-// the same flags, the same "server listening on" lines, SIGTERM stops it.
+// the same flags (--http and --tsa too), the same "server RFC 3161 on"
+// and "server listening on" lines, SIGTERM stops it.
 func testServer(args []string) int {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	role := fs.String("role", "", "")
@@ -44,6 +46,8 @@ func testServer(args []string) int {
 	passFile := fs.String("passphrase-file", "", "")
 	data := fs.String("data", "", "")
 	listen := fs.String("listen", "", "")
+	httpAddr := fs.String("http", "", "")
+	tsaOn := fs.Bool("tsa", false, "")
 	fs.String("log-level", "", "")
 	if err := fs.Parse(args); err != nil || *role != "server" {
 		fmt.Fprintln(os.Stderr, "bad server flags", args)
@@ -66,7 +70,17 @@ func testServer(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	svc, err := node.StartServer(nid, []string{*listen}, *data)
+	var o node.ServerOptions
+	if *tsaOn || *httpAddr != "" {
+		o.TSA = &node.TSAOptions{KeysDir: *keys}
+	}
+	if *httpAddr != "" {
+		if o.TSA.HTTP, err = tsa.ListenHTTP(*httpAddr); err != nil {
+			return fail(err)
+		}
+		fmt.Printf("server RFC 3161 on http://%s/ (chain: http://%s/certchain)\n", o.TSA.HTTP.Addr(), o.TSA.HTTP.Addr())
+	}
+	svc, err := node.StartServerWith(nid, []string{*listen}, *data, o)
 	if err != nil {
 		return fail(err)
 	}

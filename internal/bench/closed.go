@@ -59,6 +59,6 @@ func (r *runner) closedLoop(ctx context.Context, flow string, res *FlowResult, s
 		return err
 	}
 	t.fill(res, elapsed)
-	r.progress("[%s] done: %d stamps in %.1fs, %.0f/s, %d errors", flow, res.Stamps, res.Seconds, res.PerSecond, res.Errors)
+	r.progress("[%s] done: %d %s in %.1fs, %.0f/s, %d errors", flow, res.Stamps, unit(flow), res.Seconds, res.PerSecond, res.Errors)
 	return nil
 }

@@ -2,7 +2,9 @@
 // tsnode server as its own process (or targets a running one), drives it
 // from several requester hosts, checks every stamp it gets back, and
 // reports throughput, latency and the server's CPU time and peak memory
-// for the prototype-style one-shot flow and for the default session flow.
+// for the prototype-style one-shot flow and for the default session flow,
+// and for RFC 3161 tokens over HTTP and over libp2p (rfc3161.go), also
+// from an RFC 3161 server that is not tsnode (Config.TSAURL).
 //
 // It drives the server in one of two ways. The closed loop (the default)
 // keeps a fixed number of stamps in flight: it measures latency at that
@@ -17,6 +19,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +38,26 @@ const (
 	// FlowSession is the default flow: /tsnode/stamp/2.0.0 sessions,
 	// one tree-head signature per batch, v2 receipts.
 	FlowSession = "session"
+	// FlowRFC3161 asks for RFC 3161 tokens over HTTP (PROTOCOL.md §14.4):
+	// from the spawned server's --http address, or from Config.TSAURL.
+	FlowRFC3161 = "rfc3161"
+	// FlowRFC3161P2P asks for RFC 3161 tokens over /tsnode/rfc3161/1.0.0.
+	FlowRFC3161P2P = "rfc3161-p2p"
 )
+
+// tokenFlow reports whether flow measures RFC 3161 tokens, not stamps.
+func tokenFlow(flow string) bool { return flow == FlowRFC3161 || flow == FlowRFC3161P2P }
+
+// unit is what flow counts: "tokens" or "stamps".
+func unit(flow string) string {
+	if tokenFlow(flow) {
+		return "tokens"
+	}
+	return "stamps"
+}
+
+// flows are the flows Check accepts, in the order of its message.
+var flows = []string{FlowOneShot, FlowSession, FlowRFC3161, FlowRFC3161P2P}
 
 // Bounds of a run.
 const (
@@ -91,13 +114,24 @@ type Config struct {
 	ServerEnv  []string
 	// Listen is the spawned server's listen multiaddr.
 	Listen string
-	// ServerPID, with ServerAddr, is the pid of that server's process on
-	// this machine: its CPU time and peak RSS are then measured from
-	// /proc (Linux only).
+	// ServerPID, with ServerAddr or TSAURL, is the pid of that server's
+	// process on this machine: its CPU time and peak RSS are then
+	// measured from /proc (Linux only).
 	ServerPID int
 
+	// TSAURL targets an RFC 3161 server over HTTP that need not be
+	// tsnode (only the rfc3161 flow; no keys needed): its tokens get the
+	// standard check (CMS signature, X.509 chain to the root of
+	// TSAChain), not tsnode's trust rule. TSAChain is a PEM file of the
+	// signing certificate's chain, root last; empty: the chain served at
+	// the URL's /api/v1/timestamp/certchain.
+	TSAURL   string
+	TSAChain string
+
 	// IDs are the requesters' ids, one per requester host (default 1000,
-	// 1001, ...). Each needs its own key: one id is one peer ID.
+	// 1001, ...). Each needs its own key: one id is one peer ID. The
+	// rfc3161 flow's requesters are HTTP clients (one connection pool
+	// each) and need no key.
 	IDs        []identity.ID
 	Requesters int
 	// Sessions is the number of stamp sessions of the session flow,
@@ -180,6 +214,9 @@ func (cfg *Config) Defaults() {
 	if cfg.OneShotDuration == 0 {
 		cfg.OneShotDuration = cfg.Duration
 	}
+	if len(cfg.Flows) == 0 && cfg.TSAURL != "" {
+		cfg.Flows = []string{FlowRFC3161} // the only flow such a server speaks
+	}
 	if len(cfg.Flows) == 0 {
 		cfg.Flows = []string{FlowOneShot, FlowSession}
 	}
@@ -226,8 +263,12 @@ func (cfg *Config) Check() error {
 		return fmt.Errorf("max outstanding %d: want 1 to %d", cfg.MaxOutstanding, MaxOutstandingCap)
 	case cfg.ServerPID < 0:
 		return fmt.Errorf("server pid %d: want a process id", cfg.ServerPID)
-	case cfg.ServerPID != 0 && cfg.ServerAddr == "":
+	case cfg.ServerPID != 0 && cfg.ServerAddr == "" && cfg.TSAURL == "":
 		return errors.New("a server pid is for a server given by address: the bench measures the servers it spawns anyway")
+	case cfg.TSAURL != "" && cfg.ServerAddr != "":
+		return errors.New("a TSA URL and a server address: give one target")
+	case cfg.TSAChain != "" && cfg.TSAURL == "":
+		return errors.New("a TSA chain is for a TSA URL: a tsnode server's tokens are checked against its identity key")
 	case cfg.Reverify < -1:
 		return fmt.Errorf("reverify %d: want -1 (none), 1 (all) or N (every Nth)", cfg.Reverify)
 	case cfg.MaxErrors < 0:
@@ -235,10 +276,19 @@ func (cfg *Config) Check() error {
 	case cfg.StampTimeout <= 0:
 		return errors.New("stamp timeout must be positive")
 	}
+	if err := cfg.checkTSAURL(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, f := range cfg.Flows {
-		if f != FlowOneShot && f != FlowSession {
-			return fmt.Errorf("flow %q: want %s or %s", f, FlowOneShot, FlowSession)
+		if !slices.Contains(flows, f) {
+			return fmt.Errorf("flow %q: want %s", f, strings.Join(flows, ", "))
+		}
+		switch {
+		case cfg.TSAURL != "" && f != FlowRFC3161:
+			return fmt.Errorf("flow %s with a TSA URL: that server is asked over HTTP only, give the flow %s", f, FlowRFC3161)
+		case f == FlowRFC3161 && cfg.ServerAddr != "":
+			return fmt.Errorf("flow %s with a server address: give the running server's HTTP address as the TSA URL instead (its multiaddr is for %s)", f, FlowRFC3161P2P)
 		}
 		if seen[f] {
 			return fmt.Errorf("flow %q given twice", f)
@@ -270,4 +320,16 @@ func ParseFlows(s string) []string {
 		}
 	}
 	return out
+}
+
+// checkTSAURL refuses a TSA URL that is not an absolute http(s) URL.
+func (cfg *Config) checkTSAURL() error {
+	if cfg.TSAURL == "" {
+		return nil
+	}
+	u, err := url.Parse(cfg.TSAURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("TSA URL %q: want an http or https URL with a host, e.g. http://127.0.0.1:3000/api/v1/timestamp", cfg.TSAURL)
+	}
+	return nil
 }

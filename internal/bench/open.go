@@ -129,7 +129,7 @@ func (r *runner) openLoop(ctx context.Context, flow string, res *FlowResult, sta
 	ol.PeakOutstanding = peak.Load()
 	res.Open = ol
 	res.Offered = ptr(cfg.Rate)
-	r.progress("[%s] done: %d stamps in %.1fs, %.0f/s offered, %.0f/s achieved, %d dropped, %d late, %d errors",
-		flow, res.Stamps, res.Seconds, cfg.Rate, res.PerSecond, ol.Dropped, ol.Late, res.Errors)
+	r.progress("[%s] done: %d %s in %.1fs, %.0f/s offered, %.0f/s achieved, %d dropped, %d late, %d errors",
+		flow, res.Stamps, unit(flow), res.Seconds, cfg.Rate, res.PerSecond, ol.Dropped, ol.Late, res.Errors)
 	return nil
 }

@@ -1,22 +1,32 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
-// FlowResult is what one flow measured.
+// FlowResult is what one flow measured. In the JSON of an RFC 3161 flow
+// the counts say tokens: "tokens", "tokens_per_second",
+// "server_cpu_us_per_token".
 type FlowResult struct {
 	Flow     string `json:"flow"`
 	Protocol string `json:"protocol"`
+	// TSAURL is where the rfc3161 flow asked for its tokens.
+	TSAURL string `json:"tsa_url,omitempty"`
 	// Stamps is the number of stamps returned and checked: the reply
 	// matched the request and the signature (one-shot) or the leaf,
-	// inclusion proof and tree head signature (session) verified.
+	// inclusion proof and tree head signature (session) verified. For
+	// an RFC 3161 flow, the tokens granted and checked: signature,
+	// chain, imprint and nonce.
 	Stamps uint64 `json:"stamps"`
 	// Reverified is how many of them were verified again as receipts
-	// through protocol.Receipt.VerifyCached.
+	// through protocol.Receipt.VerifyCached; of tokens, how many got
+	// tsnode's full check (Trust.CheckTSAToken).
 	Reverified uint64 `json:"reverified"`
 	Errors     uint64 `json:"errors"`
 	// FirstError is the first error seen, if any.
@@ -50,6 +60,39 @@ type FlowResult struct {
 	Open *OpenLoop `json:"open_loop,omitempty"`
 }
 
+// flowJSON is FlowResult without its JSON methods.
+type flowJSON FlowResult
+
+// tokenKeys rename the counts of an RFC 3161 flow in its JSON.
+var tokenKeys = [][2]string{
+	{`"stamps":`, `"tokens":`},
+	{`"stamps_per_second":`, `"tokens_per_second":`},
+	{`"server_cpu_us_per_stamp":`, `"server_cpu_us_per_token":`},
+}
+
+// MarshalJSON writes f, its counts named tokens for an RFC 3161 flow.
+// The keys are renamed in the bytes: each is a top-level key that comes
+// once, after the flow and protocol, whose strings cannot hold it
+// unescaped.
+func (f FlowResult) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(flowJSON(f))
+	if err != nil || !tokenFlow(f.Flow) {
+		return b, err
+	}
+	for _, k := range tokenKeys {
+		b = bytes.Replace(b, []byte(k[0]), []byte(k[1]), 1)
+	}
+	return b, nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (f *FlowResult) UnmarshalJSON(b []byte) error {
+	for _, k := range tokenKeys {
+		b = bytes.Replace(b, []byte(k[1]), []byte(k[0]), 1)
+	}
+	return json.Unmarshal(b, (*flowJSON)(f))
+}
+
 // Report is the outcome of a run.
 type Report struct {
 	Server string `json:"server"` // "spawned" or the --server address
@@ -63,11 +106,13 @@ type Report struct {
 	// The limits of each flow: duration (the one-shot flow's may
 	// differ), count (0: none), and which stamps were re-verified as
 	// receipts (every Nth; -1: none).
-	Duration        float64       `json:"duration_seconds"`
-	OneShotDuration float64       `json:"oneshot_duration_seconds"`
-	Count           int           `json:"count"`
-	ReverifyEvery   int           `json:"reverify_every"`
-	Flows           []*FlowResult `json:"flows"`
+	Duration        float64 `json:"duration_seconds"`
+	OneShotDuration float64 `json:"oneshot_duration_seconds"`
+	Count           int     `json:"count"`
+	ReverifyEvery   int     `json:"reverify_every"`
+	// TokenCheck says how the RFC 3161 flows' tokens were checked.
+	TokenCheck string        `json:"token_check,omitempty"`
+	Flows      []*FlowResult `json:"flows"`
 	// Ratio is the session flow's throughput over the one-shot flow's,
 	// when both ran.
 	Ratio *float64 `json:"session_oneshot_throughput_ratio,omitempty"`
@@ -107,28 +152,27 @@ func (r *Report) JSON() []byte {
 	return append(b, '\n')
 }
 
-// WriteTable prints the report as a table and the ratio line.
+// WriteTable prints the report as a table (one for the stamp flows, one
+// for the RFC 3161 flows) and the ratio line.
 func (r *Report) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	open := r.Mode == "open"
-	head := "flow\tstamps\terrors\t"
-	if open {
-		head += "offered/s\tdropped\tlate\t"
-	}
-	fmt.Fprintln(tw, head+"stamps/s\tp50 ms\tp95 ms\tp99 ms\tserver CPU s\tCPU µs/stamp\tserver peak RSS MiB\tbench CPU s\t")
+	var stamps, tokens []*FlowResult
 	for _, f := range r.Flows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t", f.Flow, f.Stamps, f.Errors)
-		if open && f.Open != nil {
-			fmt.Fprintf(tw, "%.0f\t%d\t%d\t", f.Open.Rate, f.Open.Dropped, f.Open.Late)
-		} else if open {
-			fmt.Fprint(tw, "\t\t\t")
+		if tokenFlow(f.Flow) {
+			tokens = append(tokens, f)
+		} else {
+			stamps = append(stamps, f)
 		}
-		fmt.Fprintf(tw, "%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t\n",
-			f.PerSecond, f.Latency.P50, f.Latency.P95, f.Latency.P99,
-			optional(f.ServerCPU, "%.2f"), optional(f.ServerCPUPerStamp, "%.1f"), optional(f.ServerPeakRSS, "%.1f"), optional(f.BenchCPU, "%.2f"))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	for i, group := range [][]*FlowResult{stamps, tokens} {
+		if len(group) == 0 {
+			continue
+		}
+		if i == 1 && len(stamps) > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := r.writeFlows(w, group, unit(group[0].Flow)); err != nil {
+			return err
+		}
 	}
 	for _, f := range r.Flows {
 		if o := f.Open; o != nil {
@@ -154,13 +198,50 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Ratio != nil {
 		fmt.Fprintf(w, "session/oneshot throughput ratio: %.1f×\n", *r.Ratio)
 	}
-	_, err := fmt.Fprintf(w, "every stamp checked (reply, signature, inclusion proof); re-verified as receipts: %s\n", r.reverified())
-	return err
+	if len(stamps) > 0 {
+		if _, err := fmt.Fprintf(w, "every stamp checked (reply, signature, inclusion proof); re-verified as receipts: %s\n", r.reverified(stamps)); err != nil {
+			return err
+		}
+	}
+	if len(tokens) > 0 {
+		full := ""
+		if slices.ContainsFunc(tokens, func(f *FlowResult) bool { return f.Reverified > 0 }) {
+			full = "; tsnode's trust rule on " + r.reverified(tokens)
+		}
+		if _, err := fmt.Fprintf(w, "every token checked: %s%s\n", r.TokenCheck, full); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (r *Report) reverified() string {
+// writeFlows prints the table of flows, which count u (stamps or tokens).
+func (r *Report) writeFlows(w io.Writer, flows []*FlowResult, u string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	open := r.Mode == "open"
+	head := "flow\t" + u + "\terrors\t"
+	if open {
+		head += "offered/s\tdropped\tlate\t"
+	}
+	one := strings.TrimSuffix(u, "s")
+	fmt.Fprintln(tw, head+u+"/s\tp50 ms\tp95 ms\tp99 ms\tserver CPU s\tCPU µs/"+one+"\tserver peak RSS MiB\tbench CPU s\t")
+	for _, f := range flows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t", f.Flow, f.Stamps, f.Errors)
+		if open && f.Open != nil {
+			fmt.Fprintf(tw, "%.0f\t%d\t%d\t", f.Open.Rate, f.Open.Dropped, f.Open.Late)
+		} else if open {
+			fmt.Fprint(tw, "\t\t\t")
+		}
+		fmt.Fprintf(tw, "%.1f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t\n",
+			f.PerSecond, f.Latency.P50, f.Latency.P95, f.Latency.P99,
+			optional(f.ServerCPU, "%.2f"), optional(f.ServerCPUPerStamp, "%.1f"), optional(f.ServerPeakRSS, "%.1f"), optional(f.BenchCPU, "%.2f"))
+	}
+	return tw.Flush()
+}
+
+func (r *Report) reverified(flows []*FlowResult) string {
 	s := ""
-	for i, f := range r.Flows {
+	for i, f := range flows {
 		if i > 0 {
 			s += ", "
 		}
@@ -168,7 +249,6 @@ func (r *Report) reverified() string {
 	}
 	return s
 }
-
 func optional(v *float64, format string) string {
 	if v == nil {
 		return "n/a"

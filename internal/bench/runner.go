@@ -1,20 +1,18 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
-
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/node"
-	"github.com/tsnode/tsnode/node/stamp"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -26,45 +24,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	if len(cfg.Passphrase) == 0 {
-		return nil, errors.New("no passphrase for the private keys")
-	}
-	if cfg.ServerAddr == "" && cfg.ServerExe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("cannot find the tsnode binary to spawn a server: %w", err)
-		}
-		cfg.ServerExe = exe
-	}
-	if cfg.ServerAddr == "" {
-		if err := CheckServerBin(cfg.ServerExe); err != nil {
+	r := &runner{cfg: &cfg}
+	if cfg.TSAURL != "" {
+		// A server that need not be tsnode: no keys, the standard check.
+		if err := r.prepareTSA(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := r.prepareTsnode(); err != nil {
+		return nil, err
 	}
 	if cfg.ServerPID != 0 {
 		if err := CheckServerPID(cfg.ServerPID); err != nil {
 			return nil, err
 		}
 	}
-	dir, err := identity.LoadDirectory(cfg.Keys)
-	if err != nil {
-		return nil, err
-	}
-	serverEntry, err := dir.Lookup(cfg.ServerID)
-	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	reqs, err := loadRequesters(cfg, dir)
-	if err != nil {
-		return nil, err
-	}
-	// The load generator trusts the server it loads, and only it.
-	trust, err := protocol.NewTrust(dir, nil, cfg.ServerID)
-	if err != nil {
-		return nil, err
-	}
-	r := &runner{cfg: &cfg, dir: dir, trust: trust, server: serverEntry, reqs: reqs}
-	if cfg.ServerAddr == "" && cfg.PassphraseFile == "" {
+	if r.spawns() && cfg.PassphraseFile == "" {
 		tmp, err := os.MkdirTemp("", "tsnode-bench-")
 		if err != nil {
 			return nil, err
@@ -85,8 +59,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Open() {
 		rep.Mode = "open"
 	}
-	if cfg.ServerAddr != "" {
-		rep.Server = cfg.ServerAddr
+	if slices.ContainsFunc(cfg.Flows, tokenFlow) {
+		rep.TokenCheck = tokenCheckTsnode
+		if r.tsaChain != nil {
+			rep.TokenCheck = tokenCheckChain
+		}
+	}
+	if !r.spawns() {
+		rep.Server = cmp.Or(cfg.ServerAddr, cfg.TSAURL)
 		rep.ServerPID = cfg.ServerPID
 	} else {
 		rep.ServerBin = cfg.ServerExe
@@ -102,6 +82,51 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	return rep, nil
 }
+
+// prepareTsnode loads what loading a tsnode server takes: the directory,
+// the requesters' keys where a flow speaks libp2p, the trust in the
+// server, and the binary to spawn.
+func (r *runner) prepareTsnode() error {
+	cfg := r.cfg
+	if len(cfg.Passphrase) == 0 {
+		return errors.New("no passphrase for the private keys")
+	}
+	if r.spawns() {
+		if cfg.ServerExe == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("cannot find the tsnode binary to spawn a server: %w", err)
+			}
+			cfg.ServerExe = exe
+		}
+		if err := CheckServerBin(cfg.ServerExe); err != nil {
+			return err
+		}
+	}
+	dir, err := identity.LoadDirectory(cfg.Keys)
+	if err != nil {
+		return err
+	}
+	if r.server, err = dir.Lookup(cfg.ServerID); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	r.dir = dir
+	// Over HTTP, the requesters are HTTP clients: no keys to decrypt.
+	if slices.ContainsFunc(cfg.Flows, func(f string) bool { return f != FlowRFC3161 }) {
+		if r.reqs, err = loadRequesters(*cfg, dir); err != nil {
+			return err
+		}
+	}
+	// The load generator trusts the server it loads, and only it.
+	if r.trust, err = protocol.NewTrust(dir, nil, cfg.ServerID); err != nil {
+		return err
+	}
+	r.tsnodeCheck = &tsnodeCheck{trust: r.trust, server: cfg.ServerID, every: cfg.Reverify}
+	return nil
+}
+
+// spawns reports whether the bench starts a server per flow.
+func (r *runner) spawns() bool { return r.cfg.ServerAddr == "" && r.cfg.TSAURL == "" }
 
 // loadRequesters decrypts the requesters' keys, in parallel (PBKDF2 is
 // slow on purpose).
@@ -137,6 +162,10 @@ type runner struct {
 	server   identity.Entry
 	reqs     []*node.Identity
 	passFile string
+	// tsaChain checks TSAURL's tokens (the standard check); tsnodeCheck
+	// those of a tsnode server.
+	tsaChain    *chainCheck
+	tsnodeCheck *tsnodeCheck
 	// scheduleEnd, if not nil, is called once the open loop has sent or
 	// dropped its last request (for tests).
 	scheduleEnd func()
@@ -147,8 +176,10 @@ type stampFunc func(ctx context.Context, hash []byte) (stamped, error)
 
 // stamped is a stamp the protocol client checked.
 type stamped struct {
-	receipt func() *protocol.Receipt // built only when re-verified
+	receipt func() *protocol.Receipt // built only when re-verified; nil for a token
 	head    uint64                   // size of its tree head; 0 for v1
+	// reverified: a token that also got tsnode's full check.
+	reverified bool
 }
 
 // runFlow measures one flow against a fresh server (when spawned).
@@ -159,84 +190,42 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 		res.InFlight = cfg.InFlight
 	}
 	duration := cfg.Duration
-	if flow == FlowOneShot {
+	switch flow {
+	case FlowOneShot:
 		res.Protocol = protocol.StampProtocolID
 		duration = cfg.OneShotDuration
-	} else {
+	case FlowSession:
 		res.Protocol = protocol.SessionProtocolID
 		res.Sessions = cfg.Sessions
+	case FlowRFC3161:
+		res.Protocol = protocolHTTP
+	case FlowRFC3161P2P:
+		res.Protocol = protocol.RFC3161ProtocolID
 	}
-	addr := cfg.ServerAddr
+	addr, tsaURL := cfg.ServerAddr, cfg.TSAURL
 	var srv *serverProc
-	if addr == "" {
+	if r.spawns() {
 		r.progress("[%s] starting a server", flow)
 		var err error
-		if srv, err = startServer(ctx, cfg, r.passFile); err != nil {
+		if srv, err = startServer(ctx, cfg, r.passFile, flow); err != nil {
 			return nil, err
 		}
 		defer srv.stop()
-		addr = srv.addr
+		addr, tsaURL = srv.addr, srv.tsaURL
 	}
-	_, info, err := node.ResolvePeer(r.dir, cfg.ServerID, addr)
-	if err != nil {
-		return nil, fmt.Errorf("server address: %w", err)
-	}
-
-	// One host and one connection per requester.
-	hosts := make([]host.Host, len(r.reqs))
-	defer func() {
-		for _, h := range hosts {
-			if h != nil {
-				h.Close()
-			}
-		}
-	}()
-	for i, id := range r.reqs {
-		if hosts[i], err = node.NewHost(id, nil); err != nil {
-			return nil, err
-		}
-		cctx, cancel := context.WithTimeout(ctx, node.DefaultConnectTimeout)
-		err := hosts[i].Connect(cctx, info)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("cannot reach server %s at %v: %w", cfg.ServerID, info.Addrs, err)
-		}
-	}
-
 	cache := protocol.NewHeadCache(1 << 16)
-	// One stamper per requester (one-shot) or per session: the loops
-	// spread their stamps over them.
 	var stampers []stampFunc
-	if flow == FlowOneShot {
-		for i, id := range r.reqs {
-			c := &stamp.OneShotClient{Host: hosts[i], Key: id.Key, Self: id.Self, Server: r.server, Trust: r.trust}
-			stampers = append(stampers, func(ctx context.Context, hash []byte) (stamped, error) {
-				rc, err := c.Stamp(ctx, hash) // checks the reply and its signature
-				return stamped{receipt: func() *protocol.Receipt { return rc }}, err
-			})
-		}
+	var closeAll func()
+	var err error
+	if flow == FlowRFC3161 {
+		res.TSAURL = tsaURL
+		stampers, closeAll = r.httpTokenStampers(tsaURL)
 	} else {
-		r.progress("[%s] opening %d sessions", flow, cfg.Sessions)
-		sessions, err := r.openSessions(ctx, hosts, info, cache)
-		defer func() {
-			for _, s := range sessions {
-				if s != nil {
-					s.Close()
-				}
-			}
-		}()
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range sessions {
-			stampers = append(stampers, func(ctx context.Context, hash []byte) (stamped, error) {
-				st, err := s.Stamp(ctx, hash) // checks leaf, proof and tree head signature
-				if err != nil {
-					return stamped{}, err
-				}
-				return stamped{receipt: st.Receipt, head: st.Head.Head.Size}, nil
-			})
-		}
+		stampers, closeAll, err = r.libp2pStampers(ctx, flow, addr, cache)
+	}
+	defer closeAll()
+	if err != nil {
+		return nil, err
 	}
 
 	// The server's CPU time and peak RSS: of the one spawned, or of
@@ -290,52 +279,22 @@ func (r *runner) runFlow(ctx context.Context, flow string) (*FlowResult, error) 
 	return res, nil
 }
 
-// openSessions opens cfg.Sessions sessions, spread over the hosts, a few
-// at a time (each costs an RSA decryption on both sides).
-func (r *runner) openSessions(ctx context.Context, hosts []host.Host, info peer.AddrInfo, cache *protocol.HeadCache) ([]*stamp.Session, error) {
-	n := r.cfg.Sessions
-	sessions := make([]*stamp.Session, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4*runtime.NumCPU())
-	for i := range n {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			j := i % len(hosts)
-			id := r.reqs[j]
-			sessions[i], errs[i] = stamp.OpenSession(ctx, hosts[j], id.Key, id.Self, r.server, r.trust, cache)
-		})
-	}
-	wg.Wait()
-	opened := 0
-	for _, s := range sessions {
-		if s != nil {
-			opened++
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return sessions, fmt.Errorf("opened %d of %d sessions (%d per requester); the server refused the others: %w", opened, n, (n+len(hosts)-1)/len(hosts), err)
-		}
-	}
-	return sessions, nil
-}
-
 // warnLimits says when a flow asks more of one requester's connection
 // than a tsnode server admits (node.MaxStreamsPerPeer streams per peer and
 // protocol): it resets the streams over the limit.
 func (r *runner) warnLimits(flow string) {
 	cfg := r.cfg
 	perPeer := func(n int) int { return (n + cfg.Requesters - 1) / cfg.Requesters }
+	// One stream per token, as one stamp per stream in the one-shot flow.
+	streamPerRequest := flow == FlowOneShot || flow == FlowRFC3161P2P
 	switch {
-	case cfg.Open() && flow == FlowOneShot:
-		r.progress("[%s] note: open loop: the server resets one-shot streams beyond about %d unanswered per requester; if it falls behind, those count as errors (use more --requesters)", flow, oneShotStreamsPerPeer)
+	case cfg.Open() && streamPerRequest:
+		r.progress("[%s] note: open loop: the server resets streams beyond about %d unanswered per requester; if it falls behind, those count as errors (use more --requesters)", flow, oneShotStreamsPerPeer)
 	case cfg.Open() && flow == FlowSession && perPeer(cfg.Sessions) > node.MaxStreamsPerPeer:
 		r.progress("[%s] warning: %d sessions per requester; the server admits %d per peer: use more --requesters", flow, perPeer(cfg.Sessions), node.MaxStreamsPerPeer)
 	case cfg.Open():
-	case flow == FlowOneShot && perPeer(cfg.InFlight) > oneShotStreamsPerPeer:
-		r.progress("[%s] warning: %d one-shot streams at once per requester: near or over the server's limit of %d per peer and protocol (counting streams still closing); it resets streams over it: use more --requesters", flow, perPeer(cfg.InFlight), node.MaxStreamsPerPeer)
+	case streamPerRequest && perPeer(cfg.InFlight) > oneShotStreamsPerPeer:
+		r.progress("[%s] warning: %d streams at once per requester: near or over the server's limit of %d per peer and protocol (counting streams still closing); it resets streams over it: use more --requesters", flow, perPeer(cfg.InFlight), node.MaxStreamsPerPeer)
 	case flow == FlowSession && perPeer(cfg.Sessions) > node.MaxStreamsPerPeer:
 		r.progress("[%s] warning: %d sessions per requester; the server admits %d per peer: use more --requesters", flow, perPeer(cfg.Sessions), node.MaxStreamsPerPeer)
 	}

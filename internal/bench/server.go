@@ -37,8 +37,10 @@ func CheckServerBin(path string) error {
 
 // serverProc is a tsnode server the bench started as its own process.
 type serverProc struct {
-	cmd     *exec.Cmd
-	addr    string
+	cmd  *exec.Cmd
+	addr string
+	// tsaURL is the RFC 3161 HTTP address it printed (--http), if asked.
+	tsaURL  string
 	dataDir string
 	stderr  *tailBuffer
 	exited  chan struct{} // closed once the process has been waited for
@@ -46,9 +48,22 @@ type serverProc struct {
 	once    sync.Once
 }
 
+// The lines of `tsnode --role server` (cmd/tsnode/role.go) that say where
+// it listens: the RFC 3161 HTTP address (with --http) comes first.
+const (
+	listenLinePrefix = "server listening on "
+	tsaLinePrefix    = "server RFC 3161 on "
+)
+
+// serverAddrs is what a server printed: its first listen multiaddr and
+// its RFC 3161 URL (empty without --http).
+type serverAddrs struct{ addr, tsaURL string }
+
 // startServer spawns `exe [prefix...] --role server ...` with a fresh
-// data directory and returns once it printed its listen address.
-func startServer(ctx context.Context, cfg *Config, passFile string) (*serverProc, error) {
+// data directory, serving RFC 3161 as flow needs (--http on a port of
+// 127.0.0.1 the system picks, or --tsa), and returns once it printed its
+// addresses.
+func startServer(ctx context.Context, cfg *Config, passFile, flow string) (*serverProc, error) {
 	dataDir, err := os.MkdirTemp("", "tsnode-bench-data-")
 	if err != nil {
 		return nil, fmt.Errorf("failed to make the server's data directory: %w", err)
@@ -57,6 +72,12 @@ func startServer(ctx context.Context, cfg *Config, passFile string) (*serverProc
 		"--role", "server", "--id", string(cfg.ServerID), "--keys", cfg.Keys,
 		"--passphrase-file", passFile, "--data", dataDir,
 		"--listen", cfg.Listen, "--log-level", "error")
+	switch flow {
+	case FlowRFC3161:
+		args = append(args, "--http", "127.0.0.1:0")
+	case FlowRFC3161P2P:
+		args = append(args, "--tsa")
+	}
 	cmd := exec.Command(cfg.ServerExe, args...)
 	cmd.Env = append(os.Environ(), cfg.ServerEnv...)
 	cmd.SysProcAttr = serverProcAttr()
@@ -71,13 +92,19 @@ func startServer(ctx context.Context, cfg *Config, passFile string) (*serverProc
 		os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("failed to start the server %s: %w", cfg.ServerExe, err)
 	}
-	addrs := make(chan string, 1)
+	addrs := make(chan serverAddrs, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
+		var got serverAddrs
 		sent := false
 		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "server listening on "); ok && !sent {
-				addrs <- strings.TrimSpace(a)
+			line := sc.Text()
+			if u, ok := strings.CutPrefix(line, tsaLinePrefix); ok && got.tsaURL == "" {
+				got.tsaURL, _, _ = strings.Cut(u, " ")
+			}
+			if a, ok := strings.CutPrefix(line, listenLinePrefix); ok && !sent {
+				got.addr = strings.TrimSpace(a)
+				addrs <- got
 				sent = true
 			}
 		}
@@ -90,7 +117,12 @@ func startServer(ctx context.Context, cfg *Config, passFile string) (*serverProc
 	timer := time.NewTimer(serverStartTimeout)
 	defer timer.Stop()
 	select {
-	case p.addr = <-addrs:
+	case got := <-addrs:
+		p.addr, p.tsaURL = got.addr, got.tsaURL
+		if flow == FlowRFC3161 && p.tsaURL == "" {
+			p.stop()
+			return nil, fmt.Errorf("the server printed no %q line before listening: is %s a tsnode with --http?", tsaLinePrefix, cfg.ServerExe)
+		}
 		return p, nil
 	case <-p.exited:
 		p.stop()

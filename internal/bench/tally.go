@@ -79,8 +79,8 @@ func (t *tally) fail(err error) {
 	}
 }
 
-// done counts a checked stamp of hash that took d, and re-verifies every
-// Reverify-th one as a receipt.
+// done counts a checked stamp (or token) of hash that took d, and
+// re-verifies every Reverify-th stamp as a receipt.
 func (t *tally) done(hash []byte, st stamped, d time.Duration) {
 	n := t.ok.Add(1)
 	t.mu.Lock()
@@ -89,7 +89,10 @@ func (t *tally) done(hash []byte, st stamped, d time.Duration) {
 		t.heads[st.head] = struct{}{}
 	}
 	t.mu.Unlock()
-	if t.cfg.Reverify > 0 && n%uint64(t.cfg.Reverify) == 0 {
+	if st.reverified {
+		t.reverified.Add(1)
+	}
+	if st.receipt != nil && t.cfg.Reverify > 0 && n%uint64(t.cfg.Reverify) == 0 {
 		if _, err := st.receipt().VerifyCached(t.trust, hash, t.cache); err != nil {
 			t.fail(fmt.Errorf("receipt does not verify: %w", err))
 			return
@@ -116,7 +119,7 @@ func (t *tally) watch(r *runner, flow string, start time.Time, done <-chan struc
 			if extra != nil {
 				more = extra()
 			}
-			r.progress("[%s] %5.1fs  %d stamps  %.0f/s  %d errors%s", flow, now.Sub(start).Seconds(), n, rate, t.failed.Load(), more)
+			r.progress("[%s] %5.1fs  %d %s  %.0f/s  %d errors%s", flow, now.Sub(start).Seconds(), n, unit(flow), rate, t.failed.Load(), more)
 		}
 	}
 }
