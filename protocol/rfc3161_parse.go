@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/digitorus/pkcs7"
@@ -89,6 +90,19 @@ func ParseTSAToken(der []byte) (*TSAToken, error) {
 	return tok, err
 }
 
+// pkcs7Parsing serialises pkcs7.Parse: its BER-to-DER pass updates a
+// package-level counter (ber.go's encodeIndent), a data race when two
+// tokens are checked at once.
+var pkcs7Parsing sync.Mutex
+
+// parsePKCS7 is pkcs7.Parse under pkcs7Parsing, released even if it
+// panics (parseTSAToken recovers).
+func parsePKCS7(der []byte) (*pkcs7.PKCS7, error) {
+	pkcs7Parsing.Lock()
+	defer pkcs7Parsing.Unlock()
+	return pkcs7.Parse(der)
+}
+
 func parseTSAToken(der []byte) (tok *TSAToken, p7 *pkcs7.PKCS7, err error) {
 	defer func() {
 		// pkcs7 is a third-party parser: bad input must not panic.
@@ -101,7 +115,7 @@ func parseTSAToken(der []byte) (tok *TSAToken, p7 *pkcs7.PKCS7, err error) {
 	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() {
 		return nil, nil, fmt.Errorf("%w: not one DER ContentInfo", ErrMalformedToken)
 	}
-	p7, err = pkcs7.Parse(der)
+	p7, err = parsePKCS7(der)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: CMS SignedData: %v", ErrMalformedToken, err)
 	}

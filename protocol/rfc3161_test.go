@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,6 +201,20 @@ func TestTSAToken(t *testing.T) {
 		if got := len(ts.Certificates); certReq && got != 2 || !certReq && got != 0 {
 			t.Fatalf("certReq %v: %d certificates in the token", certReq, got)
 		}
+	}
+}
+
+// A signer whose chain does not start with its certificate's issuer
+// makes no token (the check runs once per pair, not per token).
+func TestTSATokenWrongIssuer(t *testing.T) {
+	s, other := testSigner(t), testSigner(t)
+	l := &TSALeaf{Hash: crypto.SHA256, Imprint: bytes.Repeat([]byte{5}, 32), Time: time.Now(), Policy: DefaultTSAPolicy, Via: TSAViaHTTP}
+	s.Chain = []*x509.Certificate{other.Cert}
+	if _, err := s.Token(l, true); err == nil || !strings.Contains(err.Error(), "not issued by") {
+		t.Fatalf("a token under a chain of another issuer: %v", err)
+	}
+	if _, err := other.Token(l, false); err != nil {
+		t.Fatal(err)
 	}
 }
 

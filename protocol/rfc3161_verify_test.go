@@ -143,3 +143,25 @@ func TestParseTSAResponse(t *testing.T) {
 		}
 	}
 }
+
+// Tokens are checked concurrently (a verifier, the load generator):
+// under -race this fails if the CMS parser's shared state is unguarded.
+func TestCheckTSATokenConcurrently(t *testing.T) {
+	dir := testkeys.Directory(t, "server", "1000")
+	trust := trustOf(t, dir)
+	now := time.Now().Truncate(time.Millisecond)
+	doc := []byte("a document\n")
+	der := tokenFor(t, signerAt(t, "server", now), doc, crypto.SHA256, now, true)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := trust.CheckTSAToken(der, nil, digestOf(doc))
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -261,7 +261,6 @@ type tsnodeCheck struct {
 	every  int // -1: only to establish a chain
 	n      atomic.Uint64
 	chains sync.Map // signing certificate DER -> *chainCheck
-	fullMu sync.Mutex
 }
 
 // check checks resp, the answer to a request for the SHA-256 hash with
@@ -281,16 +280,12 @@ func (c *tsnodeCheck) check(resp, hash []byte, nonce *big.Int) (full bool, err e
 			return false, cc.(*chainCheck).checkToken(t, info, hash, nonce)
 		}
 	}
-	// digitorus/pkcs7, which CheckTSAToken parses with, bumps a global
-	// counter as it parses: one at a time.
-	c.fullMu.Lock()
 	tok, err := c.trust.CheckTSAToken(token, nil, func(h crypto.Hash) ([]byte, error) {
 		if h != crypto.SHA256 {
 			return nil, fmt.Errorf("%w: the token's imprint is %s, the request's SHA-256", protocol.ErrReplyMismatch, protocol.TSAHashName(h))
 		}
 		return hash, nil
 	})
-	c.fullMu.Unlock()
 	if err != nil {
 		return true, err
 	}

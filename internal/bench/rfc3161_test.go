@@ -39,7 +39,7 @@ func tsaSigner(t *testing.T, id identity.ID) (*protocol.TSASigner, []*x509.Certi
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := protocol.NewTSALeafCert(id, root, key, &ec.PublicKey, now)
+	leaf, err := protocol.NewTSALeafCert(id, root, key, &ec.PublicKey, now, protocol.TSALeafValidity)
 	if err != nil {
 		t.Fatal(err)
 	}
