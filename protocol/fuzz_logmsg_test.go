@@ -13,8 +13,9 @@ import (
 // the tree head vectors.
 
 // signedHeadSeeds are (head, signature) pairs: the docs/example heads,
-// each also with the other's signature, and the tree head vectors with
-// one of them. Nothing is signed here: a fuzz worker that decrypts a
+// each also with the other's signature, the tree head vectors with one of
+// them, and the heads of the CheckTreeHead vectors (online keys, §5.6)
+// with theirs. Nothing is signed here: a fuzz worker that decrypts a
 // test key spends its first second on it.
 func signedHeadSeeds(f *testing.F) [][2][]byte {
 	var heads, sigs [][]byte
@@ -25,6 +26,9 @@ func signedHeadSeeds(f *testing.F) [][2][]byte {
 	out := [][2][]byte{{heads[0], sigs[0]}, {heads[1], sigs[1]}, {heads[0], sigs[1]}}
 	for _, v := range vectorsOf(f, "ParseTreeHead") {
 		out = append(out, [2][]byte{v.input(f), sigs[0]})
+	}
+	for _, v := range vectorsOf(f, "CheckTreeHead") {
+		out = append(out, [2][]byte{mustHex(f, v.Head), v.input(f)})
 	}
 	return out
 }
@@ -89,7 +93,7 @@ func FuzzParseLogResponse(f *testing.F) {
 			}
 			return
 		}
-		if sth.Head.ServerID != server.ID || sth.Head.ServerPeer != server.PeerID || VerifySignature(server.PublicKey, r.Head, r.Sig) != nil {
+		if sth.Head.ServerID != server.ID || sth.Head.ServerPeer != server.PeerID || !signedByKey(server.PublicKey, r.Head, r.Sig) {
 			t.Fatalf("accepted a head server did not sign: %+v", sth.Head)
 		}
 	})
@@ -125,7 +129,7 @@ func FuzzCheckTreeHead(f *testing.F) {
 			t.Fatalf("accepted a head of %s, who is not trusted", sth.Head.ServerID)
 		}
 		e := entry(t, sth.Head.ServerID)
-		if e.PeerID != sth.Head.ServerPeer || VerifySignature(e.PublicKey, encoded, sig) != nil {
+		if e.PeerID != sth.Head.ServerPeer || !signedByKey(e.PublicKey, encoded, sig) {
 			t.Fatalf("accepted a head %s's key did not sign", sth.Head.ServerID)
 		}
 		if len(sig) > 0 {

@@ -86,8 +86,11 @@ func ParseDelegation(b []byte) (*Delegation, error) {
 		return nil, fmt.Errorf("%w: online public key: %v", ErrMalformed, err)
 	}
 	ec, ok := pub.(*ecdsa.PublicKey)
-	if !ok || ec.Curve != elliptic.P256() {
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("%w: online public key is a %T, want ECDSA P-256", ErrMalformed, pub)
+	case ec.Curve != elliptic.P256():
+		return nil, fmt.Errorf("%w: online public key is an ECDSA key on %s, want P-256", ErrMalformed, ec.Curve.Params().Name)
 	}
 	d.Key = ec
 	if again, err := x509.MarshalPKIXPublicKey(ec); err != nil || string(again) != string(f[3]) {

@@ -22,6 +22,10 @@ type jsonShape struct {
 	kinds    map[string]jsonKind
 	objects  map[string]*jsonShape
 	required func(v any, present map[string]bool) error
+	// notEmpty are string members that may be left out but, when
+	// present, must not be empty: "" would be a second spelling of
+	// leaving them out.
+	notEmpty map[string]bool
 }
 
 // jsonKind is the JSON type a member must have; null is never one.
@@ -36,7 +40,7 @@ const (
 )
 
 var (
-	treeHeadShape    = &jsonShape{kinds: jsonKinds(reflect.TypeFor[ReceiptTreeHead]())}
+	treeHeadShape    = &jsonShape{kinds: jsonKinds(reflect.TypeFor[ReceiptTreeHead]()), notEmpty: map[string]bool{"delegation": true, "delegation_signature": true}}
 	cosignatureShape = &jsonShape{kinds: jsonKinds(reflect.TypeFor[ReceiptCosignature]())}
 	receiptShape     = &jsonShape{kinds: jsonKinds(reflect.TypeFor[Receipt]()), required: requiredReceiptMembers,
 		objects: map[string]*jsonShape{"tree_head": treeHeadShape, "cosigned_head": treeHeadShape, "cosignatures": cosignatureShape}}
@@ -304,8 +308,12 @@ func checkMembers(dec *json.Decoder, path string, shape *jsonShape, present map[
 				return err
 			}
 		case jsonString:
-			if _, ok := tok.(string); !ok {
+			s, ok := tok.(string)
+			if !ok {
 				return fmt.Errorf("member %q is not a string", name)
+			}
+			if s == "" && shape.notEmpty[key] {
+				return fmt.Errorf("member %q is empty", name)
 			}
 		case jsonU64:
 			// Exact: a float64 would round numbers over 2^53.

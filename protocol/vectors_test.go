@@ -62,6 +62,7 @@ type vector struct {
 	Key          string `json:"key,omitempty"`           // Open, ParseRotationFile, OpenSessionHello: a test key id (internal/testkeys)
 	Context      string `json:"context,omitempty"`       // Open: the sealing context
 	DocumentHash string `json:"document_hash,omitempty"` // ParseReceipt: the document's hash, hex, if checked
+	Head         string `json:"head,omitempty"`          // CheckTreeHead: the tree head's bytes, hex (the input is its signature)
 	// The outcome: Fields if the input is accepted, else Error (a
 	// substring of the message) and Sentinel (what it wraps, a key of
 	// vectorSentinels). Stage says which step refuses an input of a
@@ -437,7 +438,7 @@ func TestVectors(t *testing.T) {
 		writeVectors(t)
 	}
 	files := loadVectors(t)
-	want := []string{"consistency.json", "frames.json", "receipts.json", "records.json", "rotations.json", "sealed.json", "statements.json", "times.json", "tree_heads.json", "wire.json", "witness.json"}
+	want := []string{"consistency.json", "frames.json", "receipts.json", "records.json", "rotations.json", "sealed.json", "statements.json", "times.json", "tree_heads.json", "wire.json", "witness.json", "online_keys.json"}
 	for _, n := range want {
 		if files[n] == nil {
 			t.Errorf("vector file %s is missing", n)
@@ -584,6 +585,7 @@ func generateVectors(t *testing.T) map[string]*vectorFile {
 		"sealed.json":      genSealed(t),
 		"wire.json":        genWire(t),
 		"witness.json":     genWitness(t),
+		"online_keys.json": genOnlineKeys(t),
 	}
 }
 

@@ -5,12 +5,16 @@
 // once as leaf 5 of a seven-leaf Merkle log written by authority.Authority
 // in three batches (a v2 receipt). A minute later the authority signs a
 // fresh head of that tree, which the witnesses 3000 and 3001 cosign (a
-// v3 receipt). It then writes
+// v3 receipt). Last, the TEST-ONLY online key testkeys.OnlineKey("server")
+// signs the v2 receipt's tree head, under a delegation by the server's
+// identity key (PROTOCOL.md §5.6). It then writes
 //
-//	docs/example/hello.txt             the document
-//	docs/example/hello.txt.receipt     its v1 receipt
-//	docs/example/hello.txt.v2.receipt  its v2 receipt
-//	docs/example/hello.txt.v3.receipt  its v3 (witnessed) receipt
+//	docs/example/hello.txt                 the document
+//	docs/example/hello.txt.receipt         its v1 receipt
+//	docs/example/hello.txt.v2.receipt      its v2 receipt
+//	docs/example/hello.txt.v3.receipt      its v3 (witnessed) receipt
+//	docs/example/hello.txt.online.receipt  its v2 receipt, the head signed
+//	                                       by the online key
 //	docs/example/consistency.json      the proof that the log of size 7
 //	                                   extends the log of size 3
 //	docs/example/server.pem            the test server's public key
@@ -18,7 +22,8 @@
 //
 // and regenerates the text between the "BEGIN GENERATED EXAMPLE" and "END
 // GENERATED EXAMPLE" markers of docs/PROTOCOL.md. RSASSA-PKCS1-v1_5 is
-// deterministic, so every run writes the same bytes. Along the way it
+// deterministic, and so is ECDSA with RFC 6979, so every run writes the
+// same bytes. Along the way it
 // checks the specification against the code: the statement is re-encoded
 // by hand from the rules in PROTOCOL.md, the peer ID is re-derived from
 // the key, the tree hashes and both proofs are recomputed with the
@@ -318,6 +323,14 @@ func generate(root string) ([]file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("witness example: %w", err)
 	}
+	oex, err := buildOnline(serverKey, server, trust, lex, docHash[:])
+	if err != nil {
+		return nil, fmt.Errorf("online key example: %w", err)
+	}
+	online, err := onlineSection(oex)
+	if err != nil {
+		return nil, fmt.Errorf("online key example: %w", err)
+	}
 	consistencyJSON, err := json.MarshalIndent(lex.consistency, "", "  ")
 	if err != nil {
 		return nil, err
@@ -344,7 +357,7 @@ func generate(root string) ([]file, error) {
 	reply := protocol.EncodeRecord(stampReplyTag, signed, sig)
 	wire := wireSection(req, sealedReq, reply)
 	section := exampleSection(docHash[:], fields, signed, sig, receiptJSON, server, pid, wire) +
-		"\n" + logSection(lex, receiptV2, consistencyJSON) + "\n" + witnessSection(lex, wex)
+		"\n" + logSection(lex, receiptV2, consistencyJSON) + "\n" + witnessSection(lex, wex) + "\n" + online
 	newDoc, err := replaceSection(doc, section)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", docPath, err)
@@ -356,6 +369,7 @@ func generate(root string) ([]file, error) {
 		{"docs/example/hello.txt.receipt", filepath.Join(ex, "hello.txt.receipt"), receiptJSON},
 		{"docs/example/hello.txt.v2.receipt", filepath.Join(ex, "hello.txt.v2.receipt"), receiptV2},
 		{"docs/example/hello.txt.v3.receipt", filepath.Join(ex, "hello.txt.v3.receipt"), wex.receipt},
+		{"docs/example/hello.txt.online.receipt", filepath.Join(ex, "hello.txt.online.receipt"), oex.receipt},
 		{"docs/example/consistency.json", filepath.Join(ex, "consistency.json"), consistencyJSON},
 		{"docs/example/server.pem", filepath.Join(ex, "server.pem"), serverPEM},
 	}
