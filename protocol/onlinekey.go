@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"math/big"
+
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,6 +11,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -225,6 +229,9 @@ func (k *OnlineKey) SignHead(encoded []byte, t time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("online key: %w", err)
 	}
+	if sig, err = lowS(sig); err != nil {
+		return nil, fmt.Errorf("online key: %w", err)
+	}
 	return (&HeadSignature{Delegation: k.encoded, DelegationSignature: k.dsig, Signature: sig}).Encode(), nil
 }
 
@@ -237,4 +244,39 @@ func (d *Delegation) Fingerprint() string {
 	}
 	sum := sha256.Sum256(spki)
 	return fmt.Sprintf("%x", sum[:8])
+}
+
+// p256HalfOrder is n/2 for P-256: a canonical signature's s is at most
+// this (§5.6), since (r, s) and (r, n − s) both verify.
+var p256HalfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// lowS returns the DER signature sig with s replaced by n − s when s is
+// above n/2, so that a head has one signature.
+func lowS(sig []byte) ([]byte, error) {
+	r, s, err := parseECDSASignature(sig)
+	if err != nil {
+		return nil, err
+	}
+	if s.Cmp(p256HalfOrder) <= 0 {
+		return sig, nil
+	}
+	s.Sub(elliptic.P256().Params().N, s)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(r)
+		b.AddASN1BigInt(s)
+	})
+	return b.Bytes()
+}
+
+// parseECDSASignature reads a DER Ecdsa-Sig-Value.
+func parseECDSASignature(sig []byte) (r, s *big.Int, err error) {
+	r, s = new(big.Int), new(big.Int)
+	in := cryptobyte.String(sig)
+	var inner cryptobyte.String
+	if !in.ReadASN1(&inner, cbasn1.SEQUENCE) || !in.Empty() ||
+		!inner.ReadASN1Integer(r) || !inner.ReadASN1Integer(s) || !inner.Empty() {
+		return nil, nil, errors.New("not a DER ECDSA signature")
+	}
+	return r, s, nil
 }

@@ -154,7 +154,7 @@ func TestDelegatedReceiptRefused(t *testing.T) {
 			th.Signature, th.Delegation, th.DelegationSignature = b64(head.Signature), "", ""
 		}), ErrMalformedReceipt,
 			"tree_head.signature holds a delegation: write it in delegation and delegation_signature"},
-		{"the whole record in signature, with the delegation", edit(func(th *ReceiptTreeHead) { th.Signature = b64(head.Signature) }), ErrBadSignature, "does not verify with the online key"},
+		{"the whole record in signature, with the delegation", edit(func(th *ReceiptTreeHead) { th.Signature = b64(head.Signature) }), ErrBadSignature, "is not a DER ECDSA signature"},
 		{"empty delegation", replaceOnce(t, text, member("delegation", d), member("delegation", "")), ErrMalformedReceipt, `member "tree_head.delegation" is empty`},
 		{"empty delegation_signature next to an RSA signature", replaceOnce(t, rsaText, member("signature", rsaSig), member("signature", rsaSig)+`, "delegation_signature": ""`), ErrMalformedReceipt,
 			`member "tree_head.delegation_signature" is empty`},

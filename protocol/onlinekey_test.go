@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,7 +54,25 @@ func onlineSign(t testing.TB, priv *ecdsa.PrivateKey, b []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sig, err = lowS(sig); err != nil {
+		t.Fatal(err)
+	}
 	return sig
+}
+
+// highS is the other signature, (r, n - s), of a low-s one: it verifies
+// with crypto/ecdsa, and §5.6 refuses it.
+func highS(t testing.TB, sig []byte) []byte {
+	t.Helper()
+	r, s, err := parseECDSASignature(sig)
+	if err != nil || s.Cmp(p256HalfOrder) > 0 {
+		t.Fatalf("not a low-s signature (%v)", err)
+	}
+	s.Sub(elliptic.P256().Params().N, s)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1BigInt(r); b.AddASN1BigInt(s) })
+	twin := b.BytesOrPanic()
+	return twin
 }
 
 // onlineHead is a head of "server", of size 7, dated at.
@@ -221,6 +241,8 @@ func TestDelegatedHeadRefused(t *testing.T) {
 		{"flipped byte in the online signature", enc, record(hs.Delegation, hs.DelegationSignature, flip(hs.Signature, 10)), ErrBadSignature,
 			"the tree head of size 7 does not verify with the online key " + (&Delegation{Key: &key.PublicKey}).Fingerprint() + " delegated by server"},
 		{"online signature of another head", onlineHead(t, at.Add(1)).Encode(), goodSig, ErrBadSignature, "does not verify with the online key"},
+		{"the twin (r, n - s) of the online signature", enc, record(hs.Delegation, hs.DelegationSignature, highS(t, hs.Signature)), ErrBadSignature,
+			"is not a DER ECDSA signature with s at most n/2"},
 		{"head signed by another online key", enc, headSig(t, good, "server", onlinePriv("outsider"), enc), ErrBadSignature, "does not verify with the online key"},
 		{"head of an untrusted server", other(t, "1000"), headSig(t, delegationRecord(t, func(f [][]byte) {
 			f[0], f[1] = []byte("1000"), []byte(entry(t, "1000").PeerID.String())

@@ -96,6 +96,9 @@ func checkDelegated(c *HeadCache, key *rsa.PublicKey, sth *SignedTreeHead) error
 		return fmt.Errorf("%w: the tree head of size %d is dated %s, outside its window %s to %s", ErrBadDelegation, h.Size, FormatTime(h.Time), FormatTime(d.NotBefore), FormatTime(d.NotAfter))
 	}
 	digest := sha256.Sum256(sth.Encoded)
+	if _, sv, err := parseECDSASignature(hs.Signature); err != nil || sv.Cmp(p256HalfOrder) > 0 {
+		return fmt.Errorf("%w: the tree head of size %d: its online signature is not a DER ECDSA signature with s at most n/2 (§5.6)", ErrBadSignature, h.Size)
+	}
 	if !ecdsa.VerifyASN1(d.Key, digest[:], hs.Signature) {
 		return fmt.Errorf("%w: the tree head of size %d does not verify with the online key %s delegated by %s", ErrBadSignature, h.Size, d.Fingerprint(), h.ServerID)
 	}
