@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/internal/testnet"
 	"github.com/tsnode/tsnode/node/authority"
 	"github.com/tsnode/tsnode/protocol"
@@ -189,6 +190,28 @@ func TestRefusalOfUnguardedStamp(t *testing.T) {
 	}
 	if srv.signer.Head() != nil {
 		t.Fatal("a head was published over an unguarded tree")
+	}
+}
+
+// fullLog is a log on a full disk, to the authority (through
+// authority.Log): every append fails.
+type fullLog struct{ *merklelog.Log }
+
+func (fullLog) Append(func(uint64, time.Time) ([][]byte, error), time.Time) (merklelog.Batch, error) {
+	return merklelog.Batch{}, &fs.PathError{Op: "write", Path: merklelog.FileName, Err: syscall.ENOSPC}
+}
+
+// A stamp whose append failed is refused as not logged, and nothing is.
+func TestRefusalOfUnloggedStamp(t *testing.T) {
+	srv := startSessionServerWith(t, testnet.Transports[0].Listen, serverSetup{
+		log: func(lg *merklelog.Log) authority.Log { return fullLog{lg} }})
+	sess := mustSession(t, testnet.ClientOf(t, "1000", srv.host))
+	_, err := sess.Stamp(testnet.Ctx(t), docHash(0))
+	if !errors.Is(err, protocol.ErrRefused) || !strings.Contains(err.Error(), protocol.StatusInternal+": "+msgNotLogged) {
+		t.Fatalf("stamp whose append failed: %v, want %s: %q", err, protocol.StatusInternal, msgNotLogged)
+	}
+	if srv.lg.Size() != 0 {
+		t.Fatalf("log of %d leaves after a failed append", srv.lg.Size())
 	}
 }
 

@@ -43,13 +43,20 @@ func startSessionServer(t testing.TB, listen string) *sessionServer {
 type serverSetup struct {
 	metrics   Metrics            // nil: none
 	authority []authority.Option // the authority's options
+	// log, if set, is the log the authority is given, made of the
+	// server's bbolt log.
+	log func(*merklelog.Log) authority.Log
 }
 
 func startSessionServerWith(t testing.TB, listen string, setup serverSetup) *sessionServer {
 	t.Helper()
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	lg := openLog(t, t.TempDir())
-	signer, err := authority.New(lg, testkeys.Private(t, "server"), testnet.Entry(t, "server"), setup.authority...)
+	var alog authority.Log = lg
+	if setup.log != nil {
+		alog = setup.log(lg)
+	}
+	signer, err := authority.New(alog, testkeys.Private(t, "server"), testnet.Entry(t, "server"), setup.authority...)
 	if err != nil {
 		t.Fatal(err)
 	}
