@@ -98,7 +98,18 @@ type Server struct {
 	saveSeconds   prometheus.Histogram
 	sessionsOpen  prometheus.Gauge
 	sessions      prometheus.Counter
+	sessionEnds   *prometheus.CounterVec
 }
+
+// Session ends: the requester closed, the stream ended under the read
+// (reset, connection lost, network error, idle), a protocol violation,
+// or the server's shutdown (stamp.EndClosed, ...).
+const (
+	SessionEndClosed    = "closed"
+	SessionEndAbandoned = "abandoned"
+	SessionEndViolation = "violation"
+	SessionEndDraining  = "draining"
+)
 
 // NewServer adds a server's metrics to r.
 func NewServer(r *Registry) *Server {
@@ -122,13 +133,18 @@ func NewServer(r *Registry) *Server {
 			Help: "Stamp sessions open now."}),
 		sessions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "sessions_opened_total",
 			Help: "Stamp sessions opened (accepted)."}),
+		sessionEnds: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "sessions_closed_total",
+			Help: "Stamp sessions ended, by end: closed (by the requester), abandoned (reset, connection lost, network error, idle), violation or draining."}, []string{"end"}),
+	}
+	for _, e := range []string{SessionEndClosed, SessionEndAbandoned, SessionEndViolation, SessionEndDraining} {
+		s.sessionEnds.WithLabelValues(e)
 	}
 	for _, f := range []string{FlowSession, FlowOneShot} {
 		s.stamps.WithLabelValues(f)
 		s.latency.WithLabelValues(f)
 	}
 	r.reg.MustRegister(s.stamps, s.latency, s.heads, s.stampsPerHead, s.signSeconds, s.appendSeconds,
-		s.saveSeconds, s.sessionsOpen, s.sessions)
+		s.saveSeconds, s.sessionsOpen, s.sessions, s.sessionEnds)
 	return s
 }
 
@@ -149,7 +165,10 @@ func (s *Server) HeadSaved(d time.Duration) { s.saveSeconds.Observe(d.Seconds())
 func (s *Server) SessionOpened() { s.sessions.Inc(); s.sessionsOpen.Inc() }
 
 // SessionClosed records the end of an accepted session (stamp.Metrics).
-func (s *Server) SessionClosed() { s.sessionsOpen.Dec() }
+func (s *Server) SessionClosed(end string) {
+	s.sessionsOpen.Dec()
+	s.sessionEnds.WithLabelValues(end).Inc()
+}
 
 // Stamped records a stamp issued in flow (stamp.Metrics).
 func (s *Server) Stamped(flow string, latency time.Duration) {

@@ -1,4 +1,5 @@
-// Package p2pstream holds what every tsnode stream handler does first.
+// Package p2pstream holds what every tsnode stream handler does first,
+// and how it tells a peer gone from a protocol violation.
 package p2pstream
 
 import (

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -25,6 +26,8 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/merklelog"
@@ -205,4 +208,28 @@ func SignAs(t testing.TB, id identity.ID, data []byte) []byte {
 	}
 	sigCache[k] = sig
 	return bytes.Clone(sig)
+}
+
+// CaptureLogs gives the lines that subsystem ("tsnode/stamp") logs at
+// INFO and above, until the test ends, to the returned observer instead
+// of stderr, so that a test can check what an operator would read (other
+// subsystems' lines too, at their own levels: FilterLoggerName). The
+// log's configuration is global: a test that captures must not run in
+// parallel with others of its package.
+func CaptureLogs(t testing.TB, subsystem string) *observer.ObservedLogs {
+	t.Helper()
+	before, err := logging.SubsystemLevelName(subsystem)
+	if err != nil {
+		t.Fatalf("capturing the logs of %s: %v", subsystem, err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	logging.SetPrimaryCore(core)
+	if err := logging.SetLogLevel(subsystem, "info"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = logging.SetLogLevel(subsystem, before)
+		logging.SetupLogging(logging.GetConfig())
+	})
+	return logs
 }

@@ -35,7 +35,6 @@ import (
 
 	"github.com/tsnode/tsnode/identity"
 	"github.com/tsnode/tsnode/internal/crtsign"
-	"github.com/tsnode/tsnode/internal/merklelog"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -197,7 +196,7 @@ func (r *request) future() Future {
 
 // Authority appends stamps to a log and signs its tree heads.
 type Authority struct {
-	log       *merklelog.Log
+	log       Log
 	signer    crypto.Signer
 	self      identity.Entry
 	now       func() time.Time
@@ -252,10 +251,11 @@ type Authority struct {
 	stopped chan struct{}
 }
 
-// New starts an authority for the server self on log, signing with
-// signer, whose public key must be self's. On a non-empty log it first
-// signs a head for the stored size, root and last batch time.
-func New(log *merklelog.Log, signer crypto.Signer, self identity.Entry, opts ...Option) (*Authority, error) {
+// New starts an authority for the server self on log (the bbolt
+// *merklelog.Log, or any Log), signing with signer, whose public key
+// must be self's. On a non-empty log it first signs a head for the
+// stored size, root and last batch time.
+func New(log Log, signer crypto.Signer, self identity.Entry, opts ...Option) (*Authority, error) {
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || self.PublicKey == nil || !pub.Equal(self.PublicKey) {
 		return nil, fmt.Errorf("authority: the signer's key is not the key of %s", self.ID)

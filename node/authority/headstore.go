@@ -10,6 +10,33 @@ import (
 	"github.com/tsnode/tsnode/protocol"
 )
 
+// Stamps whose batch is in the log, serials taken, but that no head
+// answered, fail with one of these (errors.Is), so that the requester is
+// told they are logged.
+var (
+	// ErrNotGuarded: the head store could not guard the head's tree (a
+	// full disk, an I/O error: HeadStore.Guard), and no head is published
+	// over a tree the server could forget.
+	ErrNotGuarded = errors.New("authority: the tree was not guarded")
+	// ErrNotSigned: the tree head could not be signed.
+	ErrNotSigned = errors.New("authority: the tree head was not signed")
+)
+
+// headError is why a head over stamps already in the log failed: kind
+// (ErrNotGuarded, ErrNotSigned) for errors.Is, and the cause.
+type headError struct {
+	kind error
+	what string // "guarding the tree", "signing the tree head"
+	size uint64
+	err  error
+}
+
+func (e *headError) Error() string {
+	return fmt.Sprintf("authority: %s of size %d: %v", e.what, e.size, e.err)
+}
+
+func (e *headError) Unwrap() []error { return []error{e.kind, e.err} }
+
 // HeadStore is where a server keeps what protects its log (node/logstore).
 type HeadStore interface {
 	// Guard makes durable that the log must reproduce the tree of size
@@ -52,7 +79,7 @@ func (a *Authority) guard(size uint64, root tlog.Hash, t time.Time) error {
 		return nil
 	}
 	if err := a.store.Guard(size, root, t); err != nil {
-		return fmt.Errorf("authority: guarding the tree of size %d: %w", size, err)
+		return &headError{kind: ErrNotGuarded, what: "guarding the tree", size: size, err: err}
 	}
 	a.guarded = id
 	return nil

@@ -2,7 +2,9 @@ package authority
 
 import (
 	"context"
+	"crypto"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -61,7 +63,7 @@ func TestHeadStore(t *testing.T) {
 	fail = true
 	mu.Unlock()
 	_, err := await(t, a.Add(context.Background(), docEntry(requester, 3)))
-	if err == nil || !strings.Contains(err.Error(), "guarding the tree of size 4") {
+	if !errors.Is(err, ErrNotGuarded) || !strings.Contains(err.Error(), "guarding the tree of size 4: disk full") {
 		t.Fatalf("stamp whose tree could not be guarded: %v", err)
 	}
 	if h := a.Head(); h.Head.Size != 3 {
@@ -95,5 +97,27 @@ func TestHeadStore(t *testing.T) {
 	b := newAuthority(t, openLog(t, dir), nil, WithHeadStore(store))
 	if len(guarded) != 1 || guarded[0] != 4 || len(saved) != 1 || saved[0] != 4 || b.Head().Head.Size != 4 {
 		t.Fatalf("start-up head: guarded %v, saved %v", guarded, saved)
+	}
+}
+
+// failingSigner refuses every signature, as a lost HSM would.
+type failingSigner struct{ crypto.Signer }
+
+func (failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("signer unreachable")
+}
+
+// A stamp whose batch is appended but whose head cannot be signed fails
+// as ErrNotSigned (it is in the log: the requester is told so); no head
+// is published.
+func TestHeadNotSigned(t *testing.T) {
+	lg := openLog(t, t.TempDir())
+	a := newAuthority(t, lg, failingSigner{serverSigner(t)}, WithOnlineKeyLifetime(0))
+	_, err := await(t, a.Add(context.Background(), docEntry(entry(t, "1000"), 0)))
+	if !errors.Is(err, ErrNotSigned) || errors.Is(err, ErrNotGuarded) || !strings.Contains(err.Error(), "signing the tree head of size 1: identity key: signer unreachable") {
+		t.Fatalf("stamp under a head that could not be signed: %v", err)
+	}
+	if lg.Size() != 1 || a.Head() != nil {
+		t.Fatalf("log of %d leaves, head %v: want the stamp logged and no head", lg.Size(), a.Head())
 	}
 }

@@ -351,7 +351,7 @@ func (a *Authority) signGroup(p *pacer, pending []*batch) []*batch {
 	p.signed(signTime, a.added.Load() == before)
 	a.worthHint.Store(int64(p.worth()))
 	if g.err != nil {
-		g.err = fmt.Errorf("authority: signing the tree head of size %d: %w", g.size, g.err)
+		g.err = &headError{kind: ErrNotSigned, what: "signing the tree head", size: g.size, err: g.err}
 		log.Errorw("tree head signature failed", "size", g.size, "stamps", stamps, "err", g.err)
 		a.health.headErr.Store(&g.err)
 	} else {

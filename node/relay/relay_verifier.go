@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -182,6 +181,12 @@ func (v *Service) handle(s network.Stream) {
 		s.Reset()
 	}
 	frame, err := protocol.ReadFrame(r, protocol.MaxRelayHeaderSize)
+	if p2pstream.Abandoned(err) {
+		log.Infow("relay abandoned before its header: the sender closed or reset the stream, went away or timed out", "peer", remote, "err", err)
+		v.metrics.Relayed(OutcomeAbandoned, "", 0, 0)
+		s.Reset()
+		return
+	}
 	if err != nil {
 		badHeader("bad header frame", err)
 		return
@@ -204,7 +209,7 @@ func (v *Service) handle(s network.Stream) {
 	}()
 	verdict, violation := v.receive(s, r, remote, hdr, &received)
 	if violation != nil {
-		if peerGone(violation) {
+		if p2pstream.Abandoned(violation) {
 			log.Infow("relay abandoned: the sender reset the stream, went away or timed out", "peer", remote, "err", violation)
 			v.metrics.Relayed(OutcomeAbandoned, "", received, time.Since(start))
 		} else {
@@ -234,8 +239,9 @@ func (v *Service) handle(s network.Stream) {
 	s.Close()
 }
 
-// receive reads the document and judges it. A non-nil violation means the
-// peer broke the framing and gets a reset instead of a verdict.
+// receive reads the document and judges it. A non-nil error means the
+// stream failed (p2pstream.Abandoned) or the peer broke the framing; either
+// gets a reset instead of a verdict.
 // received counts the document bytes read.
 func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr *protocol.RelayHeader, received *uint64) (*protocol.Verdict, error) {
 	sender, err := v.dir.Lookup(hdr.SenderID)
@@ -248,7 +254,7 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 	}
 	aead, err := protocol.NewGCM(hdr.SessionKey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: relay session key: %v", protocol.ErrMalformed, err)
 	}
 	doc := &documentSink{hash: sha256.New()}
 	if v.storeDir != "" {
@@ -311,12 +317,4 @@ func (v *Service) receive(s network.Stream, r *bufio.Reader, remote peer.ID, hdr
 		}
 	}
 	return &protocol.Verdict{Code: protocol.VerdictValid, Message: msg}, nil
-}
-
-// peerGone tells a relay that ended because the sender stopped (its reset,
-// a closed connection, the idle timeout) from one that broke the protocol.
-func peerGone(err error) bool {
-	var timeout interface{ Timeout() bool }
-	return errors.Is(err, network.ErrReset) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		(errors.As(err, &timeout) && timeout.Timeout())
 }

@@ -36,7 +36,7 @@ type relayFixture struct {
 	verdicts []string
 }
 
-func newRelayFixture(t *testing.T) *relayFixture {
+func newRelayFixture(t *testing.T, opts ...Option) *relayFixture {
 	t.Helper()
 	f := &relayFixture{store: t.TempDir()}
 	f.doc = make([]byte, 2*protocol.ChunkSize+100) // three chunks
@@ -49,12 +49,12 @@ func newRelayFixture(t *testing.T) *relayFixture {
 	f.verifier = testnet.NewHost(t, "2000", testnet.Transports[0].Listen)
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	svc, err := New(f.verifier, testkeys.Private(t, "2000"), testnet.Entry(t, "2000"), dir, testnet.Trust(t, dir),
-		WithStore(f.store),
-		WithVerdictHook(func(_ peer.ID, v *protocol.Verdict) {
-			f.mu.Lock()
-			f.verdicts = append(f.verdicts, v.Code)
-			f.mu.Unlock()
-		}))
+		append([]Option{WithStore(f.store),
+			WithVerdictHook(func(_ peer.ID, v *protocol.Verdict) {
+				f.mu.Lock()
+				f.verdicts = append(f.verdicts, v.Code)
+				f.mu.Unlock()
+			})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

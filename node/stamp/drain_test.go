@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/tsnode/tsnode/internal/testkeys"
 	"github.com/tsnode/tsnode/internal/testnet"
@@ -124,35 +125,12 @@ func TestViolationKeepsReplies(t *testing.T) {
 
 func probeViolation(t *testing.T, client host.Host, srv *sessionServer, run int) error {
 	t.Helper()
-	s := testnet.RawStream(t, client, srv.host.ID(), protocol.SessionProtocolID)
+	rs, err := openRawSession(t, client, srv, byte(run))
+	if err != nil {
+		return err
+	}
+	s, r, out, in := rs.s, rs.r, rs.out, rs.in
 	defer s.Reset()
-	requestKey := fill(protocol.SessionKeySize, byte(run))
-	hello, err := protocol.SealSessionHello(testnet.Entry(t, "server").PublicKey, "1000", requestKey)
-	if err != nil {
-		return err
-	}
-	if err := protocol.WriteFrame(s, hello); err != nil {
-		return err
-	}
-	r := bufio.NewReader(s)
-	accept, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
-	if err != nil {
-		return fmt.Errorf("no accept: %w", err)
-	}
-	f, err := protocol.DecodeRecord(accept, protocol.SessionAcceptTag, 2)
-	if err != nil || string(f[0]) != protocol.StatusOK {
-		return fmt.Errorf("hello not accepted: %v", err)
-	}
-	pt, err := protocol.Open(testkeys.Private(t, "1000"), protocol.SessionKeyTag, f[1])
-	if err != nil {
-		return err
-	}
-	kf, err := protocol.DecodeRecord(pt, protocol.SessionKeyTag, 1)
-	if err != nil {
-		return err
-	}
-	out, _ := protocol.NewSessionCipher(requestKey, protocol.SessionRequestTag)
-	in, _ := protocol.NewSessionCipher(kf[0], protocol.SessionReplyTag)
 	req := &protocol.SessionRequest{ID: 7, Hash: docHash(run), Nonce: docNonce(run)}
 	// The request and the violation leave in one write.
 	var buf []byte
@@ -179,6 +157,73 @@ func probeViolation(t *testing.T, client host.Host, srv *sessionServer, run int)
 	}
 	if _, err := r.ReadByte(); err == nil {
 		return errors.New("more after the reply")
+	}
+	return nil
+}
+
+// rawSession is a session opened by hand, as "1000", for a test to
+// write whatever it needs on its stream.
+type rawSession struct {
+	s       network.Stream
+	r       *bufio.Reader
+	out, in *protocol.SessionCipher // requests, replies
+}
+
+// openRawSession runs the hello and accept of a session (§7.2, §7.3)
+// with a request key of bytes keyByte.
+func openRawSession(t *testing.T, client host.Host, srv *sessionServer, keyByte byte) (*rawSession, error) {
+	t.Helper()
+	s := testnet.RawStream(t, client, srv.host.ID(), protocol.SessionProtocolID)
+	requestKey := fill(protocol.SessionKeySize, keyByte)
+	hello, err := protocol.SealSessionHello(testnet.Entry(t, "server").PublicKey, "1000", requestKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.WriteFrame(s, hello); err != nil {
+		return nil, err
+	}
+	r := bufio.NewReader(s)
+	accept, err := protocol.ReadFrame(r, protocol.MaxSessionHelloSize)
+	if err != nil {
+		return nil, fmt.Errorf("no accept: %w", err)
+	}
+	f, err := protocol.DecodeRecord(accept, protocol.SessionAcceptTag, 2)
+	if err != nil || string(f[0]) != protocol.StatusOK {
+		return nil, fmt.Errorf("hello not accepted: %v", err)
+	}
+	pt, err := protocol.Open(testkeys.Private(t, "1000"), protocol.SessionKeyTag, f[1])
+	if err != nil {
+		return nil, err
+	}
+	kf, err := protocol.DecodeRecord(pt, protocol.SessionKeyTag, 1)
+	if err != nil {
+		return nil, err
+	}
+	out, _ := protocol.NewSessionCipher(requestKey, protocol.SessionRequestTag)
+	in, _ := protocol.NewSessionCipher(kf[0], protocol.SessionReplyTag)
+	return &rawSession{s: s, r: r, out: out, in: in}, nil
+}
+
+// stamp sends one request and reads its reply, which must be ok.
+func (rs *rawSession) stamp(id uint64, i int) error {
+	req := &protocol.SessionRequest{ID: id, Hash: docHash(i), Nonce: docNonce(i)}
+	if err := protocol.WriteFrame(rs.s, rs.out.Seal(req.Encode())); err != nil {
+		return err
+	}
+	frame, err := protocol.ReadFrame(rs.r, protocol.MaxSessionReplySize)
+	if err != nil {
+		return fmt.Errorf("no reply: %w", err)
+	}
+	plain, err := rs.in.Open(frame)
+	if err != nil {
+		return err
+	}
+	rep, err := protocol.ParseSessionReply(plain)
+	if err != nil {
+		return err
+	}
+	if rep.ID != id || rep.Status != protocol.StatusOK {
+		return fmt.Errorf("reply %d %s (%s), want %d ok", rep.ID, rep.Status, rep.Message, id)
 	}
 	return nil
 }

@@ -40,7 +40,11 @@ const (
 // quick.
 type Metrics interface {
 	SessionOpened()
-	SessionClosed()
+	// SessionClosed: an accepted session ended, as end says: EndClosed
+	// (by the requester), EndAbandoned (reset, connection lost, network
+	// error, idle), EndViolation (also counted as a bad-request refusal)
+	// or EndDraining.
+	SessionClosed(end string)
 	// Stamped: a stamp of flow answered, latency after its request was read.
 	Stamped(flow string, latency time.Duration)
 	// Refused: a session, request or stamp refused, with the status sent
@@ -51,7 +55,7 @@ type Metrics interface {
 type noMetrics struct{}
 
 func (noMetrics) SessionOpened()                {}
-func (noMetrics) SessionClosed()                {}
+func (noMetrics) SessionClosed(string)          {}
 func (noMetrics) Stamped(string, time.Duration) {}
 func (noMetrics) Refused(string)                {}
 

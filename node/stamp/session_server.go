@@ -41,19 +41,34 @@ const (
 type sessionEnd int
 
 const (
-	endClosed    sessionEnd = iota // the requester closed its side
-	endViolation                   // §7.7: bad frame, or idle
-	endDraining                    // the server is shutting down
+	endClosed sessionEnd = iota // the requester closed its side
+	// endAbandoned: the stream ended under the read — the requester's
+	// reset, its close in the middle of a frame, the connection lost, a
+	// network error, or the session idle for SessionIdleTimeout (§7.7).
+	// Nothing the requester sent was wrong.
+	endAbandoned
+	endViolation // §7.7: a frame too long, badly framed, not opening or malformed
+	endDraining  // the server is shutting down
+)
+
+// Session ends, as Metrics.SessionClosed names them.
+const (
+	EndClosed    = "closed"
+	EndAbandoned = "abandoned"
+	EndViolation = "violation"
+	EndDraining  = "draining"
 )
 
 func (e sessionEnd) String() string {
 	switch e {
 	case endClosed:
-		return "closed"
+		return EndClosed
+	case endAbandoned:
+		return EndAbandoned
 	case endViolation:
-		return "violation"
+		return EndViolation
 	}
-	return "draining"
+	return EndDraining
 }
 
 // Handler returns the session stream handler.
@@ -81,20 +96,31 @@ func (srv *sessionHandler) Handler() network.StreamHandler {
 		srv.Metrics.SessionOpened()
 		log.Infow("session opened", "peer", remote, "requester", requester.ID)
 		end, stamps, readErr, writeErr := srv.serve(s, r, requester, in, out)
-		srv.Metrics.SessionClosed()
-		log.Infow("session closed", "peer", remote, "requester", requester.ID, "stamps", stamps,
-			"duration", time.Since(start).Round(time.Millisecond).String(), "end", end.String())
+		closed := []any{"peer", remote, "requester", requester.ID, "stamps", stamps,
+			"duration", time.Since(start).Round(time.Millisecond).String(), "end", end.String()}
+		if end == endAbandoned {
+			// A reset, a lost connection or an idle requester is the
+			// network's or the requester's business, not a fault: one
+			// INFO line, as the verifier's "relay abandoned".
+			closed = append(closed, "err", readErr)
+		}
+		log.Infow("session closed", closed...)
+		if end == endViolation {
+			srv.Metrics.Refused(protocol.StatusBadRequest)
+			log.Warnw("session: protocol violation; closing after the replies", "peer", remote, "err", readErr)
+		}
+		if writeErr != nil {
+			log.Warnw("session: writing replies failed; resetting stream", "peer", remote, "err", writeErr)
+		}
+		// Counted once logged, so that whoever sees the count sees the
+		// lines too.
+		srv.Metrics.SessionClosed(end.String())
 		switch {
 		case writeErr != nil:
-			log.Warnw("session: writing replies failed; resetting stream", "peer", remote, "err", writeErr)
 			s.Reset()
 		case end == endClosed:
 			s.Close()
 		default:
-			if end == endViolation {
-				srv.Metrics.Refused(protocol.StatusBadRequest)
-				log.Warnw("session: protocol violation; closing after the replies", "peer", remote, "err", readErr)
-			}
 			linger(s, r)
 		}
 	}
@@ -170,8 +196,8 @@ type answer struct {
 	future authority.Future
 }
 
-// serve reads requests until the requester closes its side, a violation,
-// or the server drains; adds them to the log; and writes the replies as
+// serve reads requests until the requester closes its side, the stream
+// ends under it (abandoned), a violation, or the server drains; adds them to the log; and writes the replies as
 // batches complete, all of them before it returns (§7.7). The log
 // resolves futures in the order they were added, so one goroutine waits
 // for them in that order and holds none of them back. A draining server
@@ -232,6 +258,9 @@ func (srv *sessionHandler) serve(s network.Stream, r *bufio.Reader, requester id
 			}
 			if err != nil && srv.Drain.Draining() {
 				return endDraining, nil
+			}
+			if p2pstream.Abandoned(err) {
+				return endAbandoned, err
 			}
 			if err != nil {
 				return endViolation, err

@@ -36,11 +36,33 @@ type sessionServer struct {
 
 func startSessionServer(t testing.TB, listen string) *sessionServer {
 	t.Helper()
+	return startSessionServerWith(t, listen, serverSetup{})
+}
+
+// serverSetup is what a test changes in a sessionServer.
+type serverSetup struct {
+	metrics   Metrics            // nil: none
+	authority []authority.Option // the authority's options
+	// log, if set, is the log the authority is given, made of the
+	// server's bbolt log.
+	log func(*merklelog.Log) authority.Log
+}
+
+func startSessionServerWith(t testing.TB, listen string, setup serverSetup) *sessionServer {
+	t.Helper()
 	dir := testkeys.Directory(t, "server", "1000", "2000")
 	lg := openLog(t, t.TempDir())
-	signer := newSigner(t, lg, nil)
+	var alog authority.Log = lg
+	if setup.log != nil {
+		alog = setup.log(lg)
+	}
+	signer, err := authority.New(alog, testkeys.Private(t, "server"), testnet.Entry(t, "server"), setup.authority...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { signer.Close() })
 	h := testnet.NewHost(t, "server", listen)
-	svc, err := New(h, testkeys.Private(t, "server"), testnet.Entry(t, "server"), dir, signer)
+	svc, err := New(h, testkeys.Private(t, "server"), testnet.Entry(t, "server"), dir, signer, WithMetrics(setup.metrics))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,14 +100,27 @@ func (s *Stamper) seal(claimed identity.Entry, st *protocol.Statement) ([]byte, 
 	return reply, nil
 }
 
+// The messages of internal-error (PROTOCOL.md §7.6): whether the stamp
+// is in the log tells the requester, and the operator it asks, whether a
+// serial was spent on it.
+const (
+	msgNotLogged  = "the server could not log the stamp"
+	msgNotGuarded = "the stamp is logged, but the server could not save its tree head (the guard, §5.5), so it is not answered"
+	msgNotSigned  = "the stamp is logged, but the server could not sign its tree head, so it is not answered"
+)
+
 // refusalOf is the status and message a requester gets for a stamp the
-// authority did not make.
+// authority did not answer.
 func refusalOf(err error) (status, message string) {
 	switch {
 	case errors.Is(err, authority.ErrClockBehind):
 		return protocol.StatusClockBehind, "the server's clock is behind the last time it issued; it stamps again once its clock catches up"
 	case errors.Is(err, authority.ErrClosed):
 		return protocol.StatusShuttingDown, "the server is shutting down"
+	case errors.Is(err, authority.ErrNotGuarded):
+		return protocol.StatusInternal, msgNotGuarded
+	case errors.Is(err, authority.ErrNotSigned):
+		return protocol.StatusInternal, msgNotSigned
 	}
-	return protocol.StatusInternal, "the server could not log the stamp"
+	return protocol.StatusInternal, msgNotLogged
 }
