@@ -104,8 +104,14 @@ func TestPause(t *testing.T) {
 	if err := m.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	if state := procState(t, m.PID()); state != "T" {
-		t.Fatalf("paused member in state %q, want T (stopped)", state)
+	// The signal is delivered asynchronously: wait, boundedly, for the
+	// process to show it.
+	state := procState(t, m.PID())
+	for deadline := time.Now().Add(5 * time.Second); state != "T" && time.Now().Before(deadline); state = procState(t, m.PID()) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if state != "T" {
+		t.Fatalf("paused member in state %q 5 s after SIGSTOP, want T (stopped)", state)
 	}
 	if err := m.Resume(); err != nil {
 		t.Fatal(err)
