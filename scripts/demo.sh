@@ -138,7 +138,27 @@ check_v2() {
 	base="$work/$(basename "$(dirname "$rc")")-$(basename "$rc")"
 	receipt_field "$rc" signed_data "    " | base64 -d >"$base.head"
 	receipt_field "$rc" signature "    " | base64 -d >"$base.sig"
-	openssl dgst -sha256 -verify "$server_pub" -signature "$base.sig" "$base.head" >/dev/null ||
+	local head_pub=$server_pub
+	if [[ -n $(receipt_field "$rc" delegation "    ") ]]; then
+		# An online key signed the head (PROTOCOL.md §5.6, §11.6): the
+		# server's key signed the delegation, the head's time is in its
+		# window, and the head verifies with the delegated key.
+		receipt_field "$rc" delegation "    " | base64 -d >"$base.dlg"
+		receipt_field "$rc" delegation_signature "    " | base64 -d >"$base.dlg.sig"
+		openssl dgst -sha256 -verify "$server_pub" -signature "$base.dlg.sig" "$base.dlg" >/dev/null ||
+			{ echo "openssl: the online key's delegation in $rc" >&2; return 1; }
+		local n nb na t
+		n=$(wc -c <"$base.dlg")
+		nb=$(tail -c 64 "$base.dlg" | head -c 30) na=$(tail -c 30 "$base.dlg")
+		t=$(tail -c 30 "$base.head")
+		# Times of one fixed width (§2.4) compare as strings.
+		[[ ! $t < $nb && ! $t > $na ]] ||
+			{ echo "openssl: the head of $rc ($t) is outside its online key's window $nb to $na" >&2; return 1; }
+		tail -c 159 "$base.dlg" | head -c 91 | openssl pkey -pubin -inform DER -out "$base.online.pem" 2>/dev/null ||
+			{ echo "openssl: the online key of $rc ($n-byte delegation)" >&2; return 1; }
+		head_pub=$base.online.pem
+	fi
+	openssl dgst -sha256 -verify "$head_pub" -signature "$base.sig" "$base.head" >/dev/null ||
 		{ echo "openssl: tree head signature of $rc" >&2; return 1; }
 	receipt_field "$rc" leaf "  " | base64 -d >"$base.leaf"
 	# Leaf tag "tsnode-stamp-leaf-v1" is one byte longer: the hash is at 39.
@@ -164,7 +184,7 @@ check_v2() {
 		fn=$((fn >> 1)) sn=$((sn >> 1))
 	done
 	[[ $sn -eq 0 && $r == "$root" ]] || { echo "openssl: the inclusion proof of $rc does not lead to root $root" >&2; return 1; }
-	echo "v2 $(basename "$rc"): tree head signature Verified OK, leaf carries sha-256 $want,"
+	echo "v2 $(basename "$rc"): tree head signature Verified OK$([[ $head_pub == "$server_pub" ]] || echo " (online key, delegated by the server's key)"), leaf carries sha-256 $want,"
 	echo "   leaf $index of $size leads to the signed root $root"
 }
 h() { openssl dgst -sha256 -binary | xxd -p -c 64; }
