@@ -1,16 +1,16 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tsnode/tsnode/internal/tcplisten"
 )
 
 // Check is one readiness condition: Err returns nil when it holds, else
@@ -59,17 +59,8 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 // Listen takes addr (host:port; port 0 picks one) for the endpoint, so
 // that a taken address fails before the node starts: the error names it.
 func Listen(addr string) (*Endpoint, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := tcplisten.Listen(addr)
 	if err != nil {
-		// The address once, and why: not "listen tcp ADDR: bind: ...".
-		var op *net.OpError
-		if errors.As(err, &op) && op.Err != nil {
-			err = op.Err
-		}
-		var sys *os.SyscallError
-		if errors.As(err, &sys) {
-			err = sys.Err
-		}
 		return nil, fmt.Errorf("metrics address %s: cannot listen: %v", addr, err)
 	}
 	return &Endpoint{ln: ln, addr: ln.Addr().String()}, nil

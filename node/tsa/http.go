@@ -8,11 +8,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/tsnode/tsnode/identity"
+	"github.com/tsnode/tsnode/internal/tcplisten"
 	"github.com/tsnode/tsnode/protocol"
 )
 
@@ -102,16 +102,8 @@ func (s *Service) serveChain(w http.ResponseWriter, r *http.Request) {
 // ListenHTTP takes addr (host:port; port 0 picks one), so that a taken
 // address fails before the server starts: the error names it.
 func ListenHTTP(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := tcplisten.Listen(addr)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Err != nil {
-			err = op.Err
-		}
-		var sys *os.SyscallError
-		if errors.As(err, &sys) {
-			err = sys.Err
-		}
 		return nil, fmt.Errorf("--http %s: cannot listen: %v", addr, err)
 	}
 	return ln, nil
