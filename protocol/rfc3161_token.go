@@ -134,18 +134,17 @@ func (s *TSASigner) Token(l *TSALeaf, certReq bool) ([]byte, error) {
 }
 
 // issuedChecked remembers (leaf, issuer) pairs whose signature checked,
-// so that a signer checks its certificate once, not per token.
+// so that a signer checks its certificate once, not per token. Parsed
+// certificates are never changed, so a pair is known by its pointers
+// (no hashing of the certificates on every token).
 var issuedChecked = struct {
 	sync.Mutex
-	pairs map[[64]byte]bool
-}{pairs: map[[64]byte]bool{}}
+	pairs map[[2]*x509.Certificate]bool
+}{pairs: map[[2]*x509.Certificate]bool{}}
 
 // checkIssuedOnce checks that issuer signed cert, once per pair.
 func checkIssuedOnce(cert, issuer *x509.Certificate) error {
-	var k [64]byte
-	a, b := sha256.Sum256(cert.Raw), sha256.Sum256(issuer.Raw)
-	copy(k[:32], a[:])
-	copy(k[32:], b[:])
+	k := [2]*x509.Certificate{cert, issuer}
 	issuedChecked.Lock()
 	ok := issuedChecked.pairs[k]
 	issuedChecked.Unlock()
